@@ -1,0 +1,5 @@
+import sys
+
+from steerlang.cli import main
+
+sys.exit(main())

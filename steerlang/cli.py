@@ -1,0 +1,73 @@
+"""The `steer` command line. Each subcommand lives in `steerlang.commands.<name>` and exposes
+`register(subparsers)`; registration must not import torch (fast start for `steer check`), so
+command modules import runtime code inside their handlers.
+
+Exit codes: 0 ok, 1 diagnostics/errors in the input, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from steerlang import __version__
+
+# Subcommand modules in help order. A module listed here that does not exist yet is skipped,
+# so pieces can land independently.
+COMMAND_MODULES = [
+    "check",
+    "fmt",
+    "compile",
+    "plan",
+    "explain",
+    "run",
+    "sweep",
+    "test",
+    "explain_code",
+    "lsp",
+    "zoo",
+    "train_sae",
+    "sae_stats",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="steer",
+        description="steerlang: steer CLIP's vision transformer with SAE feature recipes",
+    )
+    if sys.version_info >= (3, 14):  # pragma: no cover - depends on interpreter
+        parser.suggest_on_error = True  # type: ignore[attr-defined]
+    parser.add_argument("--version", action="version", version=f"steerlang {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"steerlang.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"steerlang.commands.{name}":
+                continue
+            raise
+        mod.register(sub)
+    sub.add_parser("version", help="print the steerlang version").set_defaults(
+        func=lambda args: print(f"steerlang {__version__}") or 0
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
