@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     if sys.version_info >= (3, 14):  # pragma: no cover - depends on interpreter
         parser.suggest_on_error = True  # type: ignore[attr-defined]
     parser.add_argument("--version", action="version", version=f"steerlang {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show Python tracebacks for errors (for bug reports)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -61,11 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from steerlang.errors import SteerError
+
     try:
         rc = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SteerError as e:
+        if args.debug:
+            raise
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.help:
+            print(f"  help: {e.help}", file=sys.stderr)
+        return 1
     return int(rc or 0)
 
 
