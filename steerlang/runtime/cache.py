@@ -1,0 +1,199 @@
+"""Content-keyed, atomically written on-disk cache for derived tables (feature statistics,
+steerability sweeps).
+
+Why content keys: a cached table must be reused exactly when everything that determines it is
+unchanged (model weights, SAE weights, site, data split, concept definitions, limits) and never
+otherwise, so the key is a hash of those inputs rather than of names or timestamps. Why atomic:
+a run killed mid-write must never leave a half-written entry that a later run would trust, so
+each entry is written into a temporary folder and renamed into place in one `os.replace`.
+Why no pickles: entries are safetensors (numeric columns) plus JSON (strings and metadata), so
+loading a cache never executes code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steerlang.errors import SteerError
+
+CACHE_FORMAT_VERSION = 1
+
+
+class CacheError(SteerError):
+    """A cache entry or cache folder that cannot be read or written."""
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON (sorted keys, no whitespace) so equal inputs hash equally."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    raise TypeError(f"cannot hash object of type {type(o).__name__}")
+
+
+def content_key(obj: Any, *, prefix: str = "") -> str:
+    """A short, stable hex key of `obj` (any JSON-able value, pydantic models allowed)."""
+    digest = hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:20]
+    return f"{prefix}{digest}"
+
+
+def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` so readers see either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+
+
+def default_cache_dir() -> Path:
+    """`$STEER_CACHE_DIR`, else `$XDG_CACHE_HOME/steerlang`, else `~/.cache/steerlang`."""
+    env = os.environ.get("STEER_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "steerlang"
+
+
+class TableCache:
+    """A folder of cache entries `<root>/<kind>/<key>/{columns.safetensors, meta.json}`.
+
+    Numeric columns are stored as float64 safetensors; string columns and free-form metadata
+    as JSON. An entry is valid only when `meta.json` exists and names this format version:
+    `meta.json` is written last inside the temporary folder, and the folder is renamed into place
+    whole, so a partial entry is never visible.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def entry_dir(self, kind: str, key: str) -> Path:
+        return self.root / kind / key
+
+    def has(self, kind: str, key: str) -> bool:
+        return (self.entry_dir(kind, key) / "meta.json").is_file()
+
+    def load(self, kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """Columns and metadata of an entry, or None when absent or unreadable (a corrupt
+        entry is treated as a miss and recomputed, never trusted)."""
+        d = self.entry_dir(kind, key)
+        meta_path = d / "meta.json"
+        if not meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text("utf-8"))
+            if meta.get("cache_format") != CACHE_FORMAT_VERSION:
+                return None
+            columns: dict[str, np.ndarray] = {}
+            if (d / "columns.safetensors").is_file():
+                from safetensors.numpy import load_file
+
+                columns.update(load_file(str(d / "columns.safetensors")))
+            for name, values in meta.get("string_columns", {}).items():
+                columns[name] = np.asarray(values, dtype=object)
+            return columns, meta.get("meta", {})
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def store(
+        self, kind: str, key: str, columns: dict[str, np.ndarray], meta: dict[str, Any]
+    ) -> Path:
+        """Write an entry atomically and return its folder."""
+        from safetensors.numpy import save_file
+
+        final = self.entry_dir(kind, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        try:
+            numeric: dict[str, np.ndarray] = {}
+            strings: dict[str, list[str]] = {}
+            for name, col in columns.items():
+                arr = np.asarray(col)
+                if arr.dtype.kind in "OUS":
+                    strings[name] = [str(v) for v in arr.tolist()]
+                else:
+                    numeric[name] = np.ascontiguousarray(arr, dtype=np.float64)
+            if numeric:
+                save_file(numeric, str(tmp / "columns.safetensors"))
+            payload = {
+                "cache_format": CACHE_FORMAT_VERSION,
+                "kind": kind,
+                "key": key,
+                "string_columns": strings,
+                "meta": meta,
+            }
+            (tmp / "meta.json").write_text(
+                json.dumps(payload, indent=1, default=_json_default), "utf-8"
+            )
+            if final.exists():
+                if self.load(kind, key) is not None:
+                    # Another process finished the same entry first; identical content by key.
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final
+                # A corrupt or outdated entry: replace it rather than trust it.
+                shutil.rmtree(final, ignore_errors=True)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if (final / "meta.json").is_file():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final
+                raise
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CacheError(
+                f"cannot write cache entry {kind}/{key} under {self.root}: {e}",
+                help="check that the cache folder is writable, or set STEER_CACHE_DIR "
+                "(or `cache_dir` in steer.yaml) to a writable folder",
+            ) from e
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
