@@ -1,0 +1,668 @@
+"""Profiles: `steer.yaml` maps the names a recipe uses to real models, SAEs and datasets.
+
+A recipe says `model default` and `dataset waterbirds`; the profile decides whether that means the
+embedded zoo (the built-in default, so nothing is needed offline) or open_clip weights, Hugging
+Face SAE releases and dataset roots on the user's machine. Keeping the mapping out of recipes lets
+one recipe run unchanged on a laptop (zoo) and on a cluster (real data).
+
+    # steer.yaml
+    cache: ~/.cache/steerlang          # default: $STEER_CACHE or ~/.cache/steerlang
+    device: auto                       # auto | cpu | cuda | cuda:N | mps
+    models:
+      default: zoo:tiny-clip
+      b32: openclip:ViT-B-32@datacomp_xl_s13b_b90k
+    saes:
+      b32:
+        default: hf:Prisma-Multimodal/sparse-autoencoder-clip-b-32-sae-vanilla-x64-layer-{layer}-hook_{site}-l1-1e-05
+        "11:resid_post": /data/saes/l11
+    datasets:
+      waterbirds: {format: waterbirds, root: /data/waterbird_complete95_forest2water2}
+      celeba: {format: celeba, root: zoo}
+
+Validation errors name the YAML file, line and column (from the YAML node marks). The module is
+torch-free; dataset roots that say `zoo` call `steerlang.zoo.materialize_dataset` only when the
+dataset is actually needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
+
+from steerlang.data.formats import FORMATS
+from steerlang.errors import DatasetError, ProfileError
+
+PROFILE_FILENAME = "steer.yaml"
+SITES: tuple[str, ...] = ("resid_post", "resid_pre", "attn_out", "mlp_out")
+DEFAULT_SITE = "resid_post"
+ZOO_MODEL = "zoo:tiny-clip"
+ZOO_SAE_PATTERN = "zoo:sae/L{layer}/{site}"
+ZOO_DATASETS: dict[str, str] = {
+    "waterbirds": "waterbirds",
+    "celeba": "celeba",
+    "typographic": "typographic",
+}
+# The ViT-Prisma suite trained on this checkpoint (formats.md §1.3): every layer, both sites.
+PRISMA_B32_MODEL = "openclip:ViT-B-32@datacomp_xl_s13b_b90k"
+PRISMA_B32_PATTERN = (
+    "hf:Prisma-Multimodal/sparse-autoencoder-clip-b-32-sae-vanilla-x64-layer-{layer}"
+    "-hook_{site}-l1-1e-05"
+)
+_DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_SAE_KEY_RE = re.compile(r"(\d+)(?::([a-z_]+))?")
+_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("STEER_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "steerlang"
+
+
+def _expand(s: str) -> str:
+    return os.path.expanduser(os.path.expandvars(s))
+
+
+def _is_path_ref(ref: str) -> bool:
+    return not (ref.startswith(("hf:", "zoo:", "openclip:")) or ref == "default")
+
+
+def _check_site(site: str) -> str:
+    if site not in SITES:
+        raise ValueError(
+            f"unknown site '{site}'; {_did_you_mean(site, SITES)}sites: {', '.join(SITES)}"
+        )
+    return site
+
+
+def check_model_ref(ref: str) -> str:
+    """Shape check only (no loading): `default`, `zoo:tiny-clip`, `openclip:NAME@TAG|PATH`."""
+    if ref in ("default", ZOO_MODEL):
+        return ref
+    if ref.startswith("zoo:"):
+        raise ValueError(f"unknown zoo model '{ref}'; the zoo has '{ZOO_MODEL}'")
+    if ref.startswith("openclip:"):
+        body = ref[len("openclip:") :]
+        name, at, tag = body.partition("@")
+        if not name or not at or not tag:
+            raise ValueError(
+                f"'{ref}' needs a pretrained tag or checkpoint path: openclip:NAME@TAG, "
+                "e.g. openclip:ViT-B-32@datacomp_xl_s13b_b90k"
+            )
+        return ref
+    raise ValueError(
+        f"'{ref}' is not a model reference; use zoo:tiny-clip, openclip:NAME@TAG or "
+        "openclip:NAME@/path/to/checkpoint"
+    )
+
+
+def _check_sae_pattern(value: str) -> str:
+    for ph in _PLACEHOLDER_RE.findall(value):
+        if ph not in ("layer", "site", "hook"):
+            raise ValueError(
+                f"unknown placeholder '{{{ph}}}' in SAE pattern; use {{layer}}, {{site}} or "
+                "{hook} (= hook_{site})"
+            )
+    return value
+
+
+def parse_sae_key(key: str) -> tuple[int, str]:
+    """'7' → (7, 'resid_post'); '7:mlp_out' → (7, 'mlp_out')."""
+    m = _SAE_KEY_RE.fullmatch(str(key).strip())
+    if not m:
+        raise ValueError(
+            f"SAE key '{key}' must be LAYER or LAYER:SITE (e.g. '7' or '7:resid_post'), or "
+            "'default' for a pattern with {layer} and {site}"
+        )
+    return int(m.group(1)), _check_site(m.group(2) or DEFAULT_SITE)
+
+
+# ---------------------------------------------------------------------------------------------
+# file schema (pydantic)
+# ---------------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetEntry(_Strict):
+    format: str
+    root: str
+    protocol: str | None = None  # Disentangling: 'dp' | 'dyslexify'
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v.lower() not in FORMATS:
+            raise ValueError(
+                f"unknown dataset format '{v}'; {_did_you_mean(v.lower(), FORMATS)}"
+                f"formats: {', '.join(FORMATS)}"
+            )
+        return v.lower()
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, v: str | None) -> str | None:
+        if v is not None and v not in ("dp", "dyslexify"):
+            raise ValueError("protocol must be 'dp' (Defense-Prefix) or 'dyslexify'")
+        return v
+
+
+def _check_sae_key(key: str) -> str:
+    if key != "default":
+        parse_sae_key(key)
+    return key
+
+
+def _check_sae_ref(ref: str) -> str:
+    if not ref.strip():
+        raise ValueError("empty SAE reference")
+    return _check_sae_pattern(ref)
+
+
+ModelRef = Annotated[str, AfterValidator(check_model_ref)]
+SaeKey = Annotated[str, AfterValidator(_check_sae_key)]
+SaeRef = Annotated[str, AfterValidator(_check_sae_ref)]
+
+
+class ProfileFile(_Strict):
+    """The `steer.yaml` schema."""
+
+    version: int = 1
+    cache: str | None = None
+    device: str = "auto"
+    models: dict[str, ModelRef] = {}
+    saes: dict[str, dict[SaeKey, SaeRef]] = {}
+    datasets: dict[str, DatasetEntry] = {}
+
+    @field_validator("saes", mode="before")
+    @classmethod
+    def _sae_keys_as_text(cls, v: Any) -> Any:
+        # YAML reads `7: REF` with an integer key; both spellings mean layer 7.
+        if isinstance(v, dict):
+            return {
+                k: {str(kk): vv for kk, vv in t.items()} if isinstance(t, dict) else t
+                for k, t in v.items()
+            }
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError(f"profile version {v} is not supported (this steerlang reads 1)")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not _DEVICE_RE.fullmatch(v):
+            raise ValueError(f"device '{v}' must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with line numbers
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Marks:
+    values: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+    keys: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+
+    def find(self, loc: tuple[Any, ...], *, key: bool = False) -> tuple[int, int] | None:
+        """Line/column of a location: the key itself when `key` (unknown or bad keys), else
+        the value, falling back to the nearest enclosing value (e.g. for a missing field)."""
+        if loc and loc[-1] == "[key]":
+            loc, key = loc[:-1], True
+        if key and loc in self.keys:
+            return self.keys[loc]
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self.values:
+                return self.values[loc[:n]]
+        return None
+
+
+def _collect_marks(node: yaml.Node, file: str, path: tuple[Any, ...], out: _Marks) -> None:
+    out.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
+            line = k.start_mark.line + 1
+            if key in seen:
+                raise ProfileError(
+                    f"{file}:{line}:{k.start_mark.column + 1}: duplicate key '{key}' "
+                    f"(first on line {seen[key]})",
+                    help="YAML keeps only the last value; remove one of them",
+                )
+            seen[key] = line
+            out.keys[path + (key,)] = (line, k.start_mark.column + 1)
+            _collect_marks(v, file, path + (key,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _collect_marks(v, file, path + (i,), out)
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        raise ProfileError(
+            f"{where}: invalid YAML: {e.problem or e.context}",
+            help='check indentation and quoting (quote keys like "7:resid_post")',
+        ) from None
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{file}: invalid YAML: {e}") from None
+    marks = _Marks()
+    if node is not None:
+        _collect_marks(node, file, (), marks)
+    return data, marks
+
+
+def _format_validation(err: ValidationError, file: str, marks: _Marks) -> ProfileError:
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        pos = marks.find(loc, key=e["type"] == "extra_forbidden")
+        where = f"{file}:{pos[0]}:{pos[1]}" if pos else file
+        dotted = ".".join(str(p) for p in loc if p != "[key]") or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            options = {
+                0: ProfileFile.model_fields,
+                2: DatasetEntry.model_fields if loc[:1] == ("datasets",) else {},
+            }.get(len(loc) - 1, {})
+            msg = f"unknown key '{loc[-1]}'"
+            if options:
+                hint = _did_you_mean(str(loc[-1]), options)
+                msg += f"; {hint}keys: {', '.join(options)}"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        lines.append(f"{where}: {dotted}: {msg}")
+    head = (
+        lines[0] if len(lines) == 1 else f"{file}: {len(lines)} problems\n  " + "\n  ".join(lines)
+    )
+    return ProfileError(head, help="see docs/profiles.md for the steer.yaml schema")
+
+
+# ---------------------------------------------------------------------------------------------
+# resolved profile
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetSpec:
+    """A named dataset: its format and root. `root == 'zoo'` means the synthetic world's copy,
+    materialised under the cache folder on first use."""
+
+    name: str
+    format: str
+    root: Path | str
+    options: dict[str, Any] = field(default_factory=dict)
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    zoo_name: str | None = None  # which zoo dataset when root is 'zoo'
+    origin: str = "built-in default profile"
+
+    @property
+    def is_zoo(self) -> bool:
+        return self.root == "zoo"
+
+    def resolve_root(self) -> Path:
+        if not self.is_zoo:
+            return Path(self.root)
+        try:
+            from steerlang.zoo import materialize_dataset
+        except ImportError as e:
+            raise ProfileError(
+                f"dataset '{self.name}' ({self.origin}) points at the zoo, but the zoo cannot "
+                f"write datasets in this install ({e})",
+                help=f"point it at a real copy: --data {self.name}=PATH, or set "
+                f"datasets.{self.name}.root in steer.yaml",
+            ) from e
+        return Path(materialize_dataset(self.zoo_name or self.name, self.cache_dir))
+
+    def load(self, split: str | None = None) -> Any:
+        """The dataset as an `ImageTable` (optionally one split)."""
+        from steerlang.data.formats import load_dataset
+
+        return load_dataset(self.format, self.resolve_root(), split, name=self.name, **self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "format": self.format,
+            "root": str(self.root),
+            "options": dict(self.options),
+            "origin": self.origin,
+        }
+
+
+@dataclass
+class Profile:
+    """Resolution of recipe names; build with `load_profile` / `default_profile`."""
+
+    models: dict[str, str]
+    saes: dict[str, dict[str, str]]
+    datasets: dict[str, DatasetSpec]
+    cache_dir: Path
+    device: str = "auto"
+    source: Path | None = None
+    model_override: str | None = None
+    sae_overrides: dict[tuple[int, str], str] = field(default_factory=dict)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def origin(self) -> str:
+        return str(self.source) if self.source else "built-in default profile"
+
+    # ---- models ----------------------------------------------------------------------
+    def _model_key(self, name: str) -> tuple[str, str]:
+        """(profile key, reference) for a recipe's model name, honouring --model."""
+        wanted = self.model_override if self.model_override is not None else name
+        if wanted in self.models:
+            return wanted, self.models[wanted]
+        if wanted.startswith(("zoo:", "openclip:")):
+            try:
+                check_model_ref(wanted)
+            except ValueError as e:
+                raise ProfileError(str(e)) from None
+            return wanted, wanted
+        raise ProfileError(
+            f"model '{wanted}' is not defined in {self.origin}",
+            help=_did_you_mean(wanted, self.models)
+            + f"defined models: {', '.join(self.models)}; add it under `models:` in steer.yaml "
+            "or pass --model openclip:NAME@TAG",
+        )
+
+    def model_ref(self, name: str = "default") -> str:
+        """The model reference (`zoo:tiny-clip`, `openclip:NAME@TAG|PATH`) for a recipe name."""
+        ref = self._model_key(name)[1]
+        return "zoo:tiny-clip" if ref == "default" else ref
+
+    # ---- SAEs ------------------------------------------------------------------------
+    def _resolve_sae(self, ref: str) -> str:
+        if _is_path_ref(ref):
+            p = Path(_expand(ref))
+            return str(p if p.is_absolute() else (self.base_dir / p))
+        return ref
+
+    def sae_ref(self, model_name: str, layer: int, site: str = DEFAULT_SITE) -> str:
+        """The SAE reference for (model, layer, site): CLI override, then the model's explicit
+        `LAYER:SITE` / `LAYER` entries, then its `default` pattern, then the zoo default."""
+        try:
+            _check_site(site)
+        except ValueError as e:
+            raise ProfileError(str(e)) from None
+        if (layer, site) in self.sae_overrides:
+            return self.sae_overrides[(layer, site)]
+        key, ref = self._model_key(model_name)
+        ref = self.model_ref(model_name)
+        for table_key in dict.fromkeys((key, ref)):
+            table = self.saes.get(table_key)
+            if not table:
+                continue
+            for k in (f"{layer}:{site}", f"{layer}" if site == DEFAULT_SITE else None):
+                if k is not None and k in table:
+                    return self._resolve_sae(table[k])
+            if "default" in table:
+                pattern = table["default"]
+                return self._resolve_sae(
+                    pattern.format(layer=layer, site=site, hook=f"hook_{site}")
+                )
+        if ref.startswith("zoo:"):
+            return ZOO_SAE_PATTERN.format(layer=layer, site=site)
+        raise ProfileError(
+            f"no SAE for model '{key}' at layer {layer}, site {site} in {self.origin}",
+            help=f'add it to steer.yaml under `saes: {{{key}: {{"{layer}:{site}": REF}}}}` '
+            f"(REF = a folder or hf:REPO), or pass --sae {layer}:{site}=REF",
+        )
+
+    # ---- datasets --------------------------------------------------------------------
+    def dataset(self, name: str) -> DatasetSpec:
+        if name in self.datasets:
+            return self.datasets[name]
+        raise ProfileError(
+            f"dataset '{name}' is not defined in {self.origin}",
+            help=_did_you_mean(name, self.datasets)
+            + f"defined datasets: {', '.join(self.datasets) or 'none'}; add it under "
+            f"`datasets:` in steer.yaml or pass --data {name}=PATH",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for run manifests."""
+        return {
+            "source": str(self.source) if self.source else None,
+            "device": self.device,
+            "cache_dir": str(self.cache_dir),
+            "models": dict(self.models),
+            "model_override": self.model_override,
+            "saes": {k: dict(v) for k, v in self.saes.items()},
+            "sae_overrides": {f"{lay}:{s}": r for (lay, s), r in self.sae_overrides.items()},
+            "datasets": {k: v.to_dict() for k, v in self.datasets.items()},
+        }
+
+
+def _zoo_dataset(name: str, fmt: str, cache_dir: Path, origin: str) -> DatasetSpec:
+    return DatasetSpec(
+        name=name, format=fmt, root="zoo", cache_dir=cache_dir, zoo_name=name, origin=origin
+    )
+
+
+def default_profile(cache_dir: Path | None = None) -> Profile:
+    """Zoo everything: the tiny CLIP, its SAEs and the synthetic world's datasets."""
+    cache = cache_dir or default_cache_dir()
+    origin = "built-in default profile"
+    return Profile(
+        models={"default": ZOO_MODEL},
+        saes={PRISMA_B32_MODEL: {"default": PRISMA_B32_PATTERN}},
+        datasets={n: _zoo_dataset(n, f, cache, origin) for n, f in ZOO_DATASETS.items()},
+        cache_dir=cache,
+    )
+
+
+def profile_from_text(
+    text: str, file: str = PROFILE_FILENAME, base_dir: Path | None = None
+) -> Profile:
+    """Validate a profile's YAML text and merge it over the built-in default."""
+    data, marks = _parse_yaml(text, file)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProfileError(
+            f"{file}:1:1: a profile must be a mapping (keys: {', '.join(ProfileFile.model_fields)})"
+        )
+    try:
+        pf = ProfileFile.model_validate(data)
+    except ValidationError as e:
+        raise _format_validation(e, file, marks) from None
+    base = base_dir or Path(file).resolve().parent
+    cache = Path(_expand(pf.cache)) if pf.cache else default_cache_dir()
+    if not cache.is_absolute():
+        cache = base / cache
+    prof = default_profile(cache)
+    prof.source = Path(file)
+    prof.base_dir = base
+    prof.device = pf.device
+    for name, ref in pf.models.items():
+        prof.models[name] = _resolve_model_path(ref, base)
+    for model, table in pf.saes.items():
+        prof.saes.setdefault(model, {}).update(table)
+    for name, entry in pf.datasets.items():
+        line = marks.find(("datasets", name, "root"))
+        origin = f"{file}:{line[0]}" if line else file
+        root = entry.root.strip()
+        zoo_name: str | None = None
+        if root == "zoo" or root.startswith("zoo:"):
+            zoo_name = root[4:] if root.startswith("zoo:") else name
+            if zoo_name not in ZOO_DATASETS:
+                where = f"{file}:{line[0]}:{line[1]}" if line else file
+                raise ProfileError(
+                    f"{where}: datasets.{name}.root: the zoo has no dataset '{zoo_name}'",
+                    help=_did_you_mean(zoo_name, ZOO_DATASETS)
+                    + f"zoo datasets: {', '.join(ZOO_DATASETS)}; write root: zoo:NAME",
+                )
+            spec_root: Path | str = "zoo"
+        else:
+            p = Path(_expand(root))
+            spec_root = p if p.is_absolute() else base / p
+        opts = {"protocol": entry.protocol} if entry.protocol else {}
+        prof.datasets[name] = DatasetSpec(
+            name=name,
+            format=entry.format,
+            root=spec_root,
+            options=opts,
+            cache_dir=cache,
+            zoo_name=zoo_name,
+            origin=origin,
+        )
+    return prof
+
+
+def _resolve_model_path(ref: str, base: Path) -> str:
+    """Make `openclip:NAME@./relative/ckpt` absolute against the profile's folder."""
+    if ref.startswith("openclip:") and "@" in ref:
+        head, tag = ref.split("@", 1)
+        if tag.startswith((".", "~", "$")) or "/" in tag:
+            p = Path(_expand(tag))
+            return f"{head}@{p if p.is_absolute() else base / p}"
+    return ref
+
+
+def load_profile(path: Path | str | None = None) -> Profile:
+    """Read `path`, or `./steer.yaml` when None (the built-in zoo profile if there is none)."""
+    if path is None:
+        found = Path.cwd() / PROFILE_FILENAME
+        if not found.is_file():
+            return default_profile()
+        path = found
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ProfileError(
+            f"profile not found: {path}",
+            help="create it (see docs/profiles.md) or drop --profile to use the built-in zoo "
+            "profile",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ProfileError(f"cannot read profile {path}: {e}") from e
+    return profile_from_text(text, str(path), base_dir=path.resolve().parent)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI overrides
+# ---------------------------------------------------------------------------------------------
+
+
+def _split_assignment(text: str, flag: str, example: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip() or not value.strip():
+        raise ProfileError(f"{flag} '{text}' is not NAME=VALUE", help=f"e.g. {flag} {example}")
+    return name.strip(), value.strip()
+
+
+def apply_overrides(
+    profile: Profile,
+    *,
+    model: str | None = None,
+    data: Sequence[str] | None = None,
+    sae: Sequence[str] | None = None,
+    device: str | None = None,
+) -> Profile:
+    """A copy of `profile` with command-line overrides applied.
+
+    --model NAME|REF, --data NAME=PATH or NAME=FORMAT:PATH (format detected from the files when
+    NAME is new and no format is given), --sae LAYER[:SITE]=REF, --device.
+    """
+    prof = copy.deepcopy(profile)
+    if model is not None:
+        prof.model_override = model
+        prof._model_key("default")  # validate now, not at the first lookup
+    for item in data or ():
+        name, value = _split_assignment(item, "--data", "waterbirds=/data/waterbirds")
+        fmt_given, colon, rest = value.partition(":")
+        if colon and fmt_given.lower() in FORMATS:
+            fmt: str | None = fmt_given.lower()
+            value = rest
+        else:
+            fmt = None
+        existing = prof.datasets.get(name)
+        if value == "zoo" or value.startswith("zoo:"):
+            zoo_name = value[4:] if value.startswith("zoo:") else name
+            if zoo_name not in ZOO_DATASETS:
+                raise ProfileError(
+                    f"--data {item}: the zoo has no dataset '{zoo_name}'",
+                    help=f"zoo datasets: {', '.join(ZOO_DATASETS)}",
+                )
+            prof.datasets[name] = DatasetSpec(
+                name=name,
+                format=fmt or ZOO_DATASETS[zoo_name],
+                root="zoo",
+                cache_dir=prof.cache_dir,
+                zoo_name=zoo_name,
+                origin=f"--data {item}",
+            )
+            continue
+        root = Path(_expand(value)).resolve()
+        if not root.exists():
+            raise ProfileError(
+                f"--data {item}: {root} does not exist",
+                help="pass the folder the dataset was extracted into",
+            )
+        if fmt is None:
+            if existing is not None:
+                fmt = existing.format
+            else:
+                from steerlang.data.formats import detect_format
+
+                try:
+                    fmt = detect_format(root)
+                except DatasetError as e:
+                    raise ProfileError(
+                        f"--data {item}: {e.message}",
+                        help=f"name the format: --data {name}=FORMAT:{value} "
+                        f"(formats: {', '.join(FORMATS)})",
+                    ) from None
+        prof.datasets[name] = DatasetSpec(
+            name=name,
+            format=fmt,
+            root=root,
+            options=dict(existing.options) if existing and existing.format == fmt else {},
+            cache_dir=prof.cache_dir,
+            origin=f"--data {item}",
+        )
+    for item in sae or ():
+        key, ref = _split_assignment(item, "--sae", "7:resid_post=hf:ORG/REPO")
+        try:
+            layer, site = parse_sae_key(key)
+        except ValueError as e:
+            raise ProfileError(f"--sae {item}: {e}") from None
+        prof.sae_overrides[(layer, site)] = (
+            str(Path(_expand(ref)).resolve()) if _is_path_ref(ref) else ref
+        )
+    if device is not None:
+        if not _DEVICE_RE.fullmatch(device):
+            raise ProfileError(
+                f"--device '{device}' is not a device", help="use auto, cpu, cuda, cuda:N or mps"
+            )
+        prof.device = device
+    return prof
