@@ -151,7 +151,7 @@ def pick_wrong_word(classes: Sequence[str], true_class: str, rng: np.random.Gene
 
 
 def _row_key(table: ImageTable, i: int) -> int:
-    p = Path(table.paths[i]) if hasattr(table, "paths") else Path(table.rows[i]["path"])
+    p = table.path(i)
     try:
         rel = p.relative_to(table.root).as_posix()
     except ValueError:

@@ -77,7 +77,10 @@ class ImageTable:
         self.format = format
         self.root = Path(root)
         self._paths: list[str] = [str(p) for p in paths]
-        self._data: dict[str, list[Any]] = {k: list(v) for k, v in data.items()}
+        # int columns may be numpy arrays (cheap for 200k-row tables); others are lists
+        self._data: dict[str, list[Any] | np.ndarray] = {
+            k: v if isinstance(v, np.ndarray) else list(v) for k, v in data.items()
+        }
         self.classes: list[str] | None = list(classes) if classes is not None else None
         self.meta: dict[str, Any] = dict(meta or {})
         self._source: list[tuple[str, int]] | None = list(source) if source is not None else None
@@ -108,7 +111,7 @@ class ImageTable:
     @property
     def rows(self) -> list[dict[str, Any]]:
         if self._rows is None:
-            cols = list(self._data.items())
+            cols = [(k, _as_list(v)) for k, v in self._data.items()]
             self._rows = [
                 {"path": p, **{k: v[i] for k, v in cols}} for i, p in enumerate(self._paths)
             ]
@@ -116,7 +119,7 @@ class ImageTable:
 
     def row(self, i: int) -> dict[str, Any]:
         self._check_index(i)
-        return {"path": self._paths[i], **{k: v[i] for k, v in self._data.items()}}
+        return {"path": self._paths[i], **{k: _item(v[i]) for k, v in self._data.items()}}
 
     def path(self, i: int) -> Path:
         self._check_index(i)
@@ -140,6 +143,10 @@ class ImageTable:
                 + f"available columns: {', '.join(self.columns)}",
             )
         values = self._data[name]
+        if isinstance(values, np.ndarray):
+            out = values.view()
+            out.flags.writeable = False
+            return out
         if values and all(isinstance(v, bool | int | np.integer) for v in values):
             return np.asarray(values, dtype=np.int64)
         if not values:
@@ -154,15 +161,21 @@ class ImageTable:
 
     # ---- subsets -----------------------------------------------------------------------
     def subset(self, indices: Sequence[int] | np.ndarray, *, name: str | None = None) -> ImageTable:
-        idx = [int(i) for i in np.asarray(indices, dtype=np.int64).reshape(-1)]
-        for i in idx:
-            self._check_index(i)
+        arr = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if arr.size and (arr.min() < -n or arr.max() >= n):
+            raise IndexError(f"subset index out of range for dataset '{self.name}' ({n} rows)")
+        arr = np.where(arr < 0, arr + n, arr)
+        idx = arr.tolist()
         return ImageTable(
             name=name or self.name,
             format=self.format,
             root=self.root,
             paths=[self._paths[i] for i in idx],
-            data={k: [v[i] for i in idx] for k, v in self._data.items()},
+            data={
+                k: v[arr] if isinstance(v, np.ndarray) else [v[i] for i in idx]
+                for k, v in self._data.items()
+            },
             classes=self.classes,
             meta=self.meta,
             source=[self._source[i] for i in idx] if self._source is not None else None,
@@ -179,7 +192,7 @@ class ImageTable:
         if not self.has_splits:
             return self
         code = SPLIT_CODES[split]
-        idx = [i for i, v in enumerate(self._data["split"]) if v == code]
+        idx = np.flatnonzero(np.asarray(self._data["split"]) == code)
         sub = self.subset(idx, name=self.name)
         sub.meta = {**self.meta, "split": split}
         return sub
@@ -187,8 +200,8 @@ class ImageTable:
     def split_counts(self) -> dict[str, int]:
         if not self.has_splits:
             return {}
-        codes = self._data["split"]
-        return {s: sum(1 for v in codes if v == c) for s, c in SPLIT_CODES.items()}
+        codes = np.asarray(self._data["split"])
+        return {s: int(np.sum(codes == c)) for s, c in SPLIT_CODES.items()}
 
     # ---- images ------------------------------------------------------------------------
     def image(self, i: int) -> Image.Image:
@@ -215,6 +228,14 @@ class ImageTable:
     def _check_index(self, i: int) -> None:
         if not -len(self) <= i < len(self):
             raise IndexError(f"row {i} out of range for dataset '{self.name}' ({len(self)} rows)")
+
+
+def _as_list(v: list[Any] | np.ndarray) -> list[Any]:
+    return v.tolist() if isinstance(v, np.ndarray) else v
+
+
+def _item(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _did_you_mean(name: str, options: Sequence[str]) -> str:

@@ -214,6 +214,19 @@ def test_celeba_csv_variant_matches_txt(tmp_path: Path, celeba_root: Path) -> No
     assert load_dataset("celeba", root).image(0).size == (44, 54)
 
 
+def test_celeba_csv_malformed_value(tmp_path: Path) -> None:
+    root = make_celeba_fixture(tmp_path, scale=4000, image_size=(20, 24), variant="csv")
+    f = root / "list_attr_celeba.csv"
+    lines = f.read_text().splitlines()
+    lines[2] = lines[2].replace(",-1", ",x", 1)
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=r"list_attr_celeba.csv:3: column '.*' has 'x'"):
+        load_dataset("celeba", root)
+    f.write_text("\n".join(lines[:4]) + "\n000099.jpg,1,-1\n")  # truncated last row
+    with pytest.raises(DatasetError, match=r"list_attr_celeba.csv:5: row has 3 fields"):
+        load_dataset("celeba", root)
+
+
 def test_celeba_truncated_and_malformed(celeba_root: Path, tmp_path: Path) -> None:
     root = _copy(celeba_root, tmp_path / "c")
     attr = root / "list_attr_celeba.txt"
@@ -230,6 +243,11 @@ def test_celeba_truncated_and_malformed(celeba_root: Path, tmp_path: Path) -> No
     bad[4] = bad[4].replace(" 1", " 7", 1)
     attr.write_text("\n".join(bad) + "\n")
     with pytest.raises(DatasetError, match=r"list_attr_celeba.txt:5: column '.*' has 7"):
+        load_dataset("celeba", root)
+    bad = list(lines)
+    bad[3] = bad[3].replace("-1", " 0", 1)  # 0 is not a CelebA value (they are -1 / 1)
+    attr.write_text("\n".join(bad) + "\n")
+    with pytest.raises(DatasetError, match=r"list_attr_celeba.txt:4: column '.*' has 0"):
         load_dataset("celeba", root)
     attr.write_text("\n".join(lines) + "\n")
     part = root / "list_eval_partition.txt"
