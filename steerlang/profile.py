@@ -344,7 +344,14 @@ class DatasetSpec:
         """The dataset as an `ImageTable` (optionally one split)."""
         from steerlang.data.formats import load_dataset
 
-        return load_dataset(self.format, self.resolve_root(), split, name=self.name, **self.options)
+        root = self.resolve_root()
+        if not root.exists():
+            raise DatasetError(
+                f"dataset '{self.name}': root {root} does not exist (set by {self.origin})",
+                help=f"fix the root there, or pass --data {self.name}=PATH; steerlang never "
+                "downloads datasets (see docs/real-data.md for the layouts)",
+            )
+        return load_dataset(self.format, root, split, name=self.name, **self.options)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from steerlang.data import load_dataset, make_typographic_fixture, make_waterbirds_fixture
-from steerlang.errors import ProfileError
+from steerlang.errors import DatasetError, ProfileError
 from steerlang.profile import (
     PRISMA_B32_MODEL,
     apply_overrides,
@@ -87,6 +87,10 @@ def test_cwd_profile_found_and_resolved(tmp_path: Path, monkeypatch: pytest.Monk
     assert p.dataset("dis").options == {"protocol": "dyslexify"}
     assert p.dataset("faces").is_zoo and p.dataset("faces").zoo_name == "celeba"
     assert p.dataset("celeba").is_zoo  # built-in entries survive the merge
+    with pytest.raises(DatasetError) as e:
+        wb.load("test")
+    assert "root" in str(e.value) and "steer.yaml:15" in str(e.value)
+    assert "--data waterbirds=PATH" in (e.value.help or "")
 
 
 def test_missing_sae_and_unknown_names(tmp_path: Path) -> None:
