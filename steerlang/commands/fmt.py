@@ -1,0 +1,109 @@
+"""`steer fmt FILE… [--check|--diff]`: rewrite recipes in canonical form.
+
+Formatting is idempotent, keeps every comment and never changes meaning: before a file is
+written, the formatted text must parse to the same tree, format to itself again and keep every
+comment (see `steerlang.lang.api.format_text`). Files are replaced atomically. `-` reads
+stdin and writes stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import tempfile
+
+from steerlang.lang.cli_options import add_color_option, use_color, write
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fmt",
+        help="format recipes in canonical form",
+        description="Format recipes in place (atomically). Comments are kept.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="recipe files, or - for stdin")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a file would change"
+    )
+    mode.add_argument(
+        "--diff", action="store_true", help="print a unified diff; exit 1 if a file would change"
+    )
+    add_color_option(p)
+    p.set_defaults(func=run)
+
+
+def _atomic_write(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    mode = os.stat(path).st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(prefix=".steer-fmt-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from steerlang.lang.api import FormatError, format_text, render_diagnostics
+
+    color = use_color(args.color, sys.stderr)
+    status = 0
+    changed = 0
+    for path in args.files:
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path, encoding="utf-8", newline="") as f:
+                    text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else e.strerror
+            print(f"error: cannot read {path}: {reason}", file=sys.stderr)
+            status = 1
+            continue
+        label = None if path == "-" else path
+        try:
+            out = format_text(text, label)
+        except FormatError as e:
+            write(sys.stderr, render_diagnostics(e.diagnostics, {label: text}, color=color))
+            print(f"error: {path} was not formatted", file=sys.stderr)
+            status = 1
+            continue
+        if path == "-":
+            sys.stdout.write(out)
+            continue
+        if out == text:
+            continue
+        changed += 1
+        if args.diff:
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    out.splitlines(keepends=True),
+                    fromfile=f"{path} (original)",
+                    tofile=f"{path} (formatted)",
+                )
+            )
+            status = max(status, 1)
+        elif args.check:
+            print(f"would reformat {path}")
+            status = max(status, 1)
+        else:
+            try:
+                _atomic_write(path, out)
+            except OSError as e:
+                print(f"error: cannot write {path}: {e.strerror}", file=sys.stderr)
+                status = 1
+                continue
+            print(f"reformatted {path}")
+    if not args.check and not args.diff and changed == 0 and status == 0 and "-" not in args.files:
+        n = len(args.files)
+        print(f"{n} file{'s' if n != 1 else ''} already formatted")
+    return status

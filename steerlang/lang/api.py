@@ -1,0 +1,298 @@
+"""The public, torch-free API of the language layer.
+
+The CLI (`steer check/fmt/compile`), the language server and the run pipeline all call these
+functions, so every front end reports the same diagnostics. None of them raises for any recipe
+text: problems come back as `Diagnostic`s (an unexpected internal failure becomes E499).
+
+    res = compile_text(text, "recipes/waterbirds.steer")
+    if res.ok:
+        ir = res.ir                      # steerlang.plan.RecipeIR
+    print(render_diagnostics(res.diagnostics, res.sources, color=False))
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from steerlang.diagnostics import Diagnostic, SourceSpan
+from steerlang.lang import ast
+from steerlang.lang.codes import CODES, CodeInfo
+from steerlang.lang.known import ACTIONS, SETTING_DOCS, SITE_DOCS, STAT_FUNCTIONS, TOKEN_SCOPES
+from steerlang.lang.parser import KEYWORDS, TERMINAL_DESCRIPTIONS, accepted_at, parse
+from steerlang.lang.render import diagnostics_to_json, render_diagnostics, summary_line
+
+__all__ = [
+    "ACTIONS",
+    "CODES",
+    "KEYWORDS",
+    "SETTING_DOCS",
+    "SITE_DOCS",
+    "STAT_FUNCTIONS",
+    "TERMINAL_DESCRIPTIONS",
+    "TOKEN_SCOPES",
+    "CodeInfo",
+    "CompileResult",
+    "FormatError",
+    "Symbol",
+    "accepted_at",
+    "check_text",
+    "compile_file",
+    "compile_text",
+    "diagnostics_to_json",
+    "format_text",
+    "parse_text",
+    "render_diagnostics",
+    "summary_line",
+    "symbols",
+]
+
+
+@dataclass
+class CompileResult:
+    ir: Any  # steerlang.plan.RecipeIR | None (None iff there is an error)
+    diagnostics: list[Diagnostic]
+    sources: dict[str | None, str] = field(default_factory=dict)  # file -> text, for rendering
+    recipe: ast.Recipe | None = None  # syntax tree of the root file
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def render(self, *, color: bool = False) -> str:
+        return render_diagnostics(self.diagnostics, self.sources, color=color)
+
+
+def _internal_error(exc: BaseException, path: str | None) -> Diagnostic:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
+    return Diagnostic(
+        "E499",
+        "error",
+        f"internal compiler error: {type(exc).__name__}{at}",
+        None,
+        help="please report this bug with the recipe and the output of `steer --debug check`",
+        notes=[f"while compiling {path or '<input>'}"],
+    )
+
+
+def compile_text(
+    text: str,
+    path: str | None = None,
+    *,
+    n_layers: int | None = None,
+    params: dict[str, str] | None = None,
+    read_file: Callable[[str], str] | None = None,
+) -> CompileResult:
+    """Parse, resolve (includes relative to `path`), check and lower one recipe.
+
+    `n_layers` overrides the model depth used for layer range checks (`--layers N`); `params`
+    are `--param NAME=VALUE` overrides, type-checked against each param's declaration;
+    `read_file` reads included files (the language server passes one that sees unsaved
+    editor buffers).
+    """
+    from steerlang.lang.compiler import Compiler
+
+    try:
+        out = Compiler(n_layers=n_layers, params=params, read_file=read_file).compile(text, path)
+    except RecursionError as e:
+        d = _internal_error(e, path)
+        d.message = "recipe is nested too deeply to compile"
+        d.help = "split deeply nested expressions"
+        return CompileResult(None, [d], {path: text})
+    except Exception as e:  # the compiler must never raise for user input
+        return CompileResult(None, [_internal_error(e, path)], {path: text})
+    return CompileResult(out.ir, out.diagnostics, out.sources, out.recipes.get(path))
+
+
+check_text = compile_text
+
+
+def compile_file(path: str, **kw: Any) -> CompileResult:
+    """`compile_text` on a file read from disk (UTF-8). Raises `SteerError` if it cannot be read."""
+    from steerlang.errors import SteerError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SteerError(f"no such file: {path}", help="check the path") from None
+    except IsADirectoryError:
+        raise SteerError(f"{path} is a directory", help="pass a .steer file") from None
+    except UnicodeDecodeError:
+        raise SteerError(f"{path} is not UTF-8 text", help="save the recipe as UTF-8") from None
+    except OSError as e:
+        raise SteerError(f"cannot read {path}: {e.strerror}") from None
+    return compile_text(text, path, **kw)
+
+
+def parse_text(text: str, path: str | None = None) -> tuple[ast.Recipe, list[Diagnostic]]:
+    """The syntax tree of one file and its syntax errors (no name resolution)."""
+    try:
+        res = parse(text, path)
+    except Exception as e:
+        return ast.Recipe(path, None, []), [_internal_error(e, path)]
+    return res.recipe, res.diagnostics
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------
+
+
+class FormatError(Exception):
+    """The text cannot be formatted safely; `diagnostics` says why (syntax errors, or a failed
+    safety check, reported as E499 since it would be a formatter bug)."""
+
+    def __init__(self, message: str, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+def _strip(recipe: ast.Recipe) -> tuple:
+    return (recipe.header, recipe.statements)
+
+
+def format_text(text: str, path: str | None = None) -> str:
+    """The canonical form of `text`. Before returning, checks (as gdtoolkit does) that the
+    result parses to the same tree, that formatting it again changes nothing, and that every
+    comment survives; raises `FormatError` otherwise or when `text` has syntax errors."""
+    from steerlang.lang.printer import format_source
+
+    recipe, diags = parse_text(text, path)
+    if diags:
+        raise FormatError(f"{path or '<input>'} has syntax errors", diags)
+    try:
+        out = format_source(text, recipe)
+        again, diags2 = parse_text(out, path)
+        problem = None
+        if diags2:
+            problem = "the formatted text does not parse"
+        elif _strip(again) != _strip(recipe):
+            problem = "formatting would change the meaning of the recipe"
+        elif format_source(out, again) != out:
+            problem = "formatting is not idempotent on this input"
+        elif [c.text for c in again.comments] != [c.text for c in recipe.comments]:
+            problem = "formatting would lose or change a comment"
+    except Exception as e:
+        raise FormatError("formatter failed", [_internal_error(e, path)]) from None
+    if problem:
+        d = Diagnostic(
+            "E499",
+            "error",
+            f"internal formatter error: {problem}",
+            None,
+            help="the file was left unchanged; please report this bug with the recipe",
+        )
+        raise FormatError(problem, [d])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Symbols (document outline, go-to-definition, find references)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Symbol:
+    kind: str  # rule | param | concept | include | recipe
+    name: str
+    span: SourceSpan  # the name (or include path) at its definition
+    references: list[SourceSpan] = field(default_factory=list)
+    detail: str = ""  # one line: a param's value, a concept's definition, a rule's action
+    statement: SourceSpan | None = None  # the whole defining statement
+
+
+def _names_in(e: ast.Expr | None) -> list[ast.Name]:
+    out: list[ast.Name] = []
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if x is None:
+            continue
+        if isinstance(x, ast.Name):
+            out.append(x)
+        elif isinstance(x, ast.Call):
+            stack.extend(x.args)
+        elif isinstance(x, ast.Unary):
+            stack.append(x.arg)
+        elif isinstance(x, ast.Binary):
+            stack.extend((x.left, x.right))
+    return out
+
+
+def symbols(text: str, path: str | None = None) -> list[Symbol]:
+    """Definitions in one file with their references in the same file (includes are not
+    followed). Works on text with syntax errors: intact statements still count."""
+    from steerlang.lang.printer import show_action, show_expr, show_scope
+
+    recipe, _ = parse_text(text, path)
+    syms: list[Symbol] = []
+    by_name: dict[str, Symbol] = {}
+    rule_index = 0
+    for s in recipe.statements:
+        try:
+            if isinstance(s, ast.RecipeDecl) and s.name.span:
+                syms.append(Symbol("recipe", s.name.name, s.name.span, statement=s.span))
+            elif isinstance(s, ast.ParamDecl) and s.name.span:
+                sym = Symbol(
+                    "param", s.name.name, s.name.span, detail=show_expr(s.value), statement=s.span
+                )
+                syms.append(sym)
+                by_name.setdefault(s.name.name, sym)
+            elif isinstance(s, ast.ConceptDecl) and s.name.span:
+                sym = Symbol(
+                    "concept", s.name.name, s.name.span, detail=show_expr(s.expr), statement=s.span
+                )
+                syms.append(sym)
+                by_name.setdefault(s.name.name, sym)
+            elif isinstance(s, ast.IncludeDecl) and s.path.span:
+                syms.append(Symbol("include", s.path.value, s.path.span, statement=s.span))
+            elif isinstance(s, ast.RuleDecl):
+                rule_index += 1
+                name = s.name.name if s.name else f"rule_{rule_index}"
+                span = s.name.span if s.name and s.name.span else s.span
+                if span is not None:
+                    detail = f"{show_scope(s.scope)} {show_action(s.action)}"
+                    syms.append(Symbol("rule", name, span, detail=detail, statement=s.span))
+        except Exception:  # a statement half-built by error recovery: skip it
+            continue
+    for s in recipe.statements:
+        exprs: list[ast.Expr | None] = []
+        if isinstance(s, ast.ConceptDecl):
+            exprs.append(s.expr)
+        elif isinstance(s, ast.RuleDecl):
+            a = s.action
+            exprs.append(a.value)
+            sel = a.selector
+            if isinstance(sel, ast.WhereSel):
+                exprs.append(sel.where)
+            elif isinstance(sel, ast.TopSel):
+                exprs.extend((sel.k, sel.by, sel.where))
+        for e in exprs:
+            for n in _names_in(e):
+                sym = by_name.get(n.name)
+                if sym is not None and n.span is not None:
+                    sym.references.append(n.span)
+    return syms
+
+
+def explain_code(code: str) -> CodeInfo | None:
+    from steerlang.lang.codes import explain
+
+    return explain(code)
+
+
+def describe_terminals(names: set[str]) -> list[str]:
+    """Human words for terminal names (completion labels)."""
+    return sorted(TERMINAL_DESCRIPTIONS.get(n, n) for n in names)

@@ -1,0 +1,283 @@
+"""The recipe syntax tree: plain dataclasses, one per construct, each with the span it came from.
+
+Equality ignores spans and purely presentational details (the literal spelling of a number,
+redundant parentheses, `layer` vs `layers`), so `parse(show(tree)) == tree` is a meaningful
+property: the printer may change layout but never meaning. The tree keeps what the user wrote;
+names are resolved later by the compiler, which never mutates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from steerlang.diagnostics import SourceSpan
+
+
+def _span() -> SourceSpan | None:
+    return field(default=None, compare=False, repr=False, kw_only=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Expressions
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Expr:
+    span: SourceSpan | None = _span()
+    # The user wrapped this expression in parentheses; kept so `fmt` does not drop them.
+    parens: bool = field(default=False, compare=False, repr=False, kw_only=True)
+
+
+@dataclass
+class Num(Expr):
+    value: int | float
+    text: str = field(default="", compare=False, repr=False)
+
+
+@dataclass
+class Str(Expr):
+    value: str
+
+
+@dataclass
+class Bool(Expr):
+    value: bool
+
+
+@dataclass
+class Name(Expr):
+    name: str
+
+
+@dataclass
+class Call(Expr):
+    func: str
+    args: list[Expr]
+    func_span: SourceSpan | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+@dataclass
+class Unary(Expr):
+    op: str  # "-" or "not"
+    arg: Expr
+    op_span: SourceSpan | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+@dataclass
+class Binary(Expr):
+    op: str  # + - * / < <= > >= == != and or
+    left: Expr
+    right: Expr
+    op_span: SourceSpan | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+COMPARE_OPS = ("<", "<=", ">", ">=", "==", "!=")
+ARITH_OPS = ("+", "-", "*", "/")
+BOOL_OPS = ("and", "or")
+
+# Binding strength, loosest first; the printer adds parentheses from this table.
+PRECEDENCE: dict[str, int] = {
+    "or": 1,
+    "and": 2,
+    "not": 3,
+    "<": 4,
+    "<=": 4,
+    ">": 4,
+    ">=": 4,
+    "==": 4,
+    "!=": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+    "neg": 7,
+    "atom": 8,
+}
+
+
+def precedence(e: Expr) -> int:
+    if isinstance(e, Binary):
+        return PRECEDENCE[e.op]
+    if isinstance(e, Unary):
+        return PRECEDENCE["not"] if e.op == "not" else PRECEDENCE["neg"]
+    return PRECEDENCE["atom"]
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces of statements
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ident:
+    name: str
+    span: SourceSpan | None = _span()
+
+
+@dataclass
+class IntItem:
+    """`7` or `5..8` in a layer list, an id list or a token list."""
+
+    lo: int
+    hi: int | None = None
+    span: SourceSpan | None = _span()
+
+    def values(self) -> list[int]:
+        return [self.lo] if self.hi is None else list(range(self.lo, self.hi + 1))
+
+
+@dataclass
+class SiteMod:
+    site: Ident
+    span: SourceSpan | None = _span()
+
+
+@dataclass
+class TokensMod:
+    kind: Ident | None  # all / cls / patches
+    indices: list[IntItem] | None  # tokens [0, 3]
+    span: SourceSpan | None = _span()
+
+
+@dataclass
+class Scope:
+    layers: list[IntItem]
+    mods: list[SiteMod | TokensMod]
+    span: SourceSpan | None = _span()
+
+
+@dataclass
+class WhereSel:
+    where: Expr
+    span: SourceSpan | None = _span()
+
+
+@dataclass
+class TopSel:
+    order: str  # "desc" (top) or "asc" (bottom)
+    k: Expr  # Num (integer) or Name (param)
+    by: Expr
+    where: Expr | None
+    span: SourceSpan | None = _span()
+
+
+@dataclass
+class IdsSel:
+    items: list[IntItem]
+    span: SourceSpan | None = _span()
+
+
+Selector = WhereSel | TopSel | IdsSel
+
+
+@dataclass
+class Action:
+    op: str  # suppress | clamp | scale | add | mean_ablate (plan.ACTION_OPS)
+    selector: Selector
+    value: Expr | None = None  # Num, -Num or Name
+    # The verb as written (`clamp` or `set` both mean clamp); fmt keeps the user's word.
+    word: str = field(default="", compare=False, repr=False)
+    span: SourceSpan | None = _span()
+    word_span: SourceSpan | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Statements
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stmt:
+    span: SourceSpan | None = _span()
+    # Part of this statement was invented by syntax-error recovery: the compiler skips it
+    # (but still knows the names it declares, so later uses do not cascade into more errors).
+    broken: bool = field(default=False, compare=False, repr=False, kw_only=True)
+
+
+@dataclass
+class Header(Stmt):
+    version: int | None
+
+
+@dataclass
+class RecipeDecl(Stmt):
+    name: Ident
+    description: Str | None
+
+
+@dataclass
+class ModelDecl(Stmt):
+    ref: Str  # a bare name is stored as its text
+
+
+@dataclass
+class DatasetDecl(Stmt):
+    ref: Str
+
+
+@dataclass
+class TaskDecl(Stmt):
+    label: Ident
+    classes: list[Str]
+    prompts: list[Str]
+
+
+@dataclass
+class GroupsDecl(Stmt):
+    names: list[Ident]
+
+
+@dataclass
+class ConceptDecl(Stmt):
+    name: Ident
+    expr: Expr
+
+
+@dataclass
+class ParamDecl(Stmt):
+    name: Ident
+    value: Expr  # Num, Unary("-", Num), Str or Bool
+
+
+@dataclass
+class SetDecl(Stmt):
+    name: Ident
+    value: Expr  # as ParamDecl, or a Name used as a bare word (`set pooling = max`)
+
+
+@dataclass
+class IncludeDecl(Stmt):
+    path: Str
+
+
+@dataclass
+class SaeDecl(Stmt):
+    layers: list[IntItem]
+    site: Ident | None
+    ref: Str
+
+
+@dataclass
+class RuleDecl(Stmt):
+    name: Ident | None
+    scope: Scope
+    action: Action
+
+
+@dataclass
+class Comment:
+    text: str  # including the leading '#', trailing whitespace removed
+    line: int
+    column: int
+    start: int
+
+
+@dataclass
+class Recipe:
+    """One parsed file."""
+
+    file: str | None
+    header: Header | None
+    statements: list[Stmt]
+    comments: list[Comment] = field(default_factory=list, compare=False)

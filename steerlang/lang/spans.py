@@ -1,0 +1,96 @@
+"""Source positions: building `SourceSpan`s from offsets, Lark tokens and syntax-tree nodes.
+
+Lark reports 1-based lines and columns in code points with an exclusive end column; so do we.
+Offsets are code-point indices into the file text (the LSP converts to UTF-16 at its edge).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+from steerlang.diagnostics import SourceSpan
+
+
+class LineIndex:
+    """Maps code-point offsets to (line, column) for one text, in O(log lines)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0]
+        for i, ch in enumerate(text):
+            if ch == "\n":
+                self.starts.append(i + 1)
+
+    def position(self, offset: int) -> tuple[int, int]:
+        offset = max(0, min(offset, len(self.text)))
+        line = bisect.bisect_right(self.starts, offset) - 1
+        return line + 1, offset - self.starts[line] + 1
+
+    def span(self, file: str | None, start: int, end: int) -> SourceSpan:
+        line, col = self.position(start)
+        end_line, end_col = self.position(max(start, end))
+        return SourceSpan(file, start, max(start, end), line, col, end_line, end_col)
+
+    def line_text(self, line: int) -> str:
+        """The text of a 1-based line, without its newline."""
+        if line < 1 or line > len(self.starts):
+            return ""
+        start = self.starts[line - 1]
+        end = self.starts[line] - 1 if line < len(self.starts) else len(self.text)
+        return self.text[start:end]
+
+    def line_start(self, line: int) -> int:
+        return self.starts[max(0, min(line, len(self.starts)) - 1)]
+
+
+def token_span(file: str | None, tok: Any) -> SourceSpan | None:
+    """The span of a Lark token, or None for a token invented by error recovery."""
+    start = getattr(tok, "start_pos", None)
+    if start is None or getattr(tok, "line", None) is None:
+        return None
+    return SourceSpan(
+        file,
+        start,
+        tok.end_pos,
+        tok.line,
+        tok.column,
+        tok.end_line,
+        tok.end_column,
+    )
+
+
+def join(a: SourceSpan | None, b: SourceSpan | None) -> SourceSpan | None:
+    """The smallest span covering both (either may be missing)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    first, last = (a, b) if a.start <= b.start else (b, a)
+    end = last if last.end >= first.end else first
+    return SourceSpan(
+        first.file,
+        first.start,
+        end.end,
+        first.line,
+        first.column,
+        end.end_line,
+        end.end_column,
+    )
+
+
+def point(span: SourceSpan, at_end: bool = False) -> SourceSpan:
+    """A zero-width span at the start (or end) of `span`."""
+    if at_end:
+        return SourceSpan(
+            span.file,
+            span.end,
+            span.end,
+            span.end_line,
+            span.end_column,
+            span.end_line,
+            span.end_column,
+        )
+    return SourceSpan(
+        span.file, span.start, span.start, span.line, span.column, span.line, span.column
+    )
