@@ -93,13 +93,10 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | N
 
 
 def default_cache_dir() -> Path:
-    """`$STEER_CACHE_DIR`, else `$XDG_CACHE_HOME/steerlang`, else `~/.cache/steerlang`."""
-    env = os.environ.get("STEER_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "steerlang"
+    """`$STEER_CACHE` (as the profile reads it), else `~/.cache/steerlang`. The pipeline
+    always passes the profile's `cache` folder explicitly; this default serves library use."""
+    env = os.environ.get("STEER_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "steerlang"
 
 
 class TableCache:
@@ -190,7 +187,7 @@ class TableCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise CacheError(
                 f"cannot write cache entry {kind}/{key} under {self.root}: {e}",
-                help="check that the cache folder is writable, or set STEER_CACHE_DIR "
+                help="check that the cache folder is writable, or set STEER_CACHE "
                 "(or `cache_dir` in steer.yaml) to a writable folder",
             ) from e
         except BaseException:

@@ -1,0 +1,95 @@
+"""`steer run` end to end on a tiny open_clip model with tiny SAEs and dataset fixtures in
+every real format; cache reuse; report contents."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pipeline_helpers import waterbirds_ir
+
+from steerlang.runtime.pipeline import RunOptions, run_ir
+
+
+@pytest.fixture(scope="module")
+def wb_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from steerlang.data.fixtures import make_waterbirds_fixture
+
+    return make_waterbirds_fixture(tmp_path_factory.mktemp("wb"), scale=200, image_size=32)
+
+
+def _opts(tmp: Path, root: Path, fmt: str = "waterbirds", name: str = "wb") -> RunOptions:
+    return RunOptions(data=[f"{name}={fmt}:{root}"], out=str(tmp / "runs"), device="cpu")
+
+
+def test_run_twice_reuses_cached_statistics_and_numbers(
+    tiny_handle: Any,
+    sae_dirs: Any,
+    wb_root: Path,
+    tmp_path: Path,
+    monkeypatch: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    ir = waterbirds_ir(sae_dirs)
+    with caplog.at_level(logging.INFO, logger="steerlang"):
+        first = run_ir(ir, _opts(tmp_path, wb_root), handle=tiny_handle)
+    assert "computing statistics" in caplog.text
+    assert len(first.report["statistics"]["computed"]) == 3  # L3 all, L7 patches, L7 all
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="steerlang"):
+        second = run_ir(waterbirds_ir(sae_dirs), _opts(tmp_path, wb_root), handle=tiny_handle)
+    for key in first.report["statistics"]["keys"].values():
+        assert f"using cached statistics {key}" in caplog.text
+    assert "computing statistics" not in caplog.text
+    assert second.report["statistics"]["computed"] == []
+    assert second.report["metrics"] == first.report["metrics"]
+    assert second.plan.selection.plan == first.plan.selection.plan
+
+    # The run folder has every artefact, all valid JSON / HTML with inline SVG.
+    run_dir = first.run_dir
+    assert run_dir is not None and run_dir.parent == tmp_path / "runs"
+    for name in ("plan.json", "report.json", "explain.json", "manifest.json", "report.html"):
+        assert (run_dir / name).is_file()
+    rep = json.loads((run_dir / "report.json").read_text())
+    assert rep["metrics"]["baseline"]["n"] == first.eval_result.n
+    man = json.loads((run_dir / "manifest.json").read_text())
+    assert man["hashes"]["model"] == tiny_handle.content_hash
+    assert set(man["hashes"]["saes"]) == {"3:resid_post", "7:resid_post"}
+    html = (run_dir / "report.html").read_text()
+    assert html.count("<svg") >= 2 and "per-group accuracy" in html
+
+
+def test_metrics_match_predictions_and_plan_matches_statistics(
+    tiny_handle: Any, sae_dirs: Any, wb_root: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    out = run_ir(waterbirds_ir(sae_dirs), _opts(tmp_path, wb_root), handle=tiny_handle, write=False)
+    ev = out.eval_result
+    y, g = ev.labels, ev.groups
+    for which in ("baseline", "steered"):
+        p = ev.preds[which]
+        m = out.report["metrics"][which]
+        assert m["accuracy"] == pytest.approx(float(np.mean(p == y)))
+        per = [float(np.mean(p[g == k] == y[g == k])) for k in range(4)]
+        assert m["per_group"] == pytest.approx(per)
+        assert m["worst_group"] == pytest.approx(min(per))
+    # Waterbirds group = 2*y + place.
+    assert out.report["groups"] == ["y=0,place=0", "y=0,place=1", "y=1,place=0", "y=1,place=1"]
+    # Selection agrees with the statistics table: rule `bg` picks exactly corr(water) > thr.
+    t3 = out.plan.stats.tables[(3, "resid_post", "all")]
+    want = np.flatnonzero(t3.columns["corr:water"] > 0.05).tolist()
+    (bg,) = [r for r in out.plan.selection.per_rule if r.rule == "bg"]
+    assert bg.selected == want
+    # mean_ablate edits carry the statistics mean of the feature.
+    t7 = out.plan.stats.tables[(7, "resid_post", "all")]
+    site7 = [s for s in out.plan.selection.plan.sites if s.layer == 7][0]
+    means = {e.feature: e.value for e in site7.edits if e.op == "mean_ablate"}
+    assert means == {
+        1: pytest.approx(t7.columns["mean"][1]),
+        2: pytest.approx(t7.columns["mean"][2]),
+    }
