@@ -182,13 +182,25 @@ def save_sae(sae: SAE, directory: str | os.PathLike[str], *, format: str = "stee
     )
 
 
-def load_sae(ref: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> SAE:
-    """Resolve an SAE reference (folder path, `hf:REPO[/SUBPATH]`, `zoo:sae/L{l}/{site}`)."""
+def load_sae(
+    ref: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "cpu",
+    allow_download: bool | None = None,
+    cache_dir: str | None = None,
+) -> SAE:
+    """Resolve an SAE reference (folder path, `hf:REPO[/SUBPATH]`, `zoo:sae/L{l}/{site}`).
+
+    The format of a folder is detected from its files (ours, SAELens, ViT-Prisma).
+    `allow_download=None` lets `hf:` references download unless STEER_OFFLINE/HF_HUB_OFFLINE
+    is set; `cache_dir` overrides the Hugging Face cache location.
+    """
     s = str(ref)
     if s.startswith("hf:"):
         from steerlang.runtime.sae_formats.hub import resolve_hf
 
-        return load_sae_dir(resolve_hf(s[3:]), device=device, ref=s)
+        path = resolve_hf(s[3:], allow_download=allow_download, cache_dir=cache_dir)
+        return load_sae_dir(path, device=device, ref=s)
     if s.startswith("zoo:"):
         return load_sae_dir(_zoo_dir(s), device=device, ref=s)
     return load_sae_dir(Path(s).expanduser(), device=device, ref=s)

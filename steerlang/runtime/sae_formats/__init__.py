@@ -1,0 +1,1 @@
+"""Converters between third-party SAE checkpoint layouts and the canonical `SAE`."""
