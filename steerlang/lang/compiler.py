@@ -1637,6 +1637,8 @@ class Compiler:
                     break
                 if self._disjoint(rules[other], rules[pos]):
                     continue
+                if _same_edit(rules[other][2], r):
+                    continue  # overriding with the identical edit changes nothing
                 _oi, os_, orr = rules[other]
                 _ji, js, jr = rules[pos]
                 span = next(
@@ -1763,6 +1765,11 @@ def _flatten(e: ast.Expr, op: str) -> list[ast.Expr]:
     if isinstance(e, ast.Binary) and e.op == op:
         return _flatten(e.left, op) + _flatten(e.right, op)
     return [e]
+
+
+def _same_edit(a: dict, b: dict) -> bool:
+    """Two rules write the same edit (op, value, token scope) to any feature they share."""
+    return a["action"] == b["action"] and a["scope"].get("tokens") == b["scope"].get("tokens")
 
 
 def _where_of(sel: Any) -> ast.Expr | None:

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,18 +146,125 @@ def grammar_text() -> str:
     return resources.files("steerlang.grammar").joinpath("steer.lark").read_text(encoding="utf-8")
 
 
-def build_parser(*, strict: bool = False, cache: bool = True) -> Any:
-    """A fresh Lark parser; `strict=True` turns conflicts and terminal collisions into errors."""
+_KEYWORD_BY_WORD: dict[str, str] = {w: t for t, w in KEYWORD_TERMINALS.items()}
+_PUNCT_BY_TEXT: dict[str, str] = {p: t for t, p in _PUNCT.items()}
+_TOKEN_RE = re.compile(
+    r"""(?P<WS>[ \t\f\r]+)
+    |(?P<NL>\n)
+    |(?P<COMMENT>\#[^\n]*)
+    |(?P<WORD>mean-ablate(?![A-Za-z0-9_])|[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<NUM>[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
+    |(?P<STR>"(?:[^"\\\n]|\\[^\n])*")
+    |(?P<P>\.\.|==|!=|<=|>=|[,:()\[\]=<>+\-*/])""",
+    re.X,
+)
+_INT_RE = re.compile(r"[0-9]+")
+
+
+def _make_lexer_class() -> Any:
+    """A hand-written lexer with the contextual lexer's semantics, ~3x faster than Lark's.
+
+    Like Lark's contextual lexer it asks the parser which terminals the current state accepts:
+    a keyword is a keyword only where the grammar accepts it (elsewhere it is a NAME), and a
+    digit run is an INT where an INT is expected and a NUMBER elsewhere. Where nothing fits,
+    it returns the token the whole-language lexer would, so the parser reports it.
+    """
+    from lark.exceptions import UnexpectedCharacters
+    from lark.lexer import Lexer, Token
+
+    class SteerLexer(Lexer):
+        __future_interface__ = 2
+
+        def __init__(self, lexer_conf: Any) -> None:
+            self.terminals_by_name = lexer_conf.terminals_by_name
+
+        def lex(self, lexer_state: Any, parser_state: Any) -> Any:
+            text = lexer_state.text.text
+            end = lexer_state.text.end
+            ctr = lexer_state.line_ctr
+            states = parser_state.parse_conf.parse_table.states
+            match = _TOKEN_RE.match
+            while ctr.char_pos < end:
+                pos = ctr.char_pos
+                m = match(text, pos)
+                if m is None:
+                    raise UnexpectedCharacters(
+                        text,
+                        pos,
+                        ctr.line,
+                        ctr.column,
+                        allowed=set(states[parser_state.position]),
+                        state=parser_state,
+                        terminals_by_name=self.terminals_by_name,
+                        token_history=lexer_state.last_token and [lexer_state.last_token],
+                    )
+                kind = m.lastgroup
+                value = m.group()
+                if kind == "WS" or kind == "COMMENT":
+                    ctr.char_pos = m.end()
+                    ctr.column = ctr.char_pos - ctr.line_start_pos + 1
+                    continue
+                line, col = ctr.line, ctr.column
+                if kind == "NL":
+                    ctr.char_pos = pos + 1
+                    ctr.line += 1
+                    ctr.line_start_pos = pos + 1
+                    ctr.column = 1
+                    tok = Token("_NL", value, pos, line, col, line + 1, 1, pos + 1)
+                    lexer_state.last_token = tok
+                    yield tok
+                    continue
+                accepts = states[parser_state.position]
+                if kind == "WORD":
+                    ttype = _KEYWORD_BY_WORD.get(value)
+                    if ttype is None:
+                        ttype = "NAME"
+                    elif ttype not in accepts and "NAME" in accepts:
+                        ttype = "NAME"
+                    if ttype == "NAME" and "-" in value:  # `mean-ablate` where no action fits
+                        value = "mean"
+                elif kind == "NUM":
+                    if "INT" in accepts and "NUMBER" not in accepts:
+                        value = _INT_RE.match(value).group()  # type: ignore[union-attr]
+                        ttype = "INT"
+                    else:
+                        ttype = "NUMBER"
+                elif kind == "STR":
+                    ttype = "STRING"
+                else:
+                    ttype = _PUNCT_BY_TEXT[value]
+                stop = pos + len(value)
+                ctr.char_pos = stop
+                ctr.column = stop - ctr.line_start_pos + 1
+                tok = Token(ttype, value, pos, line, col, line, ctr.column, stop)
+                lexer_state.last_token = tok
+                yield tok
+
+    return SteerLexer
+
+
+def build_parser(
+    *, strict: bool = False, cache: bool = True, lexer: str = "steer", transformer: Any = None
+) -> Any:
+    """A fresh Lark parser.
+
+    `strict=True` turns grammar conflicts and terminal collisions into errors (tests use it
+    with `lexer="contextual"`, Lark's own lexer over the grammar's terminal definitions);
+    production uses our faster lexer with the same semantics and builds the syntax tree
+    during parsing (`transformer`).
+    """
     from lark import Lark
 
     text = grammar_text()
-    cache_path = _cache_file(text + ("strict" if strict else "")) if cache else None
     kwargs: dict[str, Any] = dict(
         parser="lalr",
-        lexer="contextual",
+        lexer=_make_lexer_class() if lexer == "steer" else lexer,
         maybe_placeholders=True,
         strict=strict,
     )
+    if transformer is not None:
+        kwargs["transformer"] = transformer
+    cache_path = _cache_file(f"{text}\0strict={strict}\0lexer={lexer}") if cache else None
     try:
         if cache_path:
             return Lark(text, cache=cache_path, **kwargs)
@@ -165,10 +273,19 @@ def build_parser(*, strict: bool = False, cache: bool = True) -> Any:
     return Lark(text, **kwargs)
 
 
+_BUILDER: Any = None
+_LOCK = threading.Lock()
+_PARSE_LOCK = threading.RLock()  # the embedded tree builder holds the current file name
+
+
 def get_parser() -> Any:
-    global _parser
+    """The process-wide parser (built on first use); its tree builder is `_BUILDER`."""
+    global _parser, _BUILDER
     if _parser is None:
-        _parser = build_parser()
+        with _LOCK:
+            if _parser is None:
+                _BUILDER = _Builder(None)
+                _parser = build_parser(transformer=_BUILDER)
     return _parser
 
 
@@ -225,12 +342,18 @@ class _Builder:
 
     # -- helpers
     def sp(self, *items: Any) -> SourceSpan | None:
+        """Span from the first to the last item that has a position."""
         first = last = None
         for it in items:
-            s = self._span_of(it)
-            if s is not None:
-                first = s if first is None else first
-                last = s
+            first = self._span_of(it)
+            if first is not None:
+                break
+        if first is None:
+            return None
+        for it in reversed(items):
+            last = self._span_of(it)
+            if last is not None:
+                break
         return join(first, last)
 
     def _span_of(self, it: Any) -> SourceSpan | None:
@@ -264,29 +387,6 @@ class _Builder:
         n = _tok_num(x)
         n.span = span
         return n
-
-    def build(self, tree: Any) -> Any:
-        """Iterative post-order walk (deeply nested input must not hit Python's recursion limit)."""
-        from lark import Tree
-
-        stack: list[tuple[Any, bool]] = [(tree, False)]
-        results: list[Any] = []
-        while stack:
-            node, done = stack.pop()
-            if not isinstance(node, Tree):
-                results.append(node)
-                continue
-            if not done:
-                stack.append((node, True))
-                for child in reversed(node.children):
-                    stack.append((child, False))
-                continue
-            n = len(node.children)
-            children = results[len(results) - n :] if n else []
-            if n:
-                del results[len(results) - n :]
-            results.append(getattr(self, node.data)(children))
-        return results[0]
 
     # -- file
     def start(self, c: list) -> ast.Recipe:
@@ -477,14 +577,26 @@ def _error_line(e: Any) -> int:
     return line if isinstance(line, int) and line > 0 else 10**9
 
 
+def _cursor(ip: Any) -> Any:
+    """A cheap copy of an interactive parser that runs no tree-building callbacks."""
+    from copy import copy
+
+    c = ip.copy(deepcopy_values=False)
+    conf = copy(c.parser_state.parse_conf)
+    conf.callbacks = {}
+    c.parser_state.parse_conf = conf
+    return c
+
+
 def _sync_to_newline(ip: Any) -> None:
-    """Feed invented tokens until a newline is acceptable (breadth-first over the parse table)."""
+    """Feed invented tokens until a newline is acceptable: a breadth-first search over the
+    parse table on callback-free copies, then the shortest path is fed to the real parser."""
     from lark.lexer import Token
 
     if "_NL" in ip.accepts():
         return
-    start = ip.as_immutable()
-    frontier = [((), start)]
+    start = _cursor(ip)
+    frontier: list[tuple[tuple[str, ...], Any]] = [((), start)]
     seen = {tuple(start.parser_state.state_stack)}
     for _ in range(12):
         nxt = []
@@ -492,8 +604,9 @@ def _sync_to_newline(ip: Any) -> None:
             for choice in p.choices():
                 if not choice.isupper() or choice == "$END":
                     continue
+                q = p.copy(deepcopy_values=False)
                 try:
-                    q = p.feed_token(Token(choice, ""))
+                    q.feed_token(Token(choice, ""))
                 except Exception:
                     continue
                 key = tuple(q.parser_state.state_stack)
@@ -512,10 +625,13 @@ def _sync_to_newline(ip: Any) -> None:
 def _find_comments(text: str) -> list[ast.Comment]:
     """`#` comments outside strings (strings never span lines, so a per-line scan is exact)."""
     out: list[ast.Comment] = []
+    if "#" not in text:
+        return out
     offset = 0
     for lineno, line in enumerate(text.split("\n"), start=1):
-        if "#" in line:
-            i, in_str = 0, False
+        at = line.find("#")
+        if at >= 0 and '"' in line[:at]:
+            at, i, in_str = -1, 0, False
             while i < len(line):
                 ch = line[i]
                 if in_str:
@@ -526,9 +642,11 @@ def _find_comments(text: str) -> list[ast.Comment]:
                 elif ch == '"':
                     in_str = True
                 elif ch == "#":
-                    out.append(ast.Comment(line[i:].rstrip(), lineno, i + 1, offset + i))
+                    at = i
                     break
                 i += 1
+        if at >= 0:
+            out.append(ast.Comment(line[at:].rstrip(), lineno, at + 1, offset + at))
         offset += len(line) + 1
     return out
 
@@ -537,6 +655,138 @@ def _find_comments(text: str) -> list[ast.Comment]:
 class ParseResult:
     recipe: ast.Recipe
     diagnostics: list[Diagnostic]
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path: the LALR tables driven by a tight loop (no recovery; errors fall back to Lark)
+# --------------------------------------------------------------------------------------------
+
+_FAST: Any = None
+
+
+def _fast_tables() -> Any:
+    """Lark's LALR tables re-indexed for a tight driver loop, with the same tree callbacks."""
+    global _FAST
+    if _FAST is None:
+        from lark.parsers.lalr_analysis import Shift
+
+        inner = get_parser().parser.parser.parser
+        pt = inner.parse_table
+        rules: dict[int, tuple[int, str, Any]] = {}
+        actions: dict[int, dict[str, tuple[bool, Any]]] = {}
+        gotos: dict[int, dict[str, int]] = {}
+        for st, acts in pt.states.items():
+            a: dict[str, tuple[bool, Any]] = {}
+            g: dict[str, int] = {}
+            for sym_, (action, arg) in acts.items():
+                sym = str(sym_)  # Lark keys some symbols by Token; plain str hashes faster
+                if sym.isupper():
+                    if action is Shift:
+                        a[sym] = (True, arg)
+                    else:
+                        r = rules.get(id(arg))
+                        if r is None:
+                            r = rules[id(arg)] = (
+                                len(arg.expansion),
+                                str(arg.origin.name),
+                                inner.callbacks[arg],
+                            )
+                        a[sym] = (False, r)
+                else:
+                    g[sym] = arg
+            actions[st] = a
+            gotos[st] = g
+        _FAST = (actions, gotos, pt.start_states["start"], pt.end_states["start"])
+    return _FAST
+
+
+def _fast_parse(src: str) -> ast.Recipe | None:
+    """Parse text with no syntax errors ~2x faster than Lark's own loop; None on any error.
+
+    Same lexing rules as `SteerLexer`, same tables and tree callbacks as the Lark parser, so
+    the result is identical; the caller falls back to the recovering parser on None.
+    """
+    from lark.lexer import Token
+
+    actions, gotos, start, end_state = _fast_tables()
+    new_token = Token._future_new
+    state_stack = [start]
+    value_stack: list[Any] = []
+    match = _TOKEN_RE.match
+    kw = _KEYWORD_BY_WORD
+    punct = _PUNCT_BY_TEXT
+    pos, line, line_start, n = 0, 1, 0, len(src)
+    while pos < n:
+        m = match(src, pos)
+        if m is None:
+            return None
+        kind = m.lastgroup
+        value = m.group()
+        if kind == "WS" or kind == "COMMENT":
+            pos = m.end()
+            continue
+        col = pos - line_start + 1
+        acts = actions[state_stack[-1]]
+        if kind == "NL":
+            tok = new_token("_NL", value, pos, line, col, line + 1, 1, pos + 1)
+            line += 1
+            line_start = pos + 1
+            pos += 1
+        else:
+            if kind == "WORD":
+                ttype = kw.get(value)
+                if ttype is None or (ttype not in acts and "NAME" in acts):
+                    ttype = "NAME"
+                    if "-" in value:
+                        return None
+            elif kind == "NUM":
+                if "INT" in acts and "NUMBER" not in acts:
+                    if not value.isdigit():
+                        return None
+                    ttype = "INT"
+                else:
+                    ttype = "NUMBER"
+            elif kind == "STR":
+                ttype = "STRING"
+            else:
+                ttype = punct[value]
+            stop = pos + len(value)
+            tok = new_token(ttype, value, pos, line, col, line, stop - line_start + 1, stop)
+            pos = stop
+        ttype = tok.type
+        while True:
+            act = actions[state_stack[-1]].get(ttype)
+            if act is None:
+                return None
+            if act[0]:
+                state_stack.append(act[1])
+                value_stack.append(tok)
+                break
+            size, origin, cb = act[1]
+            if size:
+                args = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
+            else:
+                args = []
+            value_stack.append(cb(args))
+            state_stack.append(gotos[state_stack[-1]][origin])
+    while True:
+        act = actions[state_stack[-1]].get("$END")
+        if act is None or act[0]:
+            return None
+        size, origin, cb = act[1]
+        if size:
+            args = value_stack[-size:]
+            del state_stack[-size:]
+            del value_stack[-size:]
+        else:
+            args = []
+        value_stack.append(cb(args))
+        state_stack.append(gotos[state_stack[-1]][origin])
+        if state_stack[-1] == end_state:
+            result = value_stack[-1]
+            return result if isinstance(result, ast.Recipe) else None
 
 
 def parse(text: str, file: str | None = None) -> ParseResult:
@@ -586,20 +836,25 @@ def parse(text: str, file: str | None = None) -> ParseResult:
         return True
 
     parser = get_parser()
-    tree = None
-    try:
-        tree = parser.parse(src, on_error=on_error)
-    except (UnexpectedInput, RuntimeError):
-        tree = None
-
-    builder = _Builder(file)
-    if tree is not None:
-        recipe = builder.build(tree)
-    else:
+    recipe = None
+    with _PARSE_LOCK:
+        _BUILDER.file = file
+        try:
+            recipe = _fast_parse(src)
+        except Exception:
+            recipe = None
+        if recipe is None:
+            try:
+                recipe = parser.parse(src, on_error=on_error)
+            except (UnexpectedInput, RuntimeError):
+                recipe = None
+    if not isinstance(recipe, ast.Recipe):
         recipe = ast.Recipe(file, None, [])
     recipe.comments = _find_comments(text)
-    index = LineIndex(src)
-    diags = [_syntax_diagnostic(err, src, index, file) for err in errors]
+    diags: list[Diagnostic] = []
+    if errors:
+        index = LineIndex(src)
+        diags = [_syntax_diagnostic(err, src, index, file) for err in errors]
     bad_lines = {err.line for err in errors}
     if bad_lines:
         for s in recipe.statements:
@@ -920,7 +1175,6 @@ def accepted_at(text: str, offset: int) -> set[str]:
     lines, so only the cursor's line matters once the header is behind it; errors elsewhere in
     the file do not affect the answer.
     """
-    from lark.exceptions import UnexpectedInput
 
     offset = max(0, min(offset, len(text)))
     prefix = text[:offset]
@@ -935,12 +1189,12 @@ def accepted_at(text: str, offset: int) -> set[str]:
     has_header = any(re.match(r"\s*steer(?![A-Za-z0-9_])", ln) for ln in before_line.split("\n"))
     src = ("steer 1\n" + current) if has_header else prefix
     parser = get_parser()
-    try:
-        ip = parser.parse_interactive(src)
-        for _ in ip.iter_parse():
-            pass
-        return set(ip.accepts())
-    except UnexpectedInput:
-        return set()
-    except Exception:
-        return set()
+    with _PARSE_LOCK:
+        _BUILDER.file = None
+        try:
+            ip = parser.parse_interactive(src)
+            for _ in ip.iter_parse():
+                pass
+            return set(ip.accepts())
+        except Exception:
+            return set()

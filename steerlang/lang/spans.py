@@ -18,9 +18,10 @@ class LineIndex:
     def __init__(self, text: str) -> None:
         self.text = text
         self.starts = [0]
-        for i, ch in enumerate(text):
-            if ch == "\n":
-                self.starts.append(i + 1)
+        i = text.find("\n")
+        while i >= 0:
+            self.starts.append(i + 1)
+            i = text.find("\n", i + 1)
 
     def position(self, offset: int) -> tuple[int, int]:
         offset = max(0, min(offset, len(self.text)))
@@ -45,19 +46,21 @@ class LineIndex:
 
 
 def token_span(file: str | None, tok: Any) -> SourceSpan | None:
-    """The span of a Lark token, or None for a token invented by error recovery."""
+    """The span of a Lark token, or None for a token invented by error recovery.
+
+    Copies of tokens (Lark deep-copies parser states) keep only the start position, so the end
+    is recomputed from the text when it is missing (tokens other than newlines are one line).
+    """
     start = getattr(tok, "start_pos", None)
-    if start is None or getattr(tok, "line", None) is None:
+    line = getattr(tok, "line", None)
+    if start is None or line is None:
         return None
-    return SourceSpan(
-        file,
-        start,
-        tok.end_pos,
-        tok.line,
-        tok.column,
-        tok.end_line,
-        tok.end_column,
-    )
+    end = tok.end_pos
+    if end is None:
+        end = start + len(tok)
+    end_line = tok.end_line if tok.end_line is not None else line
+    end_col = tok.end_column if tok.end_column is not None else tok.column + (end - start)
+    return SourceSpan(file, start, end, line, tok.column, end_line, end_col)
 
 
 def join(a: SourceSpan | None, b: SourceSpan | None) -> SourceSpan | None:
