@@ -170,15 +170,31 @@ def _finish(
     )
 
 
-def _load_checkpoint(name: str, path: Path, ref: str, device: torch.device) -> ClipHandle:
+def _create_random(name: str) -> tuple[nn.Module, Callable[[Any], Tensor]]:
+    """open_clip model with random weights (silencing open_clip's 'initialized randomly'
+    warning: here random init is either intended or immediately overwritten)."""
+    import logging
+
     import open_clip
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+    finally:
+        root.setLevel(level)
+    return model, preprocess
+
+
+def _load_checkpoint(name: str, path: Path, ref: str, device: torch.device) -> ClipHandle:
 
     if not path.is_file():
         raise CheckpointError(
             f"model {ref}: checkpoint {path} not found",
             help="check the path after '@', or use an open_clip pretrained tag",
         )
-    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+    model, preprocess = _create_random(name)
     try:
         if path.suffix == ".safetensors":
             from steerlang.runtime.sae_io import read_safetensors
@@ -302,8 +318,8 @@ def _load_pretrained(
     # The tag's own normalisation constants (e.g. SigLIP/OpenAI differ) drive preprocessing.
     pp_keys = {k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg}
     if pp_keys:
-        _, _, handle.preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=None, force_preprocess_cfg=pp_keys
+        handle.preprocess = open_clip.image_transform(
+            handle.model.visual.image_size, is_train=False, **pp_keys
         )
     return handle
 
@@ -424,21 +440,13 @@ def random_clip(
 ) -> ClipHandle:
     """An open_clip model with random weights: a real architecture name or a config dict
     (registered as `steer-test-<hash>`). For tests and benchmarks only."""
-    import open_clip
 
     if isinstance(name, dict):
         key = hashlib.sha256(json.dumps(name, sort_keys=True).encode()).hexdigest()[:10]
         name = register_model_config(f"steer-test-{key}", name)
     torch.manual_seed(seed)
     dev = torch.device(device)
-    import logging
-
-    level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # open_clip warns about random init
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
-    finally:
-        logging.getLogger().setLevel(level)
+    model, preprocess = _create_random(name)
     if not batch_first:
         set_batch_first(model, False)
     model.to(dev)
