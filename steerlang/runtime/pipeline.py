@@ -72,26 +72,26 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
 
 
 def compile_recipe(
-    path: str | os.PathLike[str], params: dict[str, str] | None = None, n_layers: int | None = None
-) -> tuple[RecipeIR, list[Any]]:
-    """RecipeIR and warnings, or RecipeError carrying the rendered diagnostics."""
-    try:
-        from steerlang.lang.api import compile_file, render_diagnostics
-    except ImportError as e:  # pragma: no cover - only while the language layer is missing
-        raise SteerError(f"the recipe compiler is not available in this install ({e})") from None
+    path: str | os.PathLike[str],
+    params: dict[str, str] | None = None,
+    n_layers: int | None = None,
+    *,
+    color: bool = False,
+) -> tuple[RecipeIR, list[Any], str]:
+    """(RecipeIR, warning diagnostics, their rendering), or RecipeError carrying the rendered
+    error diagnostics. This is the runtime's only contact with recipe text."""
+    from steerlang.lang.api import compile_file
+
     p = Path(path)
-    if not p.is_file():
-        raise SteerError(f"recipe not found: {p}", help="check the path to the .steer file")
     res = compile_file(str(p), n_layers=n_layers, params=params or None)
-    errors = [d for d in res.diagnostics if getattr(d, "severity", "error") == "error"]
-    if not res.ok or res.ir is None or errors:
-        rendered = render_diagnostics(res.diagnostics)
-        n = len(errors) or 1
+    if not res.ok or res.ir is None:
+        n = len(res.errors) or 1
         raise RecipeError(
-            f"{p}: {n} error{'s' if n != 1 else ''} in the recipe", rendered, res.diagnostics
+            f"{p}: {n} error{'s' if n != 1 else ''} in the recipe",
+            res.render(color=color),
+            res.diagnostics,
         )
-    warnings = [d for d in res.diagnostics if getattr(d, "severity", "") == "warning"]
-    return res.ir, warnings
+    return res.ir, res.warnings, (res.render(color=color) if res.warnings else "")
 
 
 # ------------------------------------------------------------------------------------------
@@ -142,7 +142,14 @@ def sae_ref_for(ir: RecipeIR, profile: Any, layer: int, site: str) -> str:
     return profile.sae_ref(ir.model, layer, site)
 
 
-def bind(ir: RecipeIR, opts: RunOptions, *, need_data: bool = True, handle: Any = None) -> Binding:
+def bind(
+    ir: RecipeIR,
+    opts: RunOptions,
+    *,
+    need_data: bool = True,
+    handle: Any = None,
+    sites: Sequence[tuple[int, str]] | None = None,
+) -> Binding:
     from steerlang.profile import apply_overrides, load_profile
     from steerlang.runtime.cache import TableCache
     from steerlang.runtime.sae_io import load_sae
@@ -163,7 +170,7 @@ def bind(ir: RecipeIR, opts: RunOptions, *, need_data: bool = True, handle: Any 
         handle = load_model(model_ref, device)
     sae_refs: dict[tuple[int, str], str] = {}
     saes: dict[tuple[int, str], Any] = {}
-    for layer, site in _rule_sites(ir):
+    for layer, site in sorted(set(_rule_sites(ir)) | set(sites or ())):
         if not 0 <= layer < handle.n_layers:
             raise SteerError(
                 f"the recipe uses layer {layer} but {model_ref} has {handle.n_layers} blocks",
@@ -516,7 +523,12 @@ class PlanOutcome:
 
 
 def plan_ir(
-    ir: RecipeIR, opts: RunOptions, *, handle: Any = None, progress: Any = None
+    ir: RecipeIR,
+    opts: RunOptions,
+    *,
+    handle: Any = None,
+    progress: Any = None,
+    near_miss_eps: float = 0.05,
 ) -> PlanOutcome:
     from steerlang.runtime.cache import content_key
     from steerlang.runtime.selection import SiteInfo, select
@@ -544,7 +556,9 @@ def plan_ir(
         if stats.keys
         else None
     )
-    sel = select(ir, stats.tables, sites, model=b.model_ref, stats_key=stats_key)
+    sel = select(
+        ir, stats.tables, sites, model=b.model_ref, stats_key=stats_key, near_miss_eps=near_miss_eps
+    )
     t4 = time.perf_counter()
     return PlanOutcome(
         ir=ir,
@@ -699,7 +713,7 @@ def run_recipe(
     progress: Any = None,
     argv: Sequence[str] | None = None,
 ) -> RunOutcome:
-    ir, warnings = compile_recipe(path, parse_params(opts.params))
-    for w in warnings:
-        log.warning("%s", getattr(w, "message", w))
+    ir, _, rendered = compile_recipe(path, parse_params(opts.params))
+    if rendered:
+        log.warning("recipe warnings:\n%s", rendered.rstrip())
     return run_ir(ir, opts, progress=progress, argv=argv)

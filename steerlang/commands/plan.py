@@ -1,0 +1,54 @@
+"""`steer plan RECIPE`: the InterventionPlan (concrete feature ids per site, the rule that
+chose each and the statistic values it looked at) as JSON on stdout.
+
+Computes (or reuses cached) feature statistics on the unsteered model; does not evaluate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from steerlang.commands.run import (
+    add_binding_options,
+    make_progress,
+    options_from_args,
+    print_recipe_error,
+    setup_logging,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="print a recipe's intervention plan (concrete feature ids) as JSON",
+        description="Select features for every rule (statistics are computed on the "
+        "unsteered model, or read from the cache) and print the InterventionPlan as JSON.",
+    )
+    p.add_argument("recipe", metavar="RECIPE", help="recipe file (.steer)")
+    add_binding_options(p)
+    p.add_argument("--compact", action="store_true", help="one-line JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from steerlang.runtime.pipeline import RecipeError, compile_recipe, parse_params, plan_ir
+
+    console = setup_logging(args.quiet)
+    opts = options_from_args(args)
+    try:
+        ir, _, rendered = compile_recipe(args.recipe, parse_params(opts.params))
+    except RecipeError as e:
+        print_recipe_error(e)
+        return 1
+    if rendered:
+        sys.stderr.write(rendered)
+    progress = make_progress(console, args.quiet)
+    with progress if progress is not None else contextlib.nullcontext():
+        po = plan_ir(ir, opts, progress=progress)
+    for w in po.selection.warnings:
+        console.print(f"[yellow]warning[{w.code}][/yellow]: {w.message}")
+    sys.stdout.write(po.selection.plan.model_dump_json(indent=None if args.compact else 2) + "\n")
+    return 0

@@ -1,0 +1,205 @@
+"""The runtime commands end to end through `steer ...` (in process): run, plan, explain, sweep
+on a tiny random open_clip model with tiny SAEs, over fixtures in every dataset format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steerlang.cli import main
+
+MODEL = "openclip:steer-tiny-cli@random"
+
+HEADER = """steer 1
+recipe {name} "cli test"
+model default
+dataset {dataset}
+"""
+
+RECIPES = {
+    "waterbirds": """task classify y as ["landbird", "waterbird"] prompt "a photo of a {{}}."
+groups y, place
+concept water = place == 1
+param thr = 0.05
+set batch_size = 32
+set attack = "typographic"
+rule bg: at layer 3 suppress features where corr(water) > thr
+rule topw: at layer 7 tokens patches scale top 3 features by corr(water) by 0.5
+rule pin: at layer 7 mean-ablate features 1, 2
+""",
+    "celeba": """task classify Blond_Hair as ["dark hair", "blond hair"]
+groups Blond_Hair, Male
+concept male = Male == 1
+set classifier = "linear_probe"
+rule gender: at layer 7 suppress top 4 features by corr(male) where freq() > 0
+""",
+    "typographic": """task classify label as ["boat", "car", "cat", "cup", "dog", "tree"]
+concept dogs = label_name == "dog"
+rule reading: at layer 7 suppress features where corr(dogs) > 0.2 or max() > 100
+""",
+    "disentangling": """task classify label as ["boat", "car", "cup", "dog", "tree"] prompt "a photo of {{}}."
+concept cups = label_name == "cup"
+rule r1: at layer 3 scale features where corr(cups) > 0.1 by 0.0
+""",
+    "imagefolder": """task classify label_name as ["car", "cat", "dog"]
+concept cars = label == 0
+rule r1: at layer 11 suppress bottom 2 features by mean(not cars)
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from steerlang.data import fixtures as F
+
+    t = tmp_path_factory.mktemp("data")
+    return {
+        "waterbirds": F.make_waterbirds_fixture(t / "wb", scale=200, image_size=32),
+        "celeba": F.make_celeba_fixture(t / "cel", scale=2000, image_size=(32, 40)),
+        "typographic": F.make_typographic_fixture(t / "typo", n_per_class=2, image_size=32),
+        "disentangling": F.make_disentangling_fixture(t / "dis", image_size=32),
+        "imagefolder": F.make_imagefolder_fixture(t / "imf", n_per_class=3, image_size=32),
+    }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_model_name() -> None:
+    from steerlang.runtime.model import TINY_CONFIG, register_model_config
+
+    register_model_config("steer-tiny-cli", TINY_CONFIG)
+
+
+def _recipe(tmp: Path, fmt: str) -> Path:
+    p = tmp / f"{fmt}.steer"
+    p.write_text(HEADER.format(name=f"{fmt}_cli", dataset="d") + RECIPES[fmt].format())
+    return p
+
+
+def _args(fmt: str, root: Path, sae_dirs: dict[int, Path], tmp: Path) -> list[str]:
+    out = ["--model", MODEL, "--data", f"d={fmt}:{root}", "--device", "cpu"]
+    for layer, d in sae_dirs.items():
+        out += ["--sae", f"{layer}={d}"]
+    return out + ["--out", str(tmp / "runs")]
+
+
+def _run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[dict[str, Any], str]:
+    rc = main(argv)
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    return json.loads(cap.out), cap.err
+
+
+def test_waterbirds_run_twice_plan_and_explain(
+    datasets: dict[str, Path],
+    sae_dirs: dict[int, Path],
+    tmp_path: Path,
+    monkeypatch: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    recipe = _recipe(tmp_path, "waterbirds")
+    args = _args("waterbirds", datasets["waterbirds"], sae_dirs, tmp_path)
+    first, err1 = _run_json(capsys, ["run", str(recipe), "--json", *args])
+    assert "computing statistics" in err1
+    second, err2 = _run_json(capsys, ["run", str(recipe), "--json", *args])
+    for key in first["statistics"]["keys"].values():
+        assert f"using cached statistics {key}" in err2
+    assert second["metrics"] == first["metrics"]
+    m = first["metrics"]
+    assert set(m) == {"baseline", "steered", "attack"}
+    for which in ("baseline", "steered"):
+        a = m["attack"][which]
+        assert a["drop"] == pytest.approx(a["clean"] - a["attacked"])
+        assert a["clean"] == pytest.approx(m[which]["accuracy"])  # same clean images
+    run_dir = Path(first["run_dir"])
+    plan_on_disk = json.loads((run_dir / "plan.json").read_text())
+
+    # `steer plan` gives the same plan (statistics from the cache).
+    plan, err3 = _run_json(capsys, ["plan", str(recipe), *args[:-2]])
+    assert plan == plan_on_disk
+    assert "using cached statistics" in err3
+    # A --param override changes the plan without recompiling anything else.
+    plan2, _ = _run_json(capsys, ["plan", str(recipe), "--param", "thr=1", *args[:-2]])
+    n_bg = sum(1 for s in plan2["sites"] for e in s["edits"] if e["rule"] == "bg")
+    assert n_bg == 0
+
+    # `steer explain --json --rule bg` reports counts and thresholds.
+    ex, _ = _run_json(capsys, ["explain", str(recipe), "--rule", "bg", "--json", *args[:-2]])
+    (row,) = ex["rules"]
+    assert row["rule"] == "bg" and row["selected"] + row["rejected"] == row["n_features"]
+    assert row["thresholds"] == [{"stat": "corr:water", "op": ">", "threshold": 0.05}]
+    rc = main(["explain", str(recipe), *args[:-2]])
+    out = capsys.readouterr().out
+    assert rc == 0 and "rule topw" in out and "near misses" in out
+
+
+@pytest.mark.parametrize("fmt", ["celeba", "typographic", "disentangling", "imagefolder"])
+def test_run_on_every_dataset_format(
+    fmt: str,
+    datasets: dict[str, Path],
+    sae_dirs: dict[int, Path],
+    tmp_path: Path,
+    monkeypatch: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    recipe = _recipe(tmp_path, fmt)
+    rep, err = _run_json(
+        capsys, ["run", str(recipe), "--json", *_args(fmt, datasets[fmt], sae_dirs, tmp_path)]
+    )
+    base = rep["metrics"]["baseline"]
+    assert 0.0 <= base["accuracy"] <= 1.0 and base["n"] == rep["dataset"]["n_eval"] > 0
+    if fmt in ("typographic", "disentangling"):
+        assert "text_rate" in base  # the images carry a written word
+    if fmt == "celeba":
+        assert rep["classifier"]["kind"] == "linear_probe"
+        assert len(base["per_group"]) == 4
+    if fmt in ("typographic", "disentangling", "imagefolder"):
+        assert "no splits" in err  # statistics and evaluation share images: said loudly
+    assert (Path(rep["run_dir"]) / "report.html").is_file()
+
+
+def test_sweep_reports_sae_and_neuron_fractions(
+    datasets: dict[str, Path],
+    sae_dirs: dict[int, Path],
+    tmp_path: Path,
+    monkeypatch: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    vocab = tmp_path / "words.txt"
+    vocab.write_text("bird\nwater\nland\ntree\nboat\nsky\n")
+    args = [
+        "sweep",
+        "--vocabulary",
+        str(vocab),
+        "--layer",
+        "11",
+        "--sample",
+        "1/6",
+        "--images",
+        "4",
+        "--json",
+        "--model",
+        MODEL,
+        "--dataset",
+        "d",
+        "--data",
+        f"d=waterbirds:{datasets['waterbirds']}",
+        "--sae",
+        f"11={sae_dirs[11]}",
+        "--device",
+        "cpu",
+    ]
+    rep, _ = _run_json(capsys, args)
+    sae, neu = rep["results"]
+    assert (sae["kind"], sae["n_units"]) == ("sae", 8)  # 48 features, every 6th
+    assert (neu["kind"], neu["n_units"]) == ("neuron", 64)  # every residual coordinate
+    for r in (sae, neu):
+        assert r["n_steerable"] == round(r["fraction_steerable"] * r["n_units"])
+        assert r["n_images"] == 4 and r["strength"] == 150.0 and r["threshold"] == 0.1
+    rep2, err = _run_json(capsys, args)
+    assert "using cached steerability" in err and rep2 == rep
