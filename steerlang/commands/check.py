@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from steerlang.lang.cli_options import (
@@ -33,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "debug", False):
+        os.environ["STEERLANG_DEBUG"] = "1"  # let internal errors surface as tracebacks
     from steerlang.errors import SteerError
     from steerlang.lang.api import compile_file, diagnostics_to_json, render_diagnostics
     from steerlang.lang.render import summary_line

@@ -6,6 +6,7 @@ The IR is symbolic and model-free; `steer plan` turns it into concrete feature i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from steerlang.lang.cli_options import (
@@ -31,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "debug", False):
+        os.environ["STEERLANG_DEBUG"] = "1"  # let internal errors surface as tracebacks
     from steerlang.lang.api import compile_file, render_diagnostics
 
     res = compile_file(args.file, n_layers=args.layers, params=params_dict(args.param))

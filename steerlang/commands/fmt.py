@@ -51,6 +51,8 @@ def _atomic_write(path: str, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "debug", False):
+        os.environ["STEERLANG_DEBUG"] = "1"  # let internal errors surface as tracebacks
     from steerlang.lang.api import FormatError, format_text, render_diagnostics
 
     color = use_color(args.color, sys.stderr)

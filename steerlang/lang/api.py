@@ -12,6 +12,7 @@ text: problems come back as `Diagnostic`s (an unexpected internal failure become
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,15 +75,19 @@ class CompileResult:
 
 
 def _internal_error(exc: BaseException, path: str | None) -> Diagnostic:
-    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    at = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
+    notes = [f"while compiling {path or '<input>'}"]
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    ours = [f for f in frames if "/steerlang/" in f.filename.replace("\\", "/")]
+    if ours:
+        where = ours[-1].filename.replace("\\", "/").rsplit("/steerlang/", 1)[-1]
+        notes.append(f"raised in steerlang/{where} ({ours[-1].name})")
     return Diagnostic(
         "E499",
         "error",
-        f"internal compiler error: {type(exc).__name__}{at}",
+        f"internal compiler error ({type(exc).__name__})",
         None,
         help="please report this bug with the recipe and the output of `steer --debug check`",
-        notes=[f"while compiling {path or '<input>'}"],
+        notes=notes,
     )
 
 
@@ -111,6 +116,8 @@ def compile_text(
         d.help = "split deeply nested expressions"
         return CompileResult(None, [d], {path: text})
     except Exception as e:  # the compiler must never raise for user input
+        if os.environ.get("STEERLANG_DEBUG"):
+            raise
         return CompileResult(None, [_internal_error(e, path)], {path: text})
     return CompileResult(out.ir, out.diagnostics, out.sources, out.recipes.get(path))
 

@@ -429,8 +429,11 @@ class Compiler:
                 checked.append((index, s, r))
 
         # ---- lints
-        if not self.syntax_errors:
+        if not any(d.is_error for d in self.diags):
+            # Usage is only complete when every statement resolved; otherwise a typo'd
+            # reference would cascade into an "unused" warning for the name it meant.
             self._lint_unused()
+        if not self.syntax_errors:
             self._lint_overlaps(checked)
 
         if any(d.is_error for d in self.diags):
@@ -562,8 +565,8 @@ class Compiler:
         return True
 
     def _declare_param(self, s: ast.ParamDecl, origin: _Origin) -> None:
-        if not s.broken and self._check_reserved(s.name, "param"):
-            return
+        if not s.broken:
+            self._check_reserved(s.name, "param")  # still declared: uses must not cascade
         if not self._declare_name(s.name, "param"):
             return
         lit = None if s.broken else self._literal(s.value)
@@ -618,8 +621,8 @@ class Compiler:
 
     # ------------------------------------------------------------------ concepts
     def _declare_concept(self, s: ast.ConceptDecl, origin: _Origin) -> None:
-        if not s.broken and self._check_reserved(s.name, "concept"):
-            return
+        if not s.broken:
+            self._check_reserved(s.name, "concept")
         if not self._declare_name(s.name, "concept"):
             return
         self.concepts[s.name.name] = _Concept(
@@ -786,7 +789,7 @@ class Compiler:
                 "E204",
                 f"cannot compare {_TYPE_WORDS.get(lt, lt)} with {_TYPE_WORDS.get(rt, rt)}",
                 e.op_span,
-                label=f"{_TYPE_WORDS.get(lt, lt)} on the left, {_TYPE_WORDS.get(rt, rt)} on the right",
+                label="cannot compare these",
                 help='compare strings with strings (`top_concept() == "text"`) and numbers '
                 "with numbers",
                 secondary=[
@@ -1110,11 +1113,11 @@ class Compiler:
         c = self._const(const_side)
         pname = c[1] if c else None
         notes = [f"`{pname}` is {_fmt(value)}"] if pname else []
-        rng_text = f"{_fmt(lo)} to {_fmt(hi) if math.isfinite(hi) else '∞'}"
+        rng_text = f"[{_fmt(lo)}, {_fmt(hi)}]" if math.isfinite(hi) else f"[{_fmt(lo)}, ∞)"
         if value < lo or value > hi:
             self.emit(
                 "E202",
-                f"threshold {_fmt(value)} is outside the range of `{fn}` ({rng_text})",
+                f"threshold {_fmt(value)} is outside the range of `{fn}`, {rng_text}",
                 const_side.span,
                 label=f"`{fn}` is never {'above' if value > hi else 'below'} "
                 f"{_fmt(hi if value > hi else lo)}",
@@ -1593,7 +1596,7 @@ class Compiler:
                     "prompt has no `{}` placeholder",
                     p.span,
                     label="every class gets the same text",
-                    help=f'add `{{}}` where the class name goes, e.g. "{p.value.rstrip(".")} {{}}."',
+                    help='add `{}` where the class name goes, e.g. "a photo of a {}."',
                 )
         if not ok:
             return None

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from steerlang.diagnostics import Diagnostic, SourceSpan
+from steerlang.diagnostics import Diagnostic, Edit, SourceSpan
 from steerlang.lang import ast
 from steerlang.lang.spans import LineIndex, join, token_span
 
@@ -914,6 +914,9 @@ def _found(tok: Any) -> str:
     return f"`{tok}`"
 
 
+_EXAMPLES = {"=": "= 0.3", "to": "to 20", "by": "by 0.5", "where": "where corr(water) > 0.3"}
+
+
 def _suggest(word: str, candidates: list[str]) -> str | None:
     m = difflib.get_close_matches(word, candidates, n=2, cutoff=0.6)
     if not m:
@@ -936,8 +939,6 @@ def _syntax_diagnostic(
             line_text = index.line_text(line)
             end = index.line_start(line) + len(line_text.rstrip())
             span = index.span(file, pos, end)
-            from steerlang.diagnostics import Edit
-
             return Diagnostic(
                 "E008",
                 "error",
@@ -970,11 +971,11 @@ def _syntax_diagnostic(
         help_ = helps.get(nxt) or single.get(ch)
         if nxt in helps:
             span = index.span(file, pos, pos + 2)
-        shown = ch if ch.isprintable() else repr(ch)
+        shown = nxt if nxt in helps else (ch if ch.isprintable() else repr(ch))
         return Diagnostic(
             "E007",
             "error",
-            f"unexpected character `{shown}`",
+            f"unexpected character{'s' if len(shown) > 1 else ''} `{shown}`",
             span,
             label="not part of the language",
             help=help_,
@@ -1003,8 +1004,6 @@ def _syntax_diagnostic(
 
     # E001: the file does not start with `steer 1`.
     if "STEER" in acc:
-        from steerlang.diagnostics import Edit
-
         at = index.line_start(tspan.line)
         return Diagnostic(
             "E001",
@@ -1073,6 +1072,7 @@ def _syntax_diagnostic(
             if guess
             else "statements start with `recipe`, `model`, `dataset`, `task`, `groups`, "
             "`concept`, `param`, `set`, `include`, `sae`, `rule` or `at`",
+            fix=Edit(tspan, guess) if guess else None,
         )
 
     # E003: the action word after a rule's scope.
@@ -1103,6 +1103,7 @@ def _syntax_diagnostic(
             help=f"did you mean `{guess}`?"
             if guess
             else "actions are `suppress`, `clamp`, `set`, `scale`, `add` and `mean-ablate`",
+            fix=Edit(tspan, guess) if guess else None,
         )
 
     # E004: `at layer` without a number.
@@ -1135,6 +1136,7 @@ def _syntax_diagnostic(
             f"missing value after `{prev}`",
             tspan,
             label=f"expected {describe(acc - {'LPAR', 'MINUS', 'NOT'})}",
+            help=f"write the value on the same line, e.g. `{_EXAMPLES.get(prev, prev + ' 0.3')}`",
         )
 
     # E009: everything else.
