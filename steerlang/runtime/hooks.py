@@ -106,6 +106,7 @@ class SiteEditor:
             "preserve_error"
         )
         self._tables: dict[int, tuple[Tensor, Tensor, Tensor | None]] = {}
+        self._autocast = False
 
         idx = torch.tensor(self.features, dtype=torch.long, device=sae.device)
         f32 = torch.float32
@@ -121,6 +122,13 @@ class SiteEditor:
                 else None
             )
             self.topk = sae.cfg.activation == "topk"
+            self.topk_k = int(sae.cfg.k or 0)
+            # Normalisation folded into the encoder: with x̃ = (x - shift)·inv and pre-centring,
+            # pre = (x·W - shift·colsum(W))·inv + (b_enc - b_dec·W), so the hook never builds
+            # x̃ ([T, d]); it needs one matmul on raw x and [T, 1] statistics.
+            pc = bool(sae.cfg.pre_center)
+            self.csum_sub = self.W_sub.sum(0)
+            self.bias_sub = self.b_sub - (self.b_dec @ self.W_sub if pc else 0.0)
             if self.topk or mode == "full" or self.error_mode != "preserve_error":
                 # Full encode needed: keep fp32 copies on the model's device (never move the
                 # caller's SAE in place).
@@ -130,7 +138,11 @@ class SiteEditor:
                     else copy.deepcopy(sae).to(device=device, dtype=f32)
                 )
                 self.W_enc = self.sae32.W_enc.detach()
-                self.b_enc = self.sae32.b_enc.detach()
+                self.csum = self.W_enc.sum(0)
+                self.bias = self.sae32.b_enc.detach() - (
+                    self.sae32.b_dec.detach() @ self.W_enc if pc else 0.0
+                )
+                self._w_rank: dict[torch.dtype, Tensor] = {}
 
     # ------------------------------------------------------------------ tables
 
@@ -159,47 +171,119 @@ class SiteEditor:
 
     # ------------------------------------------------------------------ maths
 
-    def _normalize(self, x: Tensor) -> tuple[Tensor, Tensor | float, Tensor | None]:
-        """(x̃, scale back to raw space, shift) in fp32, mirroring SAE.normalize."""
+    def _norm_stats(self, x: Tensor) -> tuple[Tensor | None, Tensor | float, Tensor | float]:
+        """(shift, inv, back) with x̃ = (x - shift)·inv and raw delta = normalised delta·back.
+
+        Mirrors `SAE.normalize` (std is the unbiased one, eps added to it, as Prisma/SAELens).
+        """
         mode = self.cfg.input_norm
         if mode == "none":
-            return x, 1.0, None
+            return None, 1.0, 1.0
         if mode == "scalar":
-            return x * self.cfg.norm_scale, 1.0 / self.cfg.norm_scale, None
+            return None, self.cfg.norm_scale, 1.0 / self.cfg.norm_scale
         if mode == "per_token_ln":
-            mu = x.mean(dim=-1, keepdim=True)
-            xc = x - mu
-            std = xc.std(dim=-1, keepdim=True) + LN_EPS
-            return xc / std, std, mu
+            std, mu = torch.std_mean(x, dim=-1, keepdim=True)
+            std = std + LN_EPS
+            return mu, 1.0 / std, std
         norm = x.norm(dim=-1, keepdim=True) / (self.cfg.d_in**0.5)
         inv = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))
-        return x * inv, norm, None
+        return None, inv, norm
 
-    def _edited_acts(self, xc: Tensor, used: Tensor) -> Tensor:
-        """Activations [T, K] of the edited latents, exact for every architecture.
+    @staticmethod
+    def _pre(
+        x: Tensor, w: Tensor, csum: Tensor, bias: Tensor, shift: Tensor | None, inv: Tensor | float
+    ) -> Tensor:
+        """Pre-activations of the columns of `w` from raw x (normalisation folded in)."""
+        p = x @ w
+        if shift is not None:
+            p = p - shift * csum
+        if isinstance(inv, Tensor):
+            p = torch.addcmul(bias, p, inv)
+        elif inv != 1.0:
+            p = torch.add(bias, p, alpha=inv)
+        else:
+            p = p + bias
+        return p
 
-        `used` [T or 1, K] marks where the activation matters (A != 1); elsewhere the delta
-        is B whatever a is, so TopK may skip those tokens.
+    def _rank_weights(self, dtype: torch.dtype) -> Tensor:
+        """W_enc in the dtype the TopK ranking runs in (cached per dtype)."""
+        w = self._w_rank.get(dtype)
+        if w is None:
+            w = self.W_enc.to(dtype)
+            self._w_rank[dtype] = w
+        return w
+
+    def _topk_member(self, full: Tensor, sub: Tensor) -> Tensor:
+        """Exactly: is each edited latent (values `sub` [R, K], taken from `full` [R, M]) among
+        the k largest of its row? Avoids a full torch.topk (the slow part of TopK on GPUs):
+
+        the k largest of the group maxima are k distinct elements, so their minimum L is a lower
+        bound of the k-th largest value τ. A latent below L is out; for the few at or above L
+        the rank is counted directly (#strictly greater < k).
         """
-        pre = torch.addmm(self.b_sub, xc, self.W_sub)
+        r, m = full.shape
+        k = self.topk_k
+        g = 64
+        if m % g or m // g < 2 * k:
+            tau = torch.topk(full, k, dim=-1, sorted=False).values.amin(-1, keepdim=True)
+            return sub >= tau
+        gmax = full.view(r, m // g, g).amax(-1)
+        low = torch.topk(gmax, k, dim=-1, sorted=False).values.amin(-1, keepdim=True)
+        member = torch.zeros_like(sub, dtype=torch.bool)
+        pairs = (sub >= low).nonzero()
+        for chunk in pairs.split(4096):
+            rows, cols = chunk[:, 0], chunk[:, 1]
+            vals = sub[rows, cols]
+            greater = (full.index_select(0, rows) > vals[:, None]).sum(-1)
+            member[rows, cols] = greater < k
+        return member
+
+    def _edited_acts(
+        self, x: Tensor, shift: Tensor | None, inv: Tensor | float, used: Tensor | None
+    ) -> Tensor:
+        """Activations [T, K] of the edited latents from raw x [T, d], exact for every
+        architecture. `used` [T, K] marks where the activation matters (A != 1); elsewhere the
+        delta is B whatever a is, so TopK may skip those tokens."""
+        pre = self._pre(x, self.W_sub, self.csum_sub, self.bias_sub, shift, inv)
         if not self.topk:
             a = torch.relu(pre)
             if self.thr_sub is not None:
                 a = torch.where(pre > self.thr_sub, a, torch.zeros_like(a))
             return a
         # TopK: a latent with pre <= 0 is inactive whatever its rank, so only rows where an
-        # edited latent is positive need the full pre-activation and the k-th value.
+        # edited latent is positive need the full pre-activation.
         a = torch.zeros_like(pre)
-        rows = ((pre > 0) & used).any(dim=-1).nonzero().flatten()
+        need = pre > 0
+        if used is not None:
+            need &= used
+        rows = need.any(dim=-1).nonzero().flatten()
         if rows.numel() == 0:
             return a
-        xr = xc.index_select(0, rows)
-        full = torch.addmm(self.b_enc, xr, self.W_enc)
-        tau = torch.topk(full, int(self.cfg.k or 0), dim=-1, sorted=False).values.amin(-1, True)
-        sub = full.index_select(1, self.idx)  # same numbers the threshold was taken from
-        act = torch.where(sub >= tau, torch.relu(sub), torch.zeros_like(sub))
-        a.index_copy_(0, rows, act)
+        # Under autocast the ranking runs in the autocast dtype, like the rest of the model;
+        # the activation values and the delta stay fp32.
+        dev = x.device.type
+        rank_dtype = torch.get_autocast_dtype(dev) if self._autocast else torch.float32
+        for chunk in rows.split(4096):  # bounds the [rows, M] buffer
+            xr = x.index_select(0, chunk)
+            sh = shift.index_select(0, chunk) if shift is not None else None
+            iv = inv.index_select(0, chunk) if isinstance(inv, Tensor) else inv
+            if rank_dtype == torch.float32:
+                full = self._pre(xr, self.W_enc, self.csum, self.bias, sh, iv)
+            else:
+                raw = torch.mm(xr.to(rank_dtype), self._rank_weights(rank_dtype)).float()
+                full = self._pre_from_raw(raw, sh, iv)
+            sub = full.index_select(1, self.idx)
+            member = self._topk_member(full, sub)
+            exact = pre.index_select(0, chunk)
+            a.index_copy_(0, chunk, torch.where(member, torch.relu(exact), torch.zeros_like(exact)))
         return a
+
+    def _pre_from_raw(self, raw: Tensor, shift: Tensor | None, inv: Tensor | float) -> Tensor:
+        if shift is not None:
+            raw = raw - shift * self.csum
+        if isinstance(inv, Tensor):
+            return torch.addcmul(self.bias, raw, inv)
+        return raw * inv + self.bias
 
     def fast(self, h: Tensor) -> Tensor:
         n, L, d = h.shape
@@ -207,22 +291,27 @@ class SiteEditor:
         x = h if h.dtype == torch.float32 else h.float()
         xs = x if rows is None else x.index_select(1, rows)
         xt = xs.reshape(-1, d)
-        xn, scale, _ = self._normalize(xt)
         t = xt.shape[0] // n
+        shift, inv, back = self._norm_stats(xt)
         if self.needs_a:
-            xc = xn - self.b_dec if self.cfg.pre_center else xn
-            used = (am1 != 0).unsqueeze(0).expand(n, t, self.k).reshape(-1, self.k)
-            a = self._edited_acts(xc, used).view(n, t, self.k)
+            used = None
+            if self.topk:
+                used = (am1 != 0).unsqueeze(0).expand(n, t, self.k).reshape(-1, self.k)
+            a = self._edited_acts(xt, shift, inv, used).view(n, t, self.k)
             da = torch.addcmul(b, a, am1)  # a·(A-1) + B
         else:  # pure `add`: the delta does not depend on the activations
             da = b.expand(n, t, self.k)
         dh = (da.reshape(-1, self.k) @ self.D_sub).view(n, t, d)
-        if not isinstance(scale, float) or scale != 1.0:
-            dh = dh * (scale.view(n, t, 1) if isinstance(scale, Tensor) else scale)
-        if rows is None:
-            out = x + dh
+        if isinstance(back, Tensor):  # per-token scale back to raw space
+            back = back.view(n, t, 1)
+            if rows is None:
+                out = torch.addcmul(x, dh, back)
+            else:
+                out = x.index_add(1, rows, dh * back)
         else:
-            out = x.index_add(1, rows, dh)
+            if back != 1.0:
+                dh = dh * back
+            out = x + dh if rows is None else x.index_add(1, rows, dh)
         return out if out.dtype == h.dtype else out.to(h.dtype)
 
     def full(self, h: Tensor) -> Tensor:
@@ -250,14 +339,15 @@ class SiteEditor:
 
     def __call__(self, h: Tensor) -> Tensor:
         dev = h.device.type
-        fn = (
-            self.full if (self.mode == "full" or self.error_mode != "preserve_error") else self.fast
-        )
-        if torch.is_autocast_enabled(dev):
+        self._autocast = torch.is_autocast_enabled(dev)
+        if self.mode == "full" or self.error_mode != "preserve_error":
+            # The naive splice runs as a user's code would: under the caller's autocast.
+            return self.full(h)
+        if self._autocast:
             # The delta is computed in fp32 and cast back: bf16 deltas of tiny features vanish.
             with torch.autocast(device_type=dev, enabled=False):
-                return fn(h)
-        return fn(h)
+                return self.fast(h)
+        return self.fast(h)
 
 
 @dataclass

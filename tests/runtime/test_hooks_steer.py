@@ -376,3 +376,35 @@ def test_vit_b32_fast_equals_full() -> None:
             with steer(handle, plan, {(7, "resid_post"): sae}, mode=mode):  # type: ignore[arg-type]
                 outs[mode] = embed(handle, x)
         torch.testing.assert_close(outs["fast"], outs["full"], rtol=1e-4, atol=1e-4)
+
+
+def test_topk_membership_without_full_sort() -> None:
+    """The group-maximum bound + direct rank count agrees with torch.topk membership."""
+    from steerlang.runtime.hooks import SiteEditor
+
+    sae = make_sae(1, d_sae=1024, activation="topk", k=16)
+    sp = site_plan(1, "resid_post", [edit(i, "suppress") for i in range(0, 1024, 9)])
+    ed = SiteEditor(sp, sp.edits, sae, mode="fast", device=torch.device("cpu"), n_tokens=17)
+    g = torch.Generator().manual_seed(0)
+    full = torch.randn(300, 1024, generator=g)
+    full[:50] *= 0.01  # flat rows: many latents close to the threshold
+    full[50:60, ed.idx[:20]] += 4.0  # edited latents certainly in the top-k
+    sub = full.index_select(1, ed.idx)
+    tau = torch.topk(full, 16, dim=-1).values[:, -1:]
+    expect = sub >= tau
+    got = ed._topk_member(full, sub)
+    assert torch.equal(got, expect)
+    assert expect.sum() > 30 and (~expect).sum() > 1000
+
+
+def test_topk_wide_sae_fast_equals_full(tiny, pixels) -> None:
+    layer, site = 5, "resid_post"
+    sae = make_sae(layer, site, "topk", 8, d_sae=1024)  # 16 groups of 64: exercises the bound
+    feats = active_features(tiny, sae, layer, site, pixels)
+    plan = plan_of(site_plan(layer, site, rich_edits(feats)))
+    outs = {}
+    for mode in ("fast", "full"):
+        with steer(tiny, plan, {(layer, site): sae}, mode=mode):  # type: ignore[arg-type]
+            outs[mode] = embed(tiny, pixels)
+    torch.testing.assert_close(outs["fast"], outs["full"], rtol=1e-4, atol=1e-4)
+    assert (outs["fast"] - embed(tiny, pixels)).abs().max() > 1e-2
