@@ -179,6 +179,18 @@ def format_text(text: str, path: str | None = None) -> str:
     recipe, diags = parse_text(text, path)
     if diags:
         raise FormatError(f"{path or '<input>'} has syntax errors", diags)
+    for s in recipe.statements:
+        for e in ast.stmt_exprs(s):
+            if ast.expr_depth(e) > ast.MAX_DEPTH:
+                d = Diagnostic(
+                    "E213",
+                    "error",
+                    f"expression is nested more than {ast.MAX_DEPTH} levels deep",
+                    e.span,
+                    label="too deeply nested",
+                    help="split the condition into simpler parts or several rules",
+                )
+                raise FormatError("expression nested too deeply", [d])
     try:
         out = format_source(text, recipe)
         again, diags2 = parse_text(out, path)

@@ -281,3 +281,45 @@ class Recipe:
     header: Header | None
     statements: list[Stmt]
     comments: list[Comment] = field(default_factory=list, compare=False)
+
+
+# Expressions nest at most this deep (the checker reports E213 beyond it); keeps every
+# recursive pass (checking, printing, comparing) far from Python's recursion limit.
+MAX_DEPTH = 100
+
+
+def expr_depth(e: Expr | None) -> int:
+    """Nesting depth of an expression, computed without recursion."""
+    if e is None:
+        return 0
+    best = 0
+    stack: list[tuple[Expr, int]] = [(e, 1)]
+    while stack:
+        x, d = stack.pop()
+        best = max(best, d)
+        if isinstance(x, Unary):
+            stack.append((x.arg, d + 1))
+        elif isinstance(x, Binary):
+            stack.append((x.left, d + 1))
+            stack.append((x.right, d + 1))
+        elif isinstance(x, Call):
+            stack.extend((a, d + 1) for a in x.args)
+    return best
+
+
+def stmt_exprs(s: Stmt) -> list[Expr]:
+    """The expressions directly inside a statement."""
+    if isinstance(s, RuleDecl):
+        a = s.action
+        out: list[Expr] = [a.value] if a.value is not None else []
+        sel = a.selector
+        if isinstance(sel, WhereSel):
+            out.append(sel.where)
+        elif isinstance(sel, TopSel):
+            out.extend(x for x in (sel.k, sel.by, sel.where) if x is not None)
+        return out
+    if isinstance(s, ConceptDecl):
+        return [s.expr]
+    if isinstance(s, ParamDecl | SetDecl):
+        return [s.value]
+    return []

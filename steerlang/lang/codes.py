@@ -511,6 +511,13 @@ Fixed:
     task classify y as ["landbird", "waterbird"]
 """,
     ),
+    "E213": (
+        "expression nested too deeply",
+        """An expression nests more than 100 levels of operators, `not` or parentheses-free
+sub-expressions. No real predicate needs that; the limit keeps checking and formatting
+predictable. Split the condition into simpler parts or several rules.
+""",
+    ),
     # ---------------------------------------------------------------- W3xx lints
     "W301": (
         "unused param",

@@ -299,6 +299,24 @@ class Compiler:
         rule_names: dict[str, SourceSpan | None] = {}
         includes: list[str] = [f for f in self.file_order[1:] if f is not None]
 
+        # ---- expressions nested beyond MAX_DEPTH are reported once and their statement skipped
+        for item in items:
+            s = item.stmt
+            if s.broken:
+                continue
+            for e in ast.stmt_exprs(s):
+                if ast.expr_depth(e) > ast.MAX_DEPTH:
+                    self.emit(
+                        "E213",
+                        f"expression is nested more than {ast.MAX_DEPTH} levels deep",
+                        e.span,
+                        label="too deeply nested",
+                        help="split the condition into simpler parts or several rules",
+                    )
+                    s.broken = True
+                    self.syntax_errors = True
+                    break
+
         # ---- pass 1: declarations
         for item in items:
             s = item.stmt
@@ -882,6 +900,8 @@ class Compiler:
         fix = None
         if guess in self.params and e.span is not None:
             fix = Edit(e.span, guess)
+        if n in KEYWORDS:
+            help_, fix = f"`{n}` is a reserved word; it cannot name a param", None
         self.emit(
             "E103",
             f"unknown name `{n}`",
@@ -895,7 +915,7 @@ class Compiler:
     def _call(self, e: ast.Call) -> tuple[dict | None, str]:
         fn = e.func
         if fn not in STAT_FUNCTIONS:
-            guess = did_you_mean(fn, list(STAT_FUNCTIONS))
+            guess = None if fn in KEYWORDS else did_you_mean(fn, list(STAT_FUNCTIONS))
             self.emit(
                 "E102",
                 f"unknown function `{fn}`",
@@ -903,6 +923,8 @@ class Compiler:
                 label="not a statistic",
                 help=f"did you mean `{guess}`?"
                 if guess
+                else f"`{fn}` is a reserved word, not a function"
+                if fn in KEYWORDS
                 else "statistics are " + ", ".join(f"`{f}`" for f in STAT_FUNCTIONS),
                 fix=Edit(e.func_span, guess) if guess and e.func_span else None,
             )
@@ -1025,7 +1047,7 @@ class Compiler:
                     self.concepts[sub.name].used = True
 
     def _mark_used_in_broken(self, s: ast.Stmt) -> None:
-        for e in _stmt_exprs(s):
+        for e in ast.stmt_exprs(s):
             self._touch(e)
 
     # ------------------------------------------------------------------ constants and ranges
@@ -1796,21 +1818,6 @@ def _walk(e: ast.Expr | None):
             stack.append(x.arg)
         elif isinstance(x, ast.Binary):
             stack.extend((x.left, x.right))
-
-
-def _stmt_exprs(s: ast.Stmt) -> list[ast.Expr]:
-    if isinstance(s, ast.RuleDecl):
-        a = s.action
-        out: list[ast.Expr] = [a.value] if a.value is not None else []
-        sel = a.selector
-        if isinstance(sel, ast.WhereSel):
-            out.append(sel.where)
-        elif isinstance(sel, ast.TopSel):
-            out.extend(x for x in (sel.k, sel.by, sel.where) if x is not None)
-        return out
-    if isinstance(s, ast.ConceptDecl | ast.ParamDecl | ast.SetDecl):
-        return [s.expr if isinstance(s, ast.ConceptDecl) else s.value]
-    return []
 
 
 def _ptype(t: str) -> str:
