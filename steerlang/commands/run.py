@@ -82,7 +82,6 @@ def setup_logging(quiet: bool = False) -> Any:
     handler._steer_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
     return console
 
 
