@@ -297,6 +297,7 @@ class Compiler:
         sae_spans: dict[str, SourceSpan | None] = {}
         rules: list[tuple[int, ast.RuleDecl, _Origin]] = []
         rule_names: dict[str, SourceSpan | None] = {}
+        sae_decls: list[ast.SaeDecl] = []
         includes: list[str] = [f for f in self.file_order[1:] if f is not None]
 
         # ---- expressions nested beyond MAX_DEPTH are reported once and their statement skipped
@@ -353,7 +354,7 @@ class Compiler:
             elif isinstance(s, ast.SetDecl) and not s.broken:
                 self._setting(s, settings, setting_spans)
             elif isinstance(s, ast.SaeDecl) and not s.broken:
-                self._sae(s, saes, sae_spans)
+                sae_decls.append(s)  # checked once the model depth is known
             elif isinstance(s, ast.RuleDecl):
                 index = len(rules)
                 rules.append((index, s, item.origin))
@@ -403,6 +404,9 @@ class Compiler:
             else None
         )
         self.columns = dataset_columns(self.dataset)
+
+        for sd in sae_decls:
+            self._sae(sd, saes, sae_spans)
 
         # ---- param overrides from the command line
         self._apply_overrides()

@@ -24,6 +24,8 @@ def test_schemas_describe_the_models(tmp_path: Path) -> None:
     assert sorted(p.name for p in written) == sorted(SCHEMA_FILES)
     ir = json.loads((tmp_path / "recipe_ir.schema.json").read_text())
     assert ir["title"] == "RecipeIR"
-    assert {"rules", "params", "concepts", "settings", "saes", "source_hash"} <= set(ir["properties"])
+    assert {"rules", "params", "concepts", "settings", "saes", "source_hash"} <= set(
+        ir["properties"]
+    )
     plan = json.loads((tmp_path / "intervention_plan.schema.json").read_text())
     assert plan["title"] == "InterventionPlan" and "sites" in plan["properties"]
