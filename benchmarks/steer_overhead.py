@@ -112,15 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("fast", "full"):
             configs[f"{arch}_{mode}"] = steered(arch, mode)
 
-    # Sanity: the plan really changes the output (a benchmark of a no-op would be meaningless).
-    with torch.inference_mode(), amp():
+    # Sanity, in fp32: the plan really changes the output (a benchmark of a no-op would be
+    # meaningless) and the fast path equals the naive splice. (Under bf16 autocast the naive
+    # splice itself is imprecise: its error term x - x_hat is formed in bf16.)
+    with torch.inference_mode():
         base = handle.model.encode_image(pixels[:2]).float()
         for arch in ("relu", "topk"):
             with steer(handle, plan, {(LAYER, "resid_post"): saes[arch]}):
                 fast = handle.model.encode_image(pixels[:2]).float()
             with steer(handle, plan, {(LAYER, "resid_post"): saes[arch]}, mode="full"):
                 full = handle.model.encode_image(pixels[:2]).float()
-            tol = 1e-3 if amp_dtype is None else 5e-2
+            tol = 1e-3
             moved = float((fast - base).abs().max())
             gap = float((fast - full).abs().max())
             print(f"check {arch}: |fast-base|max={moved:.3e}  |fast-full|max={gap:.3e}")

@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     info = explain(args.code)
     if info is None:
-        guess = did_you_mean(args.code.strip().upper(), list(CODES))
+        typed = args.code.strip().upper()
+        typed = typed[:1] + typed[1:].replace("O", "0")  # E1O1 -> E101
+        guess = typed if typed in CODES else did_you_mean(typed, list(CODES))
         print(f"error: unknown diagnostic code `{args.code}`", file=sys.stderr)
         hint = f"did you mean `{guess}`? " if guess else ""
         print(f"  help: {hint}run `steer explain-code` to list all codes", file=sys.stderr)

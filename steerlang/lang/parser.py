@@ -17,6 +17,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from lark.exceptions import UnexpectedCharacters
+from lark.lexer import Lexer, Token
+
 from steerlang.diagnostics import Diagnostic, Edit, SourceSpan
 from steerlang.lang import ast
 from steerlang.lang.spans import LineIndex, join, token_span
@@ -161,85 +164,84 @@ _TOKEN_RE = re.compile(
 _INT_RE = re.compile(r"[0-9]+")
 
 
-def _make_lexer_class() -> Any:
-    """A hand-written lexer with the contextual lexer's semantics, ~3x faster than Lark's.
+class SteerLexer(Lexer):
+    """A hand-written lexer with the semantics of Lark's contextual lexer, but faster.
 
     Like Lark's contextual lexer it asks the parser which terminals the current state accepts:
     a keyword is a keyword only where the grammar accepts it (elsewhere it is a NAME), and a
     digit run is an INT where an INT is expected and a NUMBER elsewhere. Where nothing fits,
     it returns the token the whole-language lexer would, so the parser reports it.
     """
-    from lark.exceptions import UnexpectedCharacters
-    from lark.lexer import Lexer, Token
 
-    class SteerLexer(Lexer):
-        __future_interface__ = 2
+    __future_interface__ = 2
 
-        def __init__(self, lexer_conf: Any) -> None:
-            self.terminals_by_name = lexer_conf.terminals_by_name
+    def __init__(self, lexer_conf: Any) -> None:
+        self.terminals_by_name = lexer_conf.terminals_by_name
 
-        def lex(self, lexer_state: Any, parser_state: Any) -> Any:
-            text = lexer_state.text.text
-            end = lexer_state.text.end
-            ctr = lexer_state.line_ctr
-            states = parser_state.parse_conf.parse_table.states
-            match = _TOKEN_RE.match
-            while ctr.char_pos < end:
-                pos = ctr.char_pos
-                m = match(text, pos)
-                if m is None:
-                    raise UnexpectedCharacters(
-                        text,
-                        pos,
-                        ctr.line,
-                        ctr.column,
-                        allowed=set(states[parser_state.position]),
-                        state=parser_state,
-                        terminals_by_name=self.terminals_by_name,
-                        token_history=lexer_state.last_token and [lexer_state.last_token],
-                    )
-                kind = m.lastgroup
-                value = m.group()
-                if kind == "WS" or kind == "COMMENT":
-                    ctr.char_pos = m.end()
-                    ctr.column = ctr.char_pos - ctr.line_start_pos + 1
-                    continue
-                line, col = ctr.line, ctr.column
-                if kind == "NL":
-                    ctr.char_pos = pos + 1
-                    ctr.line += 1
-                    ctr.line_start_pos = pos + 1
-                    ctr.column = 1
-                    tok = Token("_NL", value, pos, line, col, line + 1, 1, pos + 1)
-                    lexer_state.last_token = tok
-                    yield tok
-                    continue
-                accepts = states[parser_state.position]
-                if kind == "WORD":
-                    ttype = _KEYWORD_BY_WORD.get(value)
-                    if ttype is None:
-                        ttype = "NAME"
-                    elif ttype not in accepts and "NAME" in accepts:
-                        ttype = "NAME"
-                    if ttype == "NAME" and "-" in value:  # `mean-ablate` where no action fits
-                        value = "mean"
-                elif kind == "NUM":
-                    if "INT" in accepts and "NUMBER" not in accepts:
-                        value = _INT_RE.match(value).group()  # type: ignore[union-attr]
-                        ttype = "INT"
-                    else:
-                        ttype = "NUMBER"
-                elif kind == "STR":
-                    ttype = "STRING"
-                else:
-                    ttype = _PUNCT_BY_TEXT[value]
-                stop = pos + len(value)
-                ctr.char_pos = stop
-                ctr.column = stop - ctr.line_start_pos + 1
-                tok = Token(ttype, value, pos, line, col, line, ctr.column, stop)
+    def lex(self, lexer_state: Any, parser_state: Any) -> Any:
+        text = lexer_state.text.text
+        end = lexer_state.text.end
+        ctr = lexer_state.line_ctr
+        states = parser_state.parse_conf.parse_table.states
+        match = _TOKEN_RE.match
+        while ctr.char_pos < end:
+            pos = ctr.char_pos
+            m = match(text, pos)
+            if m is None:
+                raise UnexpectedCharacters(
+                    text,
+                    pos,
+                    ctr.line,
+                    ctr.column,
+                    allowed=set(states[parser_state.position]),
+                    state=parser_state,
+                    terminals_by_name=self.terminals_by_name,
+                    token_history=lexer_state.last_token and [lexer_state.last_token],
+                )
+            kind = m.lastgroup
+            value = m.group()
+            if kind == "WS" or kind == "COMMENT":
+                ctr.char_pos = m.end()
+                ctr.column = ctr.char_pos - ctr.line_start_pos + 1
+                continue
+            line, col = ctr.line, ctr.column
+            if kind == "NL":
+                ctr.char_pos = pos + 1
+                ctr.line += 1
+                ctr.line_start_pos = pos + 1
+                ctr.column = 1
+                tok = Token("_NL", value, pos, line, col, line + 1, 1, pos + 1)
                 lexer_state.last_token = tok
                 yield tok
+                continue
+            accepts = states[parser_state.position]
+            if kind == "WORD":
+                ttype = _KEYWORD_BY_WORD.get(value)
+                if ttype is None:
+                    ttype = "NAME"
+                elif ttype not in accepts and "NAME" in accepts:
+                    ttype = "NAME"
+                if ttype == "NAME" and "-" in value:  # `mean-ablate` where no action fits
+                    value = "mean"
+            elif kind == "NUM":
+                if "INT" in accepts and "NUMBER" not in accepts:
+                    value = _INT_RE.match(value).group()  # type: ignore[union-attr]
+                    ttype = "INT"
+                else:
+                    ttype = "NUMBER"
+            elif kind == "STR":
+                ttype = "STRING"
+            else:
+                ttype = _PUNCT_BY_TEXT[value]
+            stop = pos + len(value)
+            ctr.char_pos = stop
+            ctr.column = stop - ctr.line_start_pos + 1
+            tok = Token(ttype, value, pos, line, col, line, ctr.column, stop)
+            lexer_state.last_token = tok
+            yield tok
 
+
+def _make_lexer_class() -> Any:
     return SteerLexer
 
 

@@ -22,6 +22,7 @@ per-(token, latent) tables, so one hook per site applies all rules with one mult
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,6 +58,41 @@ def _affine(edit: FeatureEdit, where: str) -> tuple[float, float]:
     if op == "add":
         return 1.0, float(v)
     raise SteerError(f"{where}: unknown operation {op!r}")
+
+
+_FullEncoder = tuple[SAE, Tensor, Tensor, Tensor, dict[torch.dtype, Tensor]]
+_FULL_CACHE: weakref.WeakKeyDictionary[SAE, dict[tuple[Any, ...], _FullEncoder]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _full_encoder(sae: SAE, device: torch.device, pre_center: bool) -> _FullEncoder:
+    """fp32 copy of the SAE on `device` with the folded encoder bias and column sums.
+
+    Cached per SAE object (until a parameter changes in place), so installing hooks once per
+    batch, as the steerability sweep does, costs nothing after the first time.
+    """
+    tensors = sae.tensors()
+    key = (str(device), pre_center) + tuple((t.data_ptr(), t._version) for t in tensors.values())
+    per_sae = _FULL_CACHE.setdefault(sae, {})
+    hit = per_sae.get(key)
+    if hit is not None:
+        return hit
+    f32 = torch.float32
+    with torch.no_grad():
+        # Never move the caller's SAE in place: copy when dtype or device differ.
+        sae32 = (
+            sae
+            if sae.dtype == f32 and sae.device == device
+            else copy.deepcopy(sae).to(device=device, dtype=f32)
+        )
+        w = sae32.W_enc.detach()
+        csum = w.sum(0)
+        bias = sae32.b_enc.detach() - (sae32.b_dec.detach() @ w if pre_center else 0.0)
+    out: _FullEncoder = (sae32, w, csum, bias, {})
+    per_sae.clear()  # keep only the current version of the weights
+    per_sae[key] = out
+    return out
 
 
 class SiteEditor:
@@ -130,19 +166,8 @@ class SiteEditor:
             self.csum_sub = self.W_sub.sum(0)
             self.bias_sub = self.b_sub - (self.b_dec @ self.W_sub if pc else 0.0)
             if self.topk or mode == "full" or self.error_mode != "preserve_error":
-                # Full encode needed: keep fp32 copies on the model's device (never move the
-                # caller's SAE in place).
-                self.sae32 = (
-                    sae
-                    if sae.dtype == f32 and sae.device == device
-                    else copy.deepcopy(sae).to(device=device, dtype=f32)
-                )
-                self.W_enc = self.sae32.W_enc.detach()
-                self.csum = self.W_enc.sum(0)
-                self.bias = self.sae32.b_enc.detach() - (
-                    self.sae32.b_dec.detach() @ self.W_enc if pc else 0.0
-                )
-                self._w_rank: dict[torch.dtype, Tensor] = {}
+                full = _full_encoder(sae, device, pc)
+                self.sae32, self.W_enc, self.csum, self.bias, self._w_rank = full
 
     # ------------------------------------------------------------------ tables
 
