@@ -361,12 +361,12 @@ class _Builder:
     def _span_of(self, it: Any) -> SourceSpan | None:
         if it is None:
             return None
-        if isinstance(it, list):
+        t = type(it)
+        if t is Token:
+            return token_span(self.file, it)
+        if t is list:
             return self.sp(*it)
-        span = getattr(it, "span", None)
-        if span is not None or hasattr(it, "span"):
-            return span
-        return token_span(self.file, it)
+        return getattr(it, "span", None)
 
     def ident(self, tok: Any) -> ast.Ident:
         return ast.Ident(str(tok), span=token_span(self.file, tok))
