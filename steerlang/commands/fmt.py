@@ -50,6 +50,28 @@ def _atomic_write(path: str, text: str) -> None:
         raise
 
 
+def _meaning_changed(before: str, after: str, path: str) -> str | None:
+    """Last safety check before writing: the Recipe IR (includes resolved) is unchanged,
+    up to source positions. `format_text` already compared the syntax trees."""
+    from steerlang.lang.api import compile_text
+
+    a = compile_text(before, path)
+    if a.ir is None:
+        return None  # nothing to compare against; the tree comparison still applied
+    b = compile_text(after, path)
+    if b.ir is None or _no_spans(a.ir.model_dump()) != _no_spans(b.ir.model_dump()):
+        return "the formatted recipe would compile differently (a formatter bug; please report it)"
+    return None
+
+
+def _no_spans(x: object) -> object:
+    if isinstance(x, dict):
+        return {k: _no_spans(v) for k, v in x.items() if k not in ("span", "source_hash")}
+    if isinstance(x, list):
+        return [_no_spans(v) for v in x]
+    return x
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "debug", False):
         os.environ["STEERLANG_DEBUG"] = "1"  # let internal errors surface as tracebacks
@@ -82,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(out)
             continue
         if out == text:
+            continue
+        problem = _meaning_changed(text, out, path)
+        if problem:
+            print(f"error: {path} was not formatted: {problem}", file=sys.stderr)
+            status = 1
             continue
         changed += 1
         if args.diff:

@@ -609,7 +609,8 @@ class Compiler:
         self.params[s.name.name] = _Param(s, t, v, s.name.span, origin=origin)
 
     def _apply_overrides(self) -> None:
-        for name, raw in self.param_overrides.items():
+        for name, raw_value in self.param_overrides.items():
+            raw = str(raw_value)
             p = self.params.get(name)
             if p is None:
                 guess = did_you_mean(name, list(self.params))

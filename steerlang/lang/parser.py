@@ -269,10 +269,12 @@ def build_parser(
     cache_path = _cache_file(f"{text}\0strict={strict}\0lexer={lexer}") if cache else None
     try:
         if cache_path:
-            return Lark(text, cache=cache_path, **kwargs)
+            return Lark.open_from_package(
+                "steerlang.grammar", "steer.lark", cache=cache_path, **kwargs
+            )
     except Exception:  # an unreadable or unwritable cache must never stop the parser
         pass
-    return Lark(text, **kwargs)
+    return Lark.open_from_package("steerlang.grammar", "steer.lark", **kwargs)
 
 
 _BUILDER: Any = None

@@ -4,7 +4,7 @@ Each case file is named after the code it demonstrates (`E101_unknown_concept.st
 starting with `_` are helpers reached through `include`. A first-line comment
 `# test: --param NAME=VALUE --layers N` passes compiler options; `# test: internal-error`
 simulates a compiler bug. Regenerate after an intended wording change with
-`STEER_UPDATE_GOLDEN=1 python -m pytest tests/lang/test_golden_diagnostics.py` and review the
+`STEER_UPDATE_GOLDEN=1 python -m pytest tests/lang/test_lang_golden.py` and review the
 diff like code.
 """
 

@@ -214,3 +214,16 @@ def test_accepted_at() -> None:
     text4 = "steer 1\n# at layer "
     assert parser.accepted_at(text4, len(text4)) == set()
     assert "STEER" in parser.accepted_at("", 0)
+
+
+def test_grammar_cache_is_per_user_and_survives_corruption(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("STEERLANG_CACHE_DIR", str(tmp_path))
+    p1 = parser.build_parser(transformer=parser._Builder(None))
+    (cache,) = list(tmp_path.iterdir())
+    assert cache.name.startswith("steer-grammar-") and cache.stat().st_size > 1000
+    cache.write_bytes(b"not a pickle")  # truncated or corrupt: rebuilt, never an error
+    p2 = parser.build_parser(transformer=parser._Builder(None))
+    text = "steer 1\nat layer 1 suppress feature 3\n"
+    assert p1.parse(text).statements == p2.parse(text).statements
+    monkeypatch.setenv("STEERLANG_NO_CACHE", "1")
+    assert parser._cache_file("x") is None
