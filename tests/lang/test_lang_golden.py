@@ -126,3 +126,19 @@ def test_color_rendering_uses_ansi_and_same_text(monkeypatch: pytest.MonkeyPatch
     colored = api.render_diagnostics(res.diagnostics, res.sources, color=True)
     assert "\x1b[" in colored
     assert re.sub(r"\x1b\[[0-9;]*m", "", colored) == plain
+
+
+def test_carets_line_up_after_tabs_and_wide_characters() -> None:
+    text = (
+        "steer 1\ndataset waterbirds\nconcept w = plase == 1\t# 水\n"
+        'task classify y as ["水鳥", "🌊"] prompt "\t{} 🌊"\tx\n'
+    )
+    res = api.compile_text(text, "w.steer")
+    out = api.render_diagnostics(res.diagnostics, res.sources)
+    assert "3 | concept w = plase == 1    # 水\n  |             ^^^^^ not a column" in out
+    # 水鳥 and 🌊 take two cells each, tabs four: the caret sits under `x` (column 47)
+    assert res.diagnostics[1].span.column == 47
+    assert (
+        '4 | task classify y as ["水鳥", "🌊"] prompt "    {} 🌊"    x\n'
+        "  |                                                         ^ expected"
+    ) in out
