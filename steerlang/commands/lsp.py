@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="MS",
-        help="wait this long after an edit before re-checking, so bursts of keystrokes "
-        "coalesce into one check (default: 10)",
+        help="wait this long after an edit before re-checking (default: 0; edits that arrive "
+        "during a check are coalesced into the next one anyway)",
     )
     p.set_defaults(func=_run)
 

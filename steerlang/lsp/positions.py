@@ -12,12 +12,15 @@ end, as the specification asks servers to do.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 Encoding = Literal["utf-16", "utf-8", "utf-32"]
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _units(ch: str, encoding: Encoding) -> int:
@@ -37,7 +40,7 @@ def _units(ch: str, encoding: Encoding) -> int:
 
 def units_in(s: str, encoding: Encoding = "utf-16") -> int:
     """Length of `s` in the code units of `encoding`."""
-    if encoding == "utf-32":
+    if encoding == "utf-32" or s.isascii():
         return len(s)
     if encoding == "utf-16":
         return len(s) + sum(1 for ch in s if ord(ch) > 0xFFFF)
@@ -55,19 +58,7 @@ class LineIndex:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        starts = [0]
-        i = 0
-        n = len(text)
-        while i < n:
-            c = text[i]
-            if c == "\n":
-                starts.append(i + 1)
-            elif c == "\r":
-                if i + 1 < n and text[i + 1] == "\n":
-                    i += 1
-                starts.append(i + 1)
-            i += 1
-        self.starts: Sequence[int] = starts
+        self.starts: Sequence[int] = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
 
     @property
     def n_lines(self) -> int:
