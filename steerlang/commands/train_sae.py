@@ -1,0 +1,266 @@
+"""`steer train-sae`: train SAEs on a model's site activations and save them in our format,
+with their training config and held-out quality metrics in the SAE's metadata."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from steerlang.plan import SITE_KINDS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from steerlang.commands.sae_stats import add_data_args
+
+    p = subparsers.add_parser(
+        "train-sae",
+        help="train an SAE (ReLU+L1 or TopK+AuxK) on a model site; saves it with its metrics",
+        description=(
+            "Train sparse autoencoders on a model's activations at one or more layers (one "
+            "activation pass serves every layer), then measure them on held-out images (FVU, "
+            "L0 for CLS and patches, dead/dense latents, zero-shot accuracy recovered) and save "
+            "them in steerlang's format. Example: steer train-sae --model default --layer 7 "
+            "--dataset waterbirds --out saes/L7 --arch topk --k 16"
+        ),
+    )
+    p.add_argument(
+        "--model", default="default", metavar="REF", help="model name or reference (default: zoo)"
+    )
+    p.add_argument(
+        "--layer",
+        required=True,
+        metavar="L",
+        help="layer(s): 7, 0..11 or 3,5 (several layers write OUT/L{layer}/{site})",
+    )
+    p.add_argument("--site", default="resid_post", choices=SITE_KINDS, help="site kind")
+    p.add_argument("--tokens", default="all", choices=("all", "cls", "patches"), help="token scope")
+    add_data_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    g = p.add_argument_group("SAE and optimisation")
+    g.add_argument("--arch", default="relu", choices=("relu", "topk"), help="activation")
+    g.add_argument("--k", type=int, default=32, help="topk: active latents per token (32)")
+    g.add_argument("--expansion", type=int, default=8, help="d_sae = E * d_model (8)")
+    g.add_argument("--d-sae", type=int, default=None, help="width (overrides --expansion)")
+    g.add_argument("--l1", type=float, default=None, help="relu: L1 coefficient")
+    g.add_argument("--steps", type=int, default=None, help="optimiser steps (2000)")
+    g.add_argument("--batch-tokens", type=int, default=None, help="tokens per step (1024)")
+    g.add_argument("--lr", type=float, default=None, help="peak learning rate (1e-3)")
+    g.add_argument("--warmup-steps", type=int, default=None, help="linear warmup steps (100)")
+    g.add_argument(
+        "--b-dec-init",
+        choices=("geometric_median", "mean", "zeros"),
+        default=None,
+        help="decoder bias initialisation (geometric_median)",
+    )
+    g.add_argument(
+        "--no-normalize", action="store_true", help="do not rescale inputs to mean norm √d"
+    )
+    g.add_argument("--seed", type=int, default=0)
+    r = p.add_argument_group("run")
+    r.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+    r.add_argument(
+        "--cache-acts",
+        metavar="DIR",
+        help="cache activations here (content-keyed safetensors shards) and reuse them",
+    )
+    r.add_argument("--max-images", type=int, default=None, help="train on at most N images")
+    r.add_argument(
+        "--eval-images",
+        type=int,
+        default=None,
+        help="held-out images for the metrics (0 skips evaluation; default: up to 512 of the "
+        "val split, or min(512, 10%%) of the images held out)",
+    )
+    r.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    r.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=8.0,
+        help="hold activations in memory up to this size, else stream them (default 8)",
+    )
+    r.add_argument("--checkpoint-every", type=int, default=None, metavar="N")
+    r.add_argument("--checkpoint-dir", default=None, help="default: OUT/checkpoints")
+    r.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    r.add_argument("--no-accuracy", action="store_true", help="skip zero-shot accuracy")
+    r.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    r.add_argument("-v", "--verbose", action="store_true", help="log training progress lines")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from steerlang.commands.sae_stats import _jsonable, print_table, stats_table
+    from steerlang.errors import SteerError
+    from steerlang.profile import load_profile
+    from steerlang.runtime.model import load_model
+    from steerlang.runtime.sae import SAEHook
+    from steerlang.runtime.sites import parse_site
+    from steerlang.training.activations import StreamingTokens, collect_activations
+    from steerlang.training.cli_support import (
+        DEFAULT_PROMPT,
+        load_data,
+        parse_layers,
+        resolve_device,
+        train_eval_tables,
+        zero_shot_labels,
+    )
+    from steerlang.training.sae_metrics import evaluate_saes
+    from steerlang.training.trainer import TrainConfig, train_sae
+
+    quiet = args.json
+    err = sys.stderr
+
+    def log(msg: str) -> None:
+        if args.verbose or not quiet:
+            print(msg, file=err)
+
+    device = resolve_device(args.device)
+    layers = parse_layers(args.layer)
+    overrides = {
+        "l1": args.l1,
+        "steps": args.steps,
+        "batch_tokens": args.batch_tokens,
+        "lr": args.lr,
+        "warmup_steps": args.warmup_steps,
+        "b_dec_init": args.b_dec_init,
+        "d_sae": args.d_sae,
+    }
+    try:
+        base_cfg = TrainConfig(
+            arch=args.arch,
+            k=args.k,
+            expansion=args.expansion,
+            seed=args.seed,
+            device=device,
+            normalize_input=not args.no_normalize,
+            checkpoint_every=args.checkpoint_every,
+            checkpoint_dir=(
+                (args.checkpoint_dir or str(Path(args.out) / "checkpoints"))
+                if args.checkpoint_every
+                else None
+            ),
+            **{k: v for k, v in overrides.items() if v is not None},
+        )
+    except ValueError as e:
+        raise SteerError(f"invalid training options: {e}") from None
+
+    profile = load_profile(args.profile)
+    handle = load_model(profile.model_ref(args.model), device)
+    bad = [layer for layer in layers if layer >= handle.n_layers]
+    if bad:
+        raise SteerError(
+            f"layer(s) {bad} do not exist: {handle.ref} has {handle.n_layers} blocks",
+            help=f"use layers 0..{handle.n_layers - 1}",
+        )
+    choice = load_data(args.data, args.dataset, profile, split=args.split)
+    train_table, eval_table = train_eval_tables(
+        choice, eval_images=args.eval_images, seed=args.seed
+    )
+    sites = [parse_site((layer, args.site)) for layer in layers]
+    n_img = len(train_table) if args.max_images is None else min(len(train_table), args.max_images)
+    est = n_img * handle.n_tokens * handle.width * 4 * len(sites)
+    stream = args.cache_acts is None and est > args.max_memory_gb * (1 << 30)
+    log(
+        f"training {len(sites)} SAE(s) on {handle.ref}, {n_img} images of {choice.label} "
+        f"({'streamed' if stream else 'cached on disk' if args.cache_acts else 'in memory'})"
+    )
+    acts = (
+        None
+        if stream
+        else collect_activations(
+            handle,
+            sites,
+            train_table,
+            batch_size=args.batch_size,
+            cache_dir=args.cache_acts,
+            max_images=args.max_images,
+            progress=not quiet,
+            log=log,
+        )
+    )
+    many = len(sites) > 1
+    trained: dict[str, tuple[Any, Any, Path]] = {}
+    for ref in sites:
+        name = ref.hook_name
+        cfg = base_cfg
+        if many and cfg.checkpoint_dir is not None:
+            cfg = cfg.model_copy(
+                update={"checkpoint_dir": str(Path(cfg.checkpoint_dir) / f"L{ref.layer}")}
+            )
+        source = (
+            StreamingTokens(
+                handle,
+                ref,
+                train_table,
+                tokens=args.tokens,
+                batch_size=args.batch_size,
+                max_images=args.max_images,
+            )
+            if acts is None
+            else acts[name].tokens(args.tokens)
+        )
+        hook = SAEHook(layer=ref.layer, site=ref.site, tokens=args.tokens, model=handle.ref)
+        sae, tm = train_sae(
+            source,
+            cfg,
+            hook=hook,
+            resume=args.resume,
+            progress=not quiet,
+            log=log if args.verbose else None,
+            description=f"training {name}",
+        )
+        out = Path(args.out) / f"L{ref.layer}" / ref.site if many else Path(args.out)
+        trained[name] = (sae, tm, out)
+        f = tm.final
+        log(
+            f"{name}: {tm.steps} steps, {tm.tokens_seen} tokens, {tm.seconds:.1f}s; last window "
+            f"FVU {f.get('fvu', float('nan')):.4f}, L0 {f.get('l0', float('nan')):.1f}"
+        )
+    acts = None
+    results = {}
+    if eval_table is not None:
+        labels, classes = (
+            (None, None) if args.no_accuracy else zero_shot_labels(eval_table, args.label_column)
+        )
+        results = evaluate_saes(
+            handle,
+            {name: t[0] for name, t in trained.items()},
+            eval_table,
+            labels=labels,
+            classes=classes,
+            templates=args.prompt or (DEFAULT_PROMPT,),
+            batch_size=args.batch_size,
+            progress=not quiet,
+        )
+    rows = []
+    for name, (sae, _, out) in trained.items():
+        if name in results:
+            sae.cfg.metadata["metrics"] = {
+                **results[name].to_dict(),
+                "data": choice.label,
+                "eval_images": len(eval_table) if eval_table is not None else 0,
+            }
+            rows.append(results[name].to_dict())
+        sae.save(out)
+        log(f"saved {name} -> {out}")
+    if args.json:
+        doc = {
+            "model": handle.ref,
+            "data": choice.label,
+            "saes": {
+                name: {
+                    "path": str(out),
+                    "d_sae": sae.d_sae,
+                    "training": sae.cfg.metadata.get("training"),
+                    "metrics": sae.cfg.metadata.get("metrics"),
+                }
+                for name, (sae, _, out) in trained.items()
+            },
+        }
+        json.dump(_jsonable(doc), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif rows:
+        print_table(stats_table(rows, title=f"held-out metrics ({choice.label})"))
+    return 0

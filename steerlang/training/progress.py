@@ -1,0 +1,45 @@
+"""One progress-bar helper for the long loops of training and evaluation (rich, optional)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def progress_bar(
+    enabled: bool, description: str, total: int | None
+) -> Iterator[Callable[[int], None]]:
+    """Yield `advance(n)`; draws a transient rich bar on stderr when `enabled`, else nothing.
+
+    Library calls default to no bar (tests, `steer zoo build` composes its own output); the CLI
+    turns it on, and it only draws on a terminal.
+    """
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log file or a pipe: no live bar, no stray blank lines
+        yield lambda n: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as p:
+        task = p.add_task(description, total=total)
+        yield lambda n: p.advance(task, n)
