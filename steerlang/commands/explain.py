@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from steerlang.commands.run import (
     options_from_args,
     print_recipe_error,
     setup_logging,
+    write_stderr,
 )
 
 
@@ -102,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
     except RecipeError as e:
         print_recipe_error(e)
         return 1
-    if rendered:
-        sys.stderr.write(rendered)
+    write_stderr(rendered)
     if args.rule and args.rule not in {r.name for r in ir.rules}:
         import difflib
 

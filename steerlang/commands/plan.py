@@ -15,6 +15,7 @@ from steerlang.commands.run import (
     options_from_args,
     print_recipe_error,
     setup_logging,
+    write_stderr,
 )
 
 
@@ -43,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     except RecipeError as e:
         print_recipe_error(e)
         return 1
-    if rendered:
-        sys.stderr.write(rendered)
+    write_stderr(rendered)
     progress = make_progress(console, args.quiet)
     with progress if progress is not None else contextlib.nullcontext():
         po = plan_ir(ir, opts, progress=progress)

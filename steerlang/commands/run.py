@@ -109,6 +109,12 @@ def make_progress(console: Any, quiet: bool = False) -> Any:
     )
 
 
+def write_stderr(text: str) -> None:
+    """Rendered diagnostics on stderr, always ending in a newline."""
+    if text:
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+
+
 def print_recipe_error(e: Any) -> None:
     sys.stderr.write(e.rendered if e.rendered.endswith("\n") else e.rendered + "\n")
     print(f"error: {e.message}", file=sys.stderr)

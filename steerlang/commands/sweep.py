@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from steerlang.commands.run import (
@@ -22,6 +21,7 @@ from steerlang.commands.run import (
     options_from_args,
     print_recipe_error,
     setup_logging,
+    write_stderr,
 )
 
 
@@ -87,8 +87,7 @@ def _ir_for(args: argparse.Namespace, opts: Any) -> Any:
         except RecipeError as e:
             print_recipe_error(e)
             raise SystemExit(1) from None
-        if rendered:
-            sys.stderr.write(rendered)
+        write_stderr(rendered)
     else:
         if not args.layer:
             raise SteerError(

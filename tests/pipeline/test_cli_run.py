@@ -51,18 +51,31 @@ rule r1: at layer 11 suppress bottom 2 features by mean(not cars)
 }
 
 
-@pytest.fixture(scope="module")
-def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from steerlang.data import fixtures as F
+class _Datasets:
+    """Dataset fixtures written on first use (each test pays only for the formats it runs)."""
 
-    t = tmp_path_factory.mktemp("data")
-    return {
-        "waterbirds": F.make_waterbirds_fixture(t / "wb", scale=200, image_size=32),
-        "celeba": F.make_celeba_fixture(t / "cel", scale=2000, image_size=(32, 40)),
-        "typographic": F.make_typographic_fixture(t / "typo", n_per_class=2, image_size=32),
-        "disentangling": F.make_disentangling_fixture(t / "dis", image_size=32),
-        "imagefolder": F.make_imagefolder_fixture(t / "imf", n_per_class=3, image_size=32),
-    }
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, Path] = {}
+
+    def __getitem__(self, fmt: str) -> Path:
+        if fmt not in self.made:
+            from steerlang.data import fixtures as F
+
+            t = self.root / fmt
+            self.made[fmt] = {
+                "waterbirds": lambda: F.make_waterbirds_fixture(t, scale=200, image_size=32),
+                "celeba": lambda: F.make_celeba_fixture(t, scale=2000, image_size=(32, 40)),
+                "typographic": lambda: F.make_typographic_fixture(t, n_per_class=2, image_size=32),
+                "disentangling": lambda: F.make_disentangling_fixture(t, image_size=32),
+                "imagefolder": lambda: F.make_imagefolder_fixture(t, n_per_class=3, image_size=32),
+            }[fmt]()
+        return self.made[fmt]
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> _Datasets:
+    return _Datasets(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -93,7 +106,7 @@ def _run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[dict
 
 
 def test_waterbirds_run_twice_plan_and_explain(
-    datasets: dict[str, Path],
+    datasets: _Datasets,
     sae_dirs: dict[int, Path],
     tmp_path: Path,
     monkeypatch: Any,
@@ -121,25 +134,44 @@ def test_waterbirds_run_twice_plan_and_explain(
     plan, err3 = _run_json(capsys, ["plan", str(recipe), *args[:-2]])
     assert plan == plan_on_disk
     assert "using cached statistics" in err3
-    # A --param override changes the plan without recompiling anything else.
-    plan2, _ = _run_json(capsys, ["plan", str(recipe), "--param", "thr=1", *args[:-2]])
-    n_bg = sum(1 for s in plan2["sites"] for e in s["edits"] if e["rule"] == "bg")
-    assert n_bg == 0
-
-    # `steer explain --json --rule bg` reports counts and thresholds.
-    ex, _ = _run_json(capsys, ["explain", str(recipe), "--rule", "bg", "--json", *args[:-2]])
-    (row,) = ex["rules"]
-    assert row["rule"] == "bg" and row["selected"] + row["rejected"] == row["n_features"]
-    assert row["thresholds"] == [{"stat": "corr:water", "op": ">", "threshold": 0.05}]
+    # `steer explain` (text) names every rule, its near misses and the overlap winners.
     rc = main(["explain", str(recipe), *args[:-2]])
     out = capsys.readouterr().out
     assert rc == 0 and "rule topw" in out and "near misses" in out
+    assert "overridden by later rules" in out or plan["overrides"] == []
+
+
+def test_explain_with_a_statistics_file_needs_no_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = _recipe(tmp_path, "waterbirds")
+    stats = tmp_path / "stats.yaml"
+    stats.write_text(
+        """n_features: 5
+stats:
+  "3": {corr:water: [0.9, 0.04, 0.06, -0.5, 0.3]}
+  "7:resid_post:patches": {corr:water: [0.1, 0.2, 0.3, 0.4, 0.5]}
+  "7": {mean: [1, 2, 3, 4, 5]}
+"""
+    )
+    ex, _ = _run_json(capsys, ["explain", str(recipe), "--stats", str(stats), "--json"])
+    rows = {r["rule"]: r for r in ex["rules"]}
+    assert rows["bg"]["selected_ids"] == [0, 2, 4] and rows["bg"]["rejected"] == 2
+    assert rows["bg"]["thresholds"] == [{"stat": "corr:water", "op": ">", "threshold": 0.05}]
+    assert [m["feature"] for m in rows["bg"]["near_misses"]] == [1]  # 0.04 is within 0.05
+    assert rows["topw"]["selected_ids"] == [4, 3, 2]  # rank order
+    assert rows["topw"]["lost_to"] == {"2": "pin"}  # the later rule wins feature 2
+    assert [(o["feature"], o["winner"], o["overridden"]) for o in ex["overrides"]] == [
+        (2, "pin", ["topw"])
+    ]
+    rc = main(["explain", str(recipe), "--stats", str(stats), "--rule", "bgg"])
+    assert rc == 1 and "did you mean" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fmt", ["celeba", "typographic", "disentangling", "imagefolder"])
 def test_run_on_every_dataset_format(
     fmt: str,
-    datasets: dict[str, Path],
+    datasets: _Datasets,
     sae_dirs: dict[int, Path],
     tmp_path: Path,
     monkeypatch: Any,
@@ -163,7 +195,7 @@ def test_run_on_every_dataset_format(
 
 
 def test_sweep_reports_sae_and_neuron_fractions(
-    datasets: dict[str, Path],
+    datasets: _Datasets,
     sae_dirs: dict[int, Path],
     tmp_path: Path,
     monkeypatch: Any,

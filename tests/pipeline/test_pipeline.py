@@ -1,5 +1,5 @@
-"""`steer run` end to end on a tiny open_clip model with tiny SAEs and dataset fixtures in
-every real format; cache reuse; report contents."""
+"""The run pipeline as a library (`run_ir` on a hand-built RecipeIR): cache reuse, metric
+values against the predictions, selection against the statistics, the run folder."""
 
 from __future__ import annotations
 
@@ -26,33 +26,56 @@ def _opts(tmp: Path, root: Path, fmt: str = "waterbirds", name: str = "wb") -> R
     return RunOptions(data=[f"{name}={fmt}:{root}"], out=str(tmp / "runs"), device="cpu")
 
 
-def test_run_twice_reuses_cached_statistics_and_numbers(
-    tiny_handle: Any,
-    sae_dirs: Any,
-    wb_root: Path,
-    tmp_path: Path,
-    monkeypatch: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
-    ir = waterbirds_ir(sae_dirs)
-    with caplog.at_level(logging.INFO, logger="steerlang"):
-        first = run_ir(ir, _opts(tmp_path, wb_root), handle=tiny_handle)
-    assert "computing statistics" in caplog.text
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def two_runs(
+    tiny_handle: Any, sae_dirs: Any, wb_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, Any, str, str]:
+    """The same recipe run twice against one cache folder, with the log of each run."""
+    tmp = tmp_path_factory.mktemp("two_runs")
+    logger = logging.getLogger("steerlang")
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    logs = []
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("STEER_CACHE", str(tmp / "cache"))
+            for _ in range(2):
+                h = _Messages()
+                logger.addHandler(h)
+                try:
+                    out = run_ir(waterbirds_ir(sae_dirs), _opts(tmp, wb_root), handle=tiny_handle)
+                finally:
+                    logger.removeHandler(h)
+                logs.append((out, "\n".join(h.lines)))
+    finally:
+        logger.setLevel(old)
+    (first, log1), (second, log2) = logs
+    return first, second, log1, log2
+
+
+def test_run_twice_reuses_cached_statistics_and_numbers(two_runs: Any, tiny_handle: Any) -> None:
+    first, second, log1, log2 = two_runs
+    assert "computing statistics" in log1
     assert len(first.report["statistics"]["computed"]) == 3  # L3 all, L7 patches, L7 all
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="steerlang"):
-        second = run_ir(waterbirds_ir(sae_dirs), _opts(tmp_path, wb_root), handle=tiny_handle)
     for key in first.report["statistics"]["keys"].values():
-        assert f"using cached statistics {key}" in caplog.text
-    assert "computing statistics" not in caplog.text
+        assert f"using cached statistics {key}" in log2
+    assert "computing statistics" not in log2
     assert second.report["statistics"]["computed"] == []
     assert second.report["metrics"] == first.report["metrics"]
     assert second.plan.selection.plan == first.plan.selection.plan
 
     # The run folder has every artefact, all valid JSON / HTML with inline SVG.
     run_dir = first.run_dir
-    assert run_dir is not None and run_dir.parent == tmp_path / "runs"
+    assert run_dir is not None and run_dir.parent.name == "runs"
     for name in ("plan.json", "report.json", "explain.json", "manifest.json", "report.html"):
         assert (run_dir / name).is_file()
     rep = json.loads((run_dir / "report.json").read_text())
@@ -64,11 +87,8 @@ def test_run_twice_reuses_cached_statistics_and_numbers(
     assert html.count("<svg") >= 2 and "per-group accuracy" in html
 
 
-def test_metrics_match_predictions_and_plan_matches_statistics(
-    tiny_handle: Any, sae_dirs: Any, wb_root: Path, tmp_path: Path, monkeypatch: Any
-) -> None:
-    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
-    out = run_ir(waterbirds_ir(sae_dirs), _opts(tmp_path, wb_root), handle=tiny_handle, write=False)
+def test_metrics_match_predictions_and_plan_matches_statistics(two_runs: Any) -> None:
+    out = two_runs[0]
     ev = out.eval_result
     y, g = ev.labels, ev.groups
     for which in ("baseline", "steered"):
