@@ -428,7 +428,7 @@ def steerability_for(
         logit_scale=float(ir.setting("logit_scale")),
         vocabulary=str(ir.setting("vocabulary")),
     )
-    words = load_vocabulary(cfg.vocabulary, extra=promote_words)
+    words = load_vocabulary(cfg.vocabulary, extra=promote_words, model_ref=b.model_ref)
     if b.table is None:
         raise SteerError(
             "steerability needs images: the recipe names no dataset",

@@ -71,16 +71,23 @@ def _vocab_file(name: str) -> list[str]:
     return [w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#")]
 
 
-def load_vocabulary(spec: str = DEFAULT_VOCABULARY, extra: Iterable[str] = ()) -> list[str]:
-    """The readout vocabulary: `default` (the shipped list, see vocab/PROVENANCE.md) or a
-    path to a file with one word per line. Words in `extra` (e.g. those a recipe's
-    `promotes("word")` names) are appended when missing, so their Δ is always measured."""
+def is_zoo_model(model_ref: str | None) -> bool:
+    return bool(model_ref) and (model_ref == "default" or str(model_ref).startswith("zoo:"))
+
+
+def load_vocabulary(
+    spec: str = DEFAULT_VOCABULARY, extra: Iterable[str] = (), *, model_ref: str | None = None
+) -> list[str]:
+    """The readout vocabulary: `default` or a path to a file with one word per line.
+
+    `default` (see vocab/PROVENANCE.md) is the 5,000 most frequent English words followed by
+    the zoo world's words, except for the zoo's tiny CLIP (`model_ref` `zoo:...`), whose
+    tokenizer only knows its world's words: there it is the world's words alone. Words in
+    `extra` (e.g. those a recipe's `promotes("word")` names) are appended when missing, so
+    their Δ is always measured."""
     if spec in ("default", "", None):
-        words = _vocab_file("common_en_5000.txt")
-        try:
-            words += _vocab_file("synthworld.txt")
-        except FileNotFoundError:
-            pass
+        world = _vocab_file("synthworld.txt")
+        words = world if is_zoo_model(model_ref) else _vocab_file("common_en_5000.txt") + world
     else:
         p = Path(spec).expanduser()
         if not p.is_file():
