@@ -7,8 +7,10 @@ all tokens. ReLU and TopK (k=64) SAEs; `fast` is steerlang's hook, `full` the na
 (encode every latent, decode edited and clean, add the error term).
 
 All configurations are timed in one process, interleaved repeat by repeat (so drift and
-other load on the machine hit them equally), and compared by medians. The last line printed
-is one JSON object with every ratio.
+other load on the machine hit them equally), and compared by medians. A steered run installs
+the hooks, then times one forward with them installed (the ratio); the install (gathering the
+edited SAE rows, once per `steer` block) is timed apart and reported as `install_ms_*`.
+The last line printed is one JSON object with every ratio.
 
     python benchmarks/steer_overhead.py [--device cpu|cuda] [--batch N] [--repeats R]
 """
@@ -75,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         choices=["fp32", "bf16", "fp16"],
         help="autocast dtype (default fp32 on CPU, bf16 on CUDA)",
     )
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available on this machine", file=sys.stderr)
@@ -100,14 +105,34 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode(), amp():
             handle.model.encode_image(pixels)
 
-    def steered(arch: str, mode: str) -> Callable[[], None]:
-        def run() -> None:
+    install_times: dict[str, list[float]] = {}
+
+    def steered(arch: str, mode: str) -> Callable[[], float]:
+        """Install the hooks (timed apart), then time one forward with them installed."""
+        name = f"{arch}_{mode}"
+
+        def run() -> float:
+            sync(device)
+            t0 = time.perf_counter()
             with steer(handle, plan, {(LAYER, "resid_post"): saes[arch]}, mode=mode):  # type: ignore[arg-type]
+                sync(device)
+                t1 = time.perf_counter()
                 forward()
+                sync(device)
+                t2 = time.perf_counter()
+            install_times.setdefault(name, []).append(t1 - t0)
+            return t2 - t1
 
         return run
 
-    configs: dict[str, Callable[[], None]] = {"plain": forward}
+    def plain() -> float:
+        sync(device)
+        t0 = time.perf_counter()
+        forward()
+        sync(device)
+        return time.perf_counter() - t0
+
+    configs: dict[str, Callable[[], float]] = {"plain": plain}
     for arch in ("relu", "topk"):
         for mode in ("fast", "full"):
             configs[f"{arch}_{mode}"] = steered(arch, mode)
@@ -133,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.warmup):
         for fn in configs.values():
             fn()
-            sync(device)
+    install_times.clear()
 
     times: dict[str, list[float]] = {k: [] for k in configs}
     order = list(configs)
@@ -141,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         # Rotate the order each repeat so no configuration always runs first after a pause.
         rot = order[r % len(order) :] + order[: r % len(order)]
         for name in rot:
-            sync(device)
-            t0 = time.perf_counter()
-            configs[name]()
-            sync(device)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(configs[name]())
 
     med = {k: statistics.median(v) for k, v in times.items()}
     ratios = {k: med[k] / med["plain"] for k in configs if k != "plain"}
@@ -154,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         f"threads={torch.get_num_threads()}, batch={batch} images x 50 tokens, dtype={dtype_name}, "
         f"repeats={repeats}, SAE {D_SAE} latents at layer {LAYER}, suppress {N_FEATURES} features"
     )
-    print(f"{'config':<12} {'median ms':>10} {'ratio':>7}")
+    install = {k: statistics.median(v) for k, v in install_times.items()}
+    print(f"{'config':<12} {'median ms':>10} {'ratio':>7} {'install ms':>11}")
     for k in configs:
-        print(f"{k:<12} {med[k] * 1e3:>10.1f} {med[k] / med['plain']:>7.3f}")
+        inst = f"{install[k] * 1e3:>11.2f}" if k in install else f"{'':>11}"
+        print(f"{k:<12} {med[k] * 1e3:>10.2f} {med[k] / med['plain']:>7.3f} {inst}")
     targets = {"relu_fast": 1.10 if device.type == "cpu" else 1.03, "topk_fast": 1.30}
     for k, t in targets.items():
         print(f"target {k} <= {t}: {'met' if ratios[k] <= t else 'NOT met'} ({ratios[k]:.3f})")
@@ -168,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": repeats,
         "plain_ms": round(med["plain"] * 1e3, 3),
         **{f"ratio_{k}": round(v, 4) for k, v in ratios.items()},
+        **{f"install_ms_{k}": round(v * 1e3, 3) for k, v in install.items()},
     }
     print(json.dumps(result))
     return 0

@@ -60,36 +60,54 @@ def _affine(edit: FeatureEdit, where: str) -> tuple[float, float]:
     raise SteerError(f"{where}: unknown operation {op!r}")
 
 
-_FullEncoder = tuple[SAE, Tensor, Tensor, Tensor, dict[torch.dtype, Tensor]]
+@dataclass
+class _FullEncoder:
+    sae32: SAE  # fp32 copy on the model's device (the caller's SAE is never moved)
+    W_enc: Tensor
+    b_enc: Tensor
+    b_dec: Tensor
+    fp16_safe: bool  # every pre-activation provably fits in fp16 (bounded input norm)
+    ranked: dict[torch.dtype, tuple[Tensor, Tensor]] = field(default_factory=dict)
+
+    def rank_weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """(W_enc, b_enc) in the dtype the TopK ranking runs in (cached per dtype)."""
+        hit = self.ranked.get(dtype)
+        if hit is None:
+            hit = (self.W_enc.to(dtype), self.b_enc.to(dtype))
+            self.ranked[dtype] = hit
+        return hit
+
+
 _FULL_CACHE: weakref.WeakKeyDictionary[SAE, dict[tuple[Any, ...], _FullEncoder]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _full_encoder(sae: SAE, device: torch.device, pre_center: bool) -> _FullEncoder:
-    """fp32 copy of the SAE on `device` with the folded encoder bias and column sums.
-
-    Cached per SAE object (until a parameter changes in place), so installing hooks once per
-    batch, as the steerability sweep does, costs nothing after the first time.
-    """
+def _full_encoder(sae: SAE, device: torch.device) -> _FullEncoder:
+    """fp32 encoder of `sae` on `device`, cached per SAE object until a parameter changes in
+    place, so installing hooks once per batch (as the steerability sweep does) is cheap."""
     tensors = sae.tensors()
-    key = (str(device), pre_center) + tuple((t.data_ptr(), t._version) for t in tensors.values())
+    key = (str(device),) + tuple((t.data_ptr(), t._version) for t in tensors.values())
     per_sae = _FULL_CACHE.setdefault(sae, {})
     hit = per_sae.get(key)
     if hit is not None:
         return hit
     f32 = torch.float32
     with torch.no_grad():
-        # Never move the caller's SAE in place: copy when dtype or device differ.
         sae32 = (
             sae
             if sae.dtype == f32 and sae.device == device
             else copy.deepcopy(sae).to(device=device, dtype=f32)
         )
         w = sae32.W_enc.detach()
-        csum = w.sum(0)
-        bias = sae32.b_enc.detach() - (sae32.b_dec.detach() @ w if pre_center else 0.0)
-    out: _FullEncoder = (sae32, w, csum, bias, {})
+        b_enc, b_dec = sae32.b_enc.detach(), sae32.b_dec.detach()
+        fp16_safe = False
+        if sae.cfg.input_norm in ("per_token_ln", "constant_norm_rescale"):
+            # ‖x̃‖ <= √d for both norms, so |pre_j| <= (√d + ‖b_dec‖)·‖W_j‖ + |b_j|.
+            x_norm = sae.cfg.d_in**0.5 + (float(b_dec.norm()) if sae.cfg.pre_center else 0.0)
+            bound = x_norm * float(w.norm(dim=0).max()) + float(b_enc.abs().max())
+            fp16_safe = bound < 3.0e4
+    out = _FullEncoder(sae32, w, b_enc, b_dec, fp16_safe)
     per_sae.clear()  # keep only the current version of the weights
     per_sae[key] = out
     return out
@@ -166,8 +184,8 @@ class SiteEditor:
             self.csum_sub = self.W_sub.sum(0)
             self.bias_sub = self.b_sub - (self.b_dec @ self.W_sub if pc else 0.0)
             if self.topk or mode == "full" or self.error_mode != "preserve_error":
-                full = _full_encoder(sae, device, pc)
-                self.sae32, self.W_enc, self.csum, self.bias, self._w_rank = full
+                self.enc = _full_encoder(sae, device)
+                self.sae32 = self.enc.sae32
 
     # ------------------------------------------------------------------ tables
 
@@ -230,14 +248,6 @@ class SiteEditor:
             p = p + bias
         return p
 
-    def _rank_weights(self, dtype: torch.dtype) -> Tensor:
-        """W_enc in the dtype the TopK ranking runs in (cached per dtype)."""
-        w = self._w_rank.get(dtype)
-        if w is None:
-            w = self.W_enc.to(dtype)
-            self._w_rank[dtype] = w
-        return w
-
     def _topk_member(self, full: Tensor, sub: Tensor) -> Tensor:
         """Exactly: is each edited latent (values `sub` [R, K], taken from `full` [R, M]) among
         the k largest of its row? Avoids a full torch.topk (the slow part of TopK on GPUs):
@@ -284,31 +294,29 @@ class SiteEditor:
         rows = need.any(dim=-1).nonzero().flatten()
         if rows.numel() == 0:
             return a
-        # Under autocast the ranking runs in the autocast dtype, like the rest of the model;
-        # the activation values and the delta stay fp32.
-        dev = x.device.type
-        rank_dtype = torch.get_autocast_dtype(dev) if self._autocast else torch.float32
+        # The ranking runs in fp32, or under autocast in a 16-bit dtype like the rest of the
+        # model (fp16 when every pre-activation provably fits: finer than bf16, fewer ties at
+        # the k-th value); activation values and the delta stay fp32.
+        rank_dtype = torch.float32
+        if self._autocast:
+            rank_dtype = torch.float16 if self.enc.fp16_safe else torch.bfloat16
+        w_r, b_r = self.enc.rank_weights(rank_dtype)
         for chunk in rows.split(4096):  # bounds the [rows, M] buffer
             xr = x.index_select(0, chunk)
-            sh = shift.index_select(0, chunk) if shift is not None else None
-            iv = inv.index_select(0, chunk) if isinstance(inv, Tensor) else inv
-            if rank_dtype == torch.float32:
-                full = self._pre(xr, self.W_enc, self.csum, self.bias, sh, iv)
-            else:
-                raw = torch.mm(xr.to(rank_dtype), self._rank_weights(rank_dtype)).float()
-                full = self._pre_from_raw(raw, sh, iv)
+            if shift is not None:
+                xr = xr - shift.index_select(0, chunk)
+            if isinstance(inv, Tensor):
+                xr = xr * inv.index_select(0, chunk)
+            elif inv != 1.0:
+                xr = xr * inv
+            if self.cfg.pre_center:
+                xr = xr - self.enc.b_dec
+            full = torch.addmm(b_r, xr.to(rank_dtype), w_r)  # bias fused into the GEMM
             sub = full.index_select(1, self.idx)
             member = self._topk_member(full, sub)
             exact = pre.index_select(0, chunk)
             a.index_copy_(0, chunk, torch.where(member, torch.relu(exact), torch.zeros_like(exact)))
         return a
-
-    def _pre_from_raw(self, raw: Tensor, shift: Tensor | None, inv: Tensor | float) -> Tensor:
-        if shift is not None:
-            raw = raw - shift * self.csum
-        if isinstance(inv, Tensor):
-            return torch.addcmul(self.bias, raw, inv)
-        return raw * inv + self.bias
 
     def fast(self, h: Tensor) -> Tensor:
         n, L, d = h.shape
