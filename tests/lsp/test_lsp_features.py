@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lsprotocol import types
 
 from steerlang.lang.api import compile_text, format_text
@@ -285,3 +287,66 @@ def test_format_edits_reproduce_steer_fmt() -> None:
     doc = doc_of(messy)
     lsp = F.lsp_format(doc)
     assert lsp is not None and len(lsp) == len(edits)
+
+
+# ------------------------------------------------------------------------------ robustness
+
+_pieces = st.sampled_from(
+    [
+        "steer 1\n",
+        "at layer 7 ",
+        "suppress ",
+        "features where ",
+        "corr(",
+        "water",
+        ")",
+        " > ",
+        "0.3",
+        "thr",
+        "param thr = 0.3\n",
+        "concept water = place == 1\n",
+        "\n",
+        "\r\n",
+        '"',
+        "#",
+        "🌊",
+        "水",
+        "(",
+        "..",
+        ",",
+        "mean-ablate ",
+        'include "x.steer"\n',
+        "set ",
+        "tokens ",
+        "site ",
+        "rule r: ",
+        "top 3 features by ",
+        "not ",
+        "-",
+    ]
+)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    st.lists(st.one_of(_pieces, st.text(max_size=3)), max_size=25).map("".join),
+    st.floats(0, 1),
+)
+def test_pure_functions_never_raise(text: str, where: float) -> None:
+    offset = round(where * len(text))
+    doc = doc_of(text)
+    F.lsp_diagnostics(doc)
+    F.hover_at(text, offset)
+    F.completions_at(text, offset)
+    F.definition_at(text, offset)
+    F.references_at(text, offset)
+    F.symbols_for(text)
+    edits = F.format_edits(text)
+    if edits is not None:
+        assert F.apply_edits(text, edits) == format_text(text)
+    p = doc.index.position_of(offset)
+    pos = types.Position(p.line, p.character)
+    F.lsp_hover(doc, pos)
+    F.lsp_completion(doc, pos)
+    F.lsp_code_actions(doc, types.Range(pos, pos))
+    F.lsp_symbols(doc)
