@@ -186,6 +186,13 @@ def bind(
                 f"{handle.width} at layer {layer} {site}",
                 help="use an SAE trained on this model and site",
             )
+        hook = getattr(sae.cfg, "hook", None)
+        if hook is not None and hook.layer is not None and (hook.layer, hook.site) != (layer, site):
+            raise SteerError(
+                f"SAE {ref} was trained on blocks.{hook.layer}.hook_{hook.site} but the recipe "
+                f"uses it at blocks.{layer}.hook_{site}",
+                help=f"bind the SAE trained for layer {layer} {site} (--sae {layer}:{site}=REF)",
+            )
         saes[(layer, site)] = sae
     dataset = table = None
     if need_data and ir.dataset:

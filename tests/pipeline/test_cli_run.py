@@ -235,3 +235,37 @@ def test_sweep_reports_sae_and_neuron_fractions(
         assert r["n_images"] == 4 and r["strength"] == 150.0 and r["threshold"] == 0.1
     rep2, err = _run_json(capsys, args)
     assert "using cached steerability" in err and rep2 == rep
+
+
+def test_recipe_sae_lines_resolve_relative_to_the_recipe_and_sites_must_match(
+    datasets: _Datasets,
+    sae_dirs: dict[int, Path],
+    tmp_path: Path,
+    monkeypatch: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "saes").symlink_to(sae_dirs[3].parent)
+    recipe = tmp_path / "r.steer"
+    recipe.write_text(
+        HEADER.format(name="r", dataset="d")
+        + 'task classify label_name as ["car", "cat", "dog"]\n'
+        + 'sae at layer 3 = "saes/L3"\n'
+        + "rule r1: at layer 3 suppress features 0, 5\n"
+    )
+    base = [
+        "--model",
+        MODEL,
+        "--data",
+        f"d=imagefolder:{datasets['imagefolder']}",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "runs"),
+    ]
+    rep, _ = _run_json(capsys, ["run", str(recipe), "--json", *base])
+    assert rep["saes"] == {"3:resid_post": str(tmp_path / "saes" / "L3")}
+    assert rep["plan"]["n_edits"] == 2 and rep["statistics"]["keys"] == {}  # ids need no stats
+    rc = main(["run", str(recipe), *base, "--sae", f"3={sae_dirs[7]}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "trained on blocks.7.hook_resid_post" in err and "help:" in err
