@@ -82,8 +82,6 @@ class SteerLanguageServer(LanguageServer):
         self.debounce_s = debounce_s
         self.n_layers: int | None = None
         self._pending: dict[str, asyncio.Task[None]] = {}
-        # Hook for in-process tests: every PublishDiagnosticsParams also goes here.
-        self.published: Callable[[types.PublishDiagnosticsParams], None] | None = None
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -139,10 +137,9 @@ class SteerLanguageServer(LanguageServer):
         diags = features.lsp_diagnostics(
             doc, n_layers=self.n_layers, encoding=self.encoding, read_file=self.read_file
         )
-        params = types.PublishDiagnosticsParams(uri=doc.uri, diagnostics=diags, version=doc.version)
-        if self.published is not None:
-            self.published(params)
-        self.text_document_publish_diagnostics(params)
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=doc.uri, diagnostics=diags, version=doc.version)
+        )
 
     def publish_safely(self, uri: str) -> None:
         doc = self.store.get(uri)
@@ -169,7 +166,9 @@ class SteerLanguageServer(LanguageServer):
         try:
             await asyncio.sleep(self.debounce_s)
         finally:
-            self._pending.pop(uri, None)
+            # Only forget ourselves: after a close and reopen the slot may hold a newer task.
+            if self._pending.get(uri) is asyncio.current_task():
+                del self._pending[uri]
         self.publish_safely(uri)
 
     async def drain(self) -> None:
