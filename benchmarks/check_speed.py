@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         f"max {max(times):.1f} ms over {args.repeat} runs (target <= 50 ms)"
     )
     print(f"check after start-up, CPU time: median {statistics.median(cpu):.1f} ms")
+    print(f"machine load (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(
         f"`python -m steerlang check` process wall time: median "
         f"{statistics.median(startup):.3f} s over {args.startup_repeat} runs"
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 "check_cpu_ms_median": round(statistics.median(cpu), 2),
                 "first_check_ms": round(first_ms, 1),
                 "startup_wall_s_median": round(statistics.median(startup), 3),
+                "load_avg_1min": round(os.getloadavg()[0], 2),
+                "cpu_count": os.cpu_count(),
                 "target_ms": 50,
                 "meets_target": median <= 50,
             }
