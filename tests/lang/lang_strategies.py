@@ -250,10 +250,16 @@ FUZZ = settings(
 )
 
 
+NIGHTLY = settings(FUZZ, max_examples=5_000)
+
+
 def lang_settings(ci_examples: int | None = None) -> settings:
-    """Settings for one property: the CI profile (optionally fewer examples) or the fuzz one."""
+    """Settings for one property: the CI profile (optionally fewer examples), `nightly`
+    (5,000 examples) or `fuzz` (100,000)."""
     if PROFILE == "fuzz":
         return FUZZ
+    if PROFILE == "nightly":
+        return NIGHTLY
     if ci_examples is not None:
         return settings(CI, max_examples=ci_examples)
     return CI
