@@ -187,6 +187,11 @@ class SiteEditor:
                 self.enc = _full_encoder(sae, device)
                 self.sae32 = self.enc.sae32
 
+        if n_tokens is not None:
+            # Build the affine tables now (host work + uploads), so the first steered forward
+            # costs the same as every later one.
+            self.tables(n_tokens)
+
     # ------------------------------------------------------------------ tables
 
     def tables(self, n_tokens: int) -> tuple[Tensor, Tensor, Tensor | None]:
