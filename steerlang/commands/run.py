@@ -82,6 +82,8 @@ def setup_logging(quiet: bool = False) -> Any:
     handler._steer_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    # Some libraries configure the root logger; without this every line would print twice.
+    logger.propagate = False
     return console
 
 

@@ -320,7 +320,7 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
             console.print(gt)
     for k, s in (report.get("steerability") or {}).items():
         console.print(
-            f"steerability L{k}: {s['n_steerable']}/{s['n_units']} {s['kind']} units steerable "
+            f"steerability L{k.replace(':', ' ')}: {s['n_steerable']}/{s['n_units']} {s['kind']} units steerable "
             f"({_pct(s['fraction_steerable'])}%, S_f > {s['threshold']}, s = {s['strength']}), "
             f"{s['distinct_top_concepts']} distinct top concepts"
         )
@@ -637,20 +637,20 @@ def render_html(po: Any, report: dict[str, Any]) -> str:
         for i, (k, res) in enumerate(steer.items()):
             s = report["steerability"][k]
             parts.append(
-                f"<p>L{_esc(k)}: <b>{s['n_steerable']}</b> of {s['n_units']} {s['kind']} units "
+                f"<p>L{_esc(k.replace(':', ' '))}: <b>{s['n_steerable']}</b> of {s['n_units']} {s['kind']} units "
                 f"steerable ({_pct(s['fraction_steerable'])}%) at s = {s['strength']:g}, "
                 f"S_f &gt; {s['threshold']:g}; top concepts: "
                 + ", ".join(f"{_esc(w)} ×{c}" for w, c in s["top_concepts"])
                 + "</p>"
             )
             t, frac = steer_curve(res.steerability)
-            curves.append((f"L{k} {res.kind}", t, frac, colors[i % len(colors)]))
+            curves.append((f"L{k.replace(':', ' ')} {res.kind}", t, frac, colors[i % len(colors)]))
             thr = res.threshold
             parts.append(
                 "<figure>"
                 + svg_histogram(
                     res.steerability,
-                    title=f"S_f over {len(res.units)} units, L{k}",
+                    title=f"S_f over {len(res.units)} units, L{k.replace(':', ' ')}",
                     thresholds=[(res.threshold, f"> {res.threshold:g}")],
                 )
                 + "</figure>"
