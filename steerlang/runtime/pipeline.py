@@ -287,6 +287,47 @@ def steer_sites(ir: RecipeIR) -> dict[tuple[int, str], list[str]]:
     return out
 
 
+def steer_units_needed(
+    ir: RecipeIR, site: tuple[int, str], tables: dict[tuple[int, str, str], Any]
+) -> np.ndarray | None:
+    """The features whose steerability can change what the rules at `site` select, or None
+    for all of them.
+
+    A rule `... where A and B and ...` can only select a feature that passes every conjunct,
+    so conjuncts that read no steerability column (e.g. `freq() > 0.01`, `corr(c) > 0.3`) are
+    evaluated first from the cheap statistics and the sweep skips features that fail them.
+    The selection is unchanged: skipped features get NaN steerability, and a conjunction with
+    a false conjunct is false whatever the NaN comparisons give.
+    """
+    from steerlang.plan import And, TopSelector, WhereSelector
+    from steerlang.runtime.selection import _VecEval, rule_stats, stats_in
+    from steerlang.runtime.statistics import tokens_key
+
+    needed: np.ndarray | None = None
+    for r in ir.rules:
+        if r.scope.site != site[1] or site[0] not in r.scope.layers:
+            continue
+        if not any(s.fn in STEER_FNS for s in rule_stats(r)):
+            continue
+        sel = r.selector
+        where = sel.where if isinstance(sel, WhereSelector | TopSelector) else None
+        if where is None:
+            return None
+        conj = list(where.args) if isinstance(where, And) else [where]
+        cheap = [c for c in conj if not any(s.fn in STEER_FNS for s in stats_in(c))]
+        table = tables.get((site[0], site[1], tokens_key(r.scope.tokens)))
+        if not cheap or table is None:
+            return None
+        ev = _VecEval(table, ir.params, r.name)
+        mask = np.ones(table.n_features, dtype=bool)
+        for c in cheap:
+            mask &= ev.mask(c)
+        needed = mask if needed is None else (needed | mask)
+    if needed is None or needed.all():
+        return None
+    return np.flatnonzero(needed)
+
+
 @dataclass
 class StatsOutcome:
     tables: dict[tuple[int, str, str], Any]  # (layer, site, tokens_key) -> StatsTable
@@ -546,8 +587,23 @@ def plan_ir(
     stats = statistics_for(ir, b, use_cache=opts.use_cache, progress=progress)
     t2 = time.perf_counter()
     for site, words in steer_sites(ir).items():
+        units = steer_units_needed(ir, site, stats.tables)
+        if units is not None:
+            log.info(
+                "steerability at layer %d %s: %d of %d features can change the selection",
+                site[0],
+                site[1],
+                len(units),
+                b.saes[site].d_sae,
+            )
         res = steerability_for(
-            ir, b, site, promote_words=words, use_cache=opts.use_cache, progress=progress
+            ir,
+            b,
+            site,
+            units=units,
+            promote_words=words,
+            use_cache=opts.use_cache,
+            progress=progress,
         )
         stats.steerability[f"{site[0]}:{site[1]}"] = res
         for (layer, kind, tok), t in list(stats.tables.items()):

@@ -113,3 +113,57 @@ def test_metrics_match_predictions_and_plan_matches_statistics(two_runs: Any) ->
         1: pytest.approx(t7.columns["mean"][1]),
         2: pytest.approx(t7.columns["mean"][2]),
     }
+
+
+def test_steerability_sweeps_only_features_that_can_change_the_selection(
+    tiny_handle: Any, sae_dirs: Any, wb_root: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from steerlang.plan import (
+        Action,
+        And,
+        Compare,
+        Num,
+        RecipeIR,
+        Rule,
+        Scope,
+        Stat,
+        TopSelector,
+    )
+    from steerlang.runtime import pipeline
+
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    words = tmp_path / "words.txt"
+    words.write_text("bird\nwater\nland\ntree\nsky\ntext\n")
+    base = waterbirds_ir(sae_dirs)
+    freq_cut = Compare(op=">", left=Stat(fn="freq"), right=Num(value=0.5))
+    rule = Rule(
+        name="steer_top",
+        index=0,
+        scope=Scope(layers=[11]),
+        action=Action(op="clamp", value=Num(value=5.0)),
+        selector=TopSelector(
+            k=3,
+            by=Stat(fn="steerability"),
+            where=And(
+                args=[freq_cut, Compare(op=">", left=Stat(fn="steerability"), right=Num(value=0.0))]
+            ),
+        ),
+    )
+    ir = RecipeIR(
+        name="steer-test",
+        dataset="wb",
+        concepts=base.concepts,
+        saes=base.saes,
+        settings={"steer_images": 6, "vocabulary": str(words), "batch_size": 16},
+        rules=[rule],
+    )
+    opts = _opts(tmp_path, wb_root)
+    fast = pipeline.plan_ir(ir, opts, handle=tiny_handle)
+    freq = fast.stats.tables[(11, "resid_post", "all")].columns["freq"]
+    swept = fast.stats.steerability["11:resid_post"].units
+    assert swept.tolist() == np.flatnonzero(freq > 0.5).tolist()
+    assert 0 < len(swept) < len(freq)
+    monkeypatch.setattr(pipeline, "steer_units_needed", lambda *a: None)
+    full = pipeline.plan_ir(ir, opts, handle=tiny_handle)
+    assert len(full.stats.steerability["11:resid_post"].units) == len(freq)
+    assert full.selection.plan.sites == fast.selection.plan.sites
