@@ -73,7 +73,8 @@ class _FullEncoder:
         """(W_enc, b_enc) in the dtype the TopK ranking runs in (cached per dtype)."""
         hit = self.ranked.get(dtype)
         if hit is None:
-            hit = (self.W_enc.to(dtype), self.b_enc.to(dtype))
+            with torch.inference_mode(False), torch.no_grad():
+                hit = (self.W_enc.to(dtype), self.b_enc.to(dtype))
             self.ranked[dtype] = hit
         return hit
 
@@ -93,7 +94,8 @@ def _full_encoder(sae: SAE, device: torch.device) -> _FullEncoder:
     if hit is not None:
         return hit
     f32 = torch.float32
-    with torch.no_grad():
+    # Normal (not inference-mode) tensors: the cache outlives the block that filled it.
+    with torch.inference_mode(False), torch.no_grad():
         sae32 = (
             sae
             if sae.dtype == f32 and sae.device == device
