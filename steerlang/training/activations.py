@@ -187,21 +187,31 @@ class StreamingTokens:
         self.max_images = max_images
         self.d_in = handle.width
 
-    def _token_batches(self) -> Iterator[Tensor]:
+    def _token_batches(self, source: ImageSource = None) -> Iterator[Tensor]:
+        src = self.source if source is None else source
         with (
             torch.inference_mode(),
             capture(self.handle.model, [self.site], stop_early=True, device="cpu") as cap,
         ):
             for pixels in iter_pixel_batches(
-                self.source, self.handle.preprocess, self.batch_size, limit=self.max_images
+                src, self.handle.preprocess, self.batch_size, limit=self.max_images
             ):
                 acts = cap.run(pixels.to(self.handle.device))[self.site.hook_name]
                 yield _scope_tokens(acts, self.tokens).float()
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """Tokens from randomly chosen images when the source allows random access (datasets
+        are often sorted by class, so the first images would bias b_dec), else the first ones."""
+        source = self.source
+        total = count_images(source, self.max_images)
+        if total and (is_table(source) or isinstance(source, Tensor | Sequence)):
+            per_image = max(1, token_count(self.tokens, self.handle.n_tokens))
+            k = min(total, -(-n // per_image))
+            idx = torch.randperm(total, generator=generator)[:k].sort().values.tolist()
+            source = _Pick(source, idx)
         got: list[Tensor] = []
         have = 0
-        for t in self._token_batches():
+        for t in self._token_batches(source):
             got.append(t)
             have += t.shape[0]
             if have >= n:
@@ -237,6 +247,29 @@ class StreamingTokens:
         for i in range(0, n, batch_tokens):
             yield buf[i : i + batch_tokens]
         return buf[n:]
+
+
+class _Pick:
+    """A random-access view of some rows of an image source (same `image`/`len` interface)."""
+
+    def __init__(self, source: ImageSource, idx: list[int]) -> None:
+        self.source, self.idx = source, idx
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def image(self, i: int) -> Any:
+        j = self.idx[i]
+        return self.source.image(j) if is_table(self.source) else self.source[j]
+
+
+def token_count(tokens: TokenScope, n_tokens: int) -> int:
+    """How many of an image's `n_tokens` tokens are in scope."""
+    return (
+        len(range(n_tokens)[token_index(tokens, n_tokens)])
+        if not isinstance(tokens, list)
+        else len(tokens)
+    )
 
 
 # ------------------------------------------------------------------------------ images

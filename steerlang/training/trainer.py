@@ -396,7 +396,7 @@ def train_sae(
     batches: Iterator[Tensor] = source.batches(cfg.batch_tokens, gen)
     acc = _Window()
     t0 = time.perf_counter()
-    last: dict[str, float] = {}
+    last: dict[str, float] = history[-1] if history else {}
     with progress_bar(progress, description, cfg.steps) as advance:
         advance(start_step)
         for step in range(start_step, cfg.steps):
