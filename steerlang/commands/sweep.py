@@ -178,6 +178,14 @@ def run(args: argparse.Namespace) -> int:
             tops,
         )
     out.print(t)
+    for layer, site in sites:
+        pair = {s["kind"]: s for s in summaries if (s["layer"], s["site"]) == (layer, site)}
+        if "sae" in pair and "neuron" in pair:
+            a, n = pair["sae"], pair["neuron"]
+            out.print(
+                f"L{layer} {site}: {100 * (a['fraction_steerable'] or 0):.1f}% of SAE features "
+                f"vs {100 * (n['fraction_steerable'] or 0):.1f}% of neurons are steerable"
+            )
     s0 = summaries[0]
     out.print(
         f"S_f > {s0['threshold']:g} at s = {s0['strength']:g} over {s0['n_images']} images "
