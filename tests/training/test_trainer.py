@@ -165,3 +165,35 @@ def test_auxk_turns_dead_latents_toward_the_data() -> None:
         logged_aux = [h["aux"] for h in metrics.history]
         assert (max(logged_aux) > 0) == (coef > 0)
     assert inside[1 / 32] > inside[0.0] + 0.1
+
+
+def test_train_site_saes_one_pass_many_layers(tiny_clip, tiny_pixels) -> None:  # noqa: ANN001
+    from steerlang.training.trainer import train_site_saes
+
+    passes = [0]
+    hook = tiny_clip.model.visual.register_forward_pre_hook(
+        lambda _m, _a: passes.__setitem__(0, passes[0] + 1)
+    )
+    try:
+        out = train_site_saes(
+            tiny_clip,
+            [(1, "resid_post"), (4, "resid_post")],
+            tiny_pixels[:32],
+            TrainConfig(arch="topk", k=4, expansion=2, steps=20, batch_tokens=64),
+            eval_source=tiny_pixels[32:],
+            eval_labels=[i % 2 for i in range(16)],
+            classes=["cat", "dog"],
+            batch_size=32,
+            model_ref="zoo:tiny-clip",
+        )
+    finally:
+        hook.remove()
+    # 1 training pass (32 images) + 1 clean eval pass + 2 sites x 3 splice modes
+    assert passes[0] == 1 + 1 + 6
+    assert list(out) == ["blocks.1.hook_resid_post", "blocks.4.hook_resid_post"]
+    for name, t in out.items():
+        assert t.sae.cfg.hook.hook_name == name and t.sae.cfg.hook.model == "zoo:tiny-clip"
+        assert t.metrics is not None and t.metrics.recon.l0 == pytest.approx(4.0)
+        meta = t.sae.cfg.metadata
+        assert meta["metrics"]["splice"]["n_images"] == 16
+        assert meta["training"]["config"]["k"] == 4
