@@ -66,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="cache activations here (content-keyed safetensors shards) and reuse them",
     )
+    r.add_argument(
+        "--acts-dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="precision of held/cached activations (float16 halves memory and disk)",
+    )
     r.add_argument("--max-images", type=int, default=None, help="train on at most N images")
     r.add_argument(
         "--eval-images",
@@ -160,7 +166,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     sites = [parse_site((layer, args.site)) for layer in layers]
     n_img = len(train_table) if args.max_images is None else min(len(train_table), args.max_images)
-    est = n_img * handle.n_tokens * handle.width * 4 * len(sites)
+    import torch
+
+    acts_dtype = getattr(torch, args.acts_dtype)
+    est = n_img * handle.n_tokens * handle.width * acts_dtype.itemsize * len(sites)
     stream = args.cache_acts is None and est > args.max_memory_gb * (1 << 30)
     log(
         f"training {len(sites)} SAE(s) on {handle.ref}, {n_img} images of {choice.label} "
@@ -174,6 +183,7 @@ def _run(args: argparse.Namespace) -> int:
             sites,
             train_table,
             batch_size=args.batch_size,
+            dtype=acts_dtype,
             cache_dir=args.cache_acts,
             max_images=args.max_images,
             progress=not quiet,
