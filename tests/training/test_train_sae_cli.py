@@ -99,3 +99,15 @@ def test_cli_errors_are_clear(
     assert rc == 1 and "--data" in err
     rc = main(["sae-stats", str(tmp_path / "missing"), "--model", MODEL, "--data", "x:y"])
     assert rc == 1 and "error:" in capsys.readouterr().err
+
+
+def test_train_sae_streams_when_activations_do_not_fit(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--layer", "2", "--out", str(tmp_path / "st"), "--data", f"imagefolder:{data_root}"]
+    args += ["--steps", "10", "--batch-tokens", "32", "--max-memory-gb", "0", "--tokens", "cls"]
+    rc, _, err = _train([*args, "--eval-images", "0"], capsys)
+    assert rc == 0 and "streamed" in err
+    sae = load_sae(tmp_path / "st")
+    assert sae.cfg.hook.tokens == "cls"
+    assert sae.cfg.metadata["training"]["tokens_seen"] == 10 * 32
