@@ -414,7 +414,9 @@ def train_sae(
             sparsity = torch.zeros((), device=dev)
             aux = torch.zeros((), device=dev)
             if cfg.arch == "relu":
-                sparsity = (f * sae.W_dec.norm(dim=1)).sum(-1).mean()
+                # Σ_i f_i‖W_dec,i‖ with unit rows: the norm factor is 1 and its gradient is
+                # parallel to the rows, which remove_parallel_grad_ drops, so f.sum is exact.
+                sparsity = f.sum(-1).mean()
                 loss = loss + _l1_at(step, cfg) * sparsity
             dead = since_fired >= window
             n_dead = int(dead.sum())
