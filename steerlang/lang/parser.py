@@ -1171,7 +1171,7 @@ def _syntax_diagnostic(
 # Completion support
 # --------------------------------------------------------------------------------------------
 
-_WORD_TAIL = re.compile(r"[A-Za-z0-9_-]*$")
+_WORD_TAIL = re.compile(r"[A-Za-z0-9_-]*\Z")
 
 
 def accepted_at(text: str, offset: int) -> set[str]:

@@ -214,6 +214,8 @@ def test_accepted_at() -> None:
     text4 = "steer 1\n# at layer "
     assert parser.accepted_at(text4, len(text4)) == set()
     assert "STEER" in parser.accepted_at("", 0)
+    # a cursor at the start of a line must not swallow the previous line's last word
+    assert {"AT", "RULE", "PARAM"} <= parser.accepted_at("steer 1\n", 8)
 
 
 def test_grammar_cache_is_per_user_and_survives_corruption(tmp_path, monkeypatch) -> None:
