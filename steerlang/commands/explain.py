@@ -14,13 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from steerlang.commands.run import (
+from steerlang.commands._run_options import (
     add_binding_options,
+    compile_or_report,
+    live,
     make_progress,
     options_from_args,
-    print_recipe_error,
     setup_logging,
-    write_stderr,
 )
 
 
@@ -87,22 +87,17 @@ def _selection_from_stats(ir: Any, path: str, eps: float) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-
     from rich.console import Console
     from rich.table import Table
 
     from steerlang.errors import SteerError
-    from steerlang.runtime.pipeline import RecipeError, compile_recipe, parse_params, plan_ir
+    from steerlang.runtime.pipeline import plan_ir
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    try:
-        ir, _, rendered = compile_recipe(args.recipe, parse_params(opts.params))
-    except RecipeError as e:
-        print_recipe_error(e)
+    ir = compile_or_report(args.recipe, opts)
+    if ir is None:
         return 1
-    write_stderr(rendered)
     if args.rule and args.rule not in {r.name for r in ir.rules}:
         import difflib
 
@@ -116,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         sel = _selection_from_stats(ir, args.stats, args.eps)
     else:
         progress = make_progress(console, args.quiet)
-        with progress if progress is not None else contextlib.nullcontext():
+        with live(progress):
             sel = plan_ir(ir, opts, progress=progress, near_miss_eps=args.eps).selection
     data = sel.explain_json(args.rule)
     if args.json:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from steerlang.commands.run import (
+from steerlang.commands._run_options import (
     add_binding_options,
+    compile_or_report,
+    live,
     make_progress,
     options_from_args,
-    print_recipe_error,
     setup_logging,
-    write_stderr,
 )
 
 
@@ -33,20 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from steerlang.runtime.pipeline import RecipeError, compile_recipe, parse_params, plan_ir
+    from steerlang.runtime.pipeline import plan_ir
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    try:
-        ir, _, rendered = compile_recipe(args.recipe, parse_params(opts.params))
-    except RecipeError as e:
-        print_recipe_error(e)
+    ir = compile_or_report(args.recipe, opts)
+    if ir is None:
         return 1
-    write_stderr(rendered)
     progress = make_progress(console, args.quiet)
-    with progress if progress is not None else contextlib.nullcontext():
+    with live(progress):
         po = plan_ir(ir, opts, progress=progress)
     for w in po.selection.warnings:
         console.print(f"[yellow]warning[{w.code}][/yellow]: {w.message}")

@@ -15,13 +15,13 @@ import argparse
 import json
 from typing import Any
 
-from steerlang.commands.run import (
+from steerlang.commands._run_options import (
     add_binding_options,
+    compile_or_report,
+    live,
     make_progress,
     options_from_args,
-    print_recipe_error,
     setup_logging,
-    write_stderr,
 )
 
 
@@ -79,15 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _ir_for(args: argparse.Namespace, opts: Any) -> Any:
     from steerlang.errors import SteerError
     from steerlang.plan import RecipeIR
-    from steerlang.runtime.pipeline import RecipeError, compile_recipe, parse_params
 
     if args.recipe:
-        try:
-            ir, _, rendered = compile_recipe(args.recipe, parse_params(opts.params))
-        except RecipeError as e:
-            print_recipe_error(e)
-            raise SystemExit(1) from None
-        write_stderr(rendered)
+        ir = compile_or_report(args.recipe, opts)
+        if ir is None:
+            raise SystemExit(1)
     else:
         if not args.layer:
             raise SteerError(
@@ -114,7 +110,6 @@ def _ir_for(args: argparse.Namespace, opts: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
 
     from rich.console import Console
     from rich.table import Table
@@ -137,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     b = bind(ir, opts, sites=sites)
     progress = make_progress(console, args.quiet)
     summaries: list[dict[str, Any]] = []
-    with progress if progress is not None else contextlib.nullcontext():
+    with live(progress):
         for site in sites:
             words = steer_sites(ir).get(site, [])
             d_sae = b.saes[site].d_sae

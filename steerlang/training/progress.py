@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -19,6 +20,19 @@ def progress_bar(
         yield lambda n: None
         return
     from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log file or a pipe: no live bar, no stray blank lines
+        yield lambda n: None
+        return
+    with rich_progress(console) as p:
+        task = p.add_task(description, total=total)
+        yield lambda n: p.advance(task, n)
+
+
+def rich_progress(console: Any) -> Any:
+    """The one bar layout (count, elapsed, remaining) of every long loop, CLI and library alike;
+    transient so that finished bars leave no lines behind."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -28,11 +42,7 @@ def progress_bar(
         TimeRemainingColumn,
     )
 
-    console = Console(stderr=True)
-    if not console.is_terminal:  # a log file or a pipe: no live bar, no stray blank lines
-        yield lambda n: None
-        return
-    with Progress(
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -40,6 +50,4 @@ def progress_bar(
         TimeRemainingColumn(),
         console=console,
         transient=True,
-    ) as p:
-        task = p.add_task(description, total=total)
-        yield lambda n: p.advance(task, n)
+    )
