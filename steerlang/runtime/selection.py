@@ -77,6 +77,27 @@ def param_value(params: Mapping[str, Any], name: str) -> Any:
     return v.value if hasattr(v, "value") and hasattr(v, "type") else v
 
 
+_NOT_LEAF = object()
+
+
+def leaf_value(e: Any, params: Mapping[str, Any]) -> Any:
+    """A literal's or param's value, or `_NOT_LEAF` for anything else.
+
+    Literals and params mean the same in every evaluator (vectorised, concept, reference);
+    one definition keeps them from drifting apart.
+    """
+    if isinstance(e, Num):
+        return float(e.value)
+    if isinstance(e, Str):
+        return e.value
+    if isinstance(e, Bool):
+        return bool(e.value)
+    if isinstance(e, ParamRef):
+        v = param_value(params, e.name)
+        return v if isinstance(v, str | bool) else float(v)
+    return _NOT_LEAF
+
+
 def ieee_div(a: float, b: float) -> float:
     """Python division with numpy's IEEE semantics (no ZeroDivisionError)."""
     if b == 0:
@@ -162,15 +183,9 @@ class _VecEval:
         self.rule = rule
 
     def __call__(self, e: Any) -> Any:
-        if isinstance(e, Num):
-            return float(e.value)
-        if isinstance(e, Str):
-            return e.value
-        if isinstance(e, Bool):
-            return bool(e.value)
-        if isinstance(e, ParamRef):
-            v = param_value(self.params, e.name)
-            return v if isinstance(v, str | bool) else float(v)
+        v = leaf_value(e, self.params)
+        if v is not _NOT_LEAF:
+            return v
         if isinstance(e, Stat):
             try:
                 return self.table.column(stat_key(e))
@@ -258,15 +273,9 @@ def eval_column_expr(
     """Evaluate a concept definition over dataset columns to a boolean array of `n_rows`."""
 
     def ev(e: Any) -> Any:
-        if isinstance(e, Num):
-            return float(e.value)
-        if isinstance(e, Str):
-            return e.value
-        if isinstance(e, Bool):
-            return bool(e.value)
-        if isinstance(e, ParamRef):
-            v = param_value(params, e.name)
-            return v if isinstance(v, str | bool) else float(v)
+        v = leaf_value(e, params)
+        if v is not _NOT_LEAF:
+            return v
         if isinstance(e, Column):
             return column(e.name)
         if isinstance(e, Compare):
@@ -813,15 +822,9 @@ def _near_misses(
 
 def reference_eval(e: Any, row: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
     """Evaluate `e` for one feature whose statistics are `row` (stat key -> value)."""
-    if isinstance(e, Num):
-        return float(e.value)
-    if isinstance(e, Str):
-        return e.value
-    if isinstance(e, Bool):
-        return bool(e.value)
-    if isinstance(e, ParamRef):
-        v = param_value(params, e.name)
-        return v if isinstance(v, str | bool) else float(v)
+    v = leaf_value(e, params)
+    if v is not _NOT_LEAF:
+        return v
     if isinstance(e, Stat):
         v = row[stat_key(e)]
         return v if isinstance(v, str) else float(v)
