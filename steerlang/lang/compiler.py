@@ -679,12 +679,8 @@ class Compiler:
         return ir
 
     def _concept_expr(self, e: ast.Expr, owner: str) -> tuple[dict | None, str]:
-        if isinstance(e, ast.Num):
-            return {"kind": "num", "value": float(e.value)}, "num"
-        if isinstance(e, ast.Str):
-            return {"kind": "str", "value": e.value}, "str"
-        if isinstance(e, ast.Bool):
-            return {"kind": "bool", "value": e.value}, "bool"
+        if isinstance(e, ast.Num | ast.Str | ast.Bool):
+            return _literal_ir(e)
         if isinstance(e, ast.Name):
             n = e.name
             if n in self.concepts:
@@ -841,12 +837,8 @@ class Compiler:
     def _pred(self, e: ast.Expr) -> tuple[dict | None, str]:
         """Resolve a rule expression (predicate, `by` expression): names are params, calls
         are statistics."""
-        if isinstance(e, ast.Num):
-            return {"kind": "num", "value": float(e.value)}, "num"
-        if isinstance(e, ast.Str):
-            return {"kind": "str", "value": e.value}, "str"
-        if isinstance(e, ast.Bool):
-            return {"kind": "bool", "value": e.value}, "bool"
+        if isinstance(e, ast.Num | ast.Str | ast.Bool):
+            return _literal_ir(e)
         if isinstance(e, ast.Name):
             return self._name_value(e)
         if isinstance(e, ast.Call):
@@ -1409,6 +1401,16 @@ class Compiler:
                     out.append(v)
         return out
 
+    def _given_twice(self, what: str, span: Any, first: Any) -> None:
+        self.emit(
+            "E211",
+            f"`{what}` is given twice",
+            span,
+            label=f"second `{what}`",
+            help=f"keep one `{what}`",
+            secondary=[(first, f"first `{what}`")],
+        )
+
     def _rule(self, index: int, s: ast.RuleDecl) -> dict | None:
         name = s.name.name if s.name else f"rule_{index + 1}"
         loc = ("rules", index)
@@ -1420,28 +1422,14 @@ class Compiler:
         for m in s.scope.mods:
             if isinstance(m, ast.SiteMod):
                 if seen_site is not None:
-                    self.emit(
-                        "E211",
-                        "`site` is given twice",
-                        m.span,
-                        label="second `site`",
-                        help="keep one `site`",
-                        secondary=[(seen_site, "first `site`")],
-                    )
+                    self._given_twice("site", m.span, seen_site)
                     continue
                 seen_site = m.span
                 site = m.site.name
                 self.span_map[(*loc, "scope", "site")] = m.site.span  # type: ignore[assignment]
             else:
                 if seen_tokens is not None:
-                    self.emit(
-                        "E211",
-                        "`tokens` is given twice",
-                        m.span,
-                        label="second `tokens`",
-                        help="keep one `tokens`",
-                        secondary=[(seen_tokens, "first `tokens`")],
-                    )
+                    self._given_twice("tokens", m.span, seen_tokens)
                     continue
                 seen_tokens = m.span
                 if m.kind is not None:
@@ -1789,6 +1777,15 @@ _IR_FIELDS = {
 
 
 # ------------------------------------------------------------------ module helpers
+
+
+def _literal_ir(e: ast.Num | ast.Str | ast.Bool) -> tuple[dict, str]:
+    """A literal's IR node and type: the same in concept definitions and rule predicates."""
+    if isinstance(e, ast.Num):
+        return {"kind": "num", "value": float(e.value)}, "num"
+    if isinstance(e, ast.Str):
+        return {"kind": "str", "value": e.value}, "str"
+    return {"kind": "bool", "value": e.value}, "bool"
 
 
 def _flatten(e: ast.Expr, op: str) -> list[ast.Expr]:
