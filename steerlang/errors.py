@@ -7,6 +7,21 @@ traceback (`--debug` shows it).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
+
+
+def did_you_mean(word: str, candidates: Collection[str]) -> str | None:
+    """The single closest candidate, when one is clearly close enough (else one that differs
+    only in case). Every did-you-mean hint, in recipes and outside them, picks with this."""
+    matches = difflib.get_close_matches(word, sorted(candidates), n=3, cutoff=0.6)
+    if not matches:
+        lower = {c.lower(): c for c in candidates}
+        if word.lower() in lower:
+            return lower[word.lower()]
+        return None
+    return matches[0]
+
 
 class SteerError(Exception):
     def __init__(self, message: str, *, help: str | None = None) -> None:

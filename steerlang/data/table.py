@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from steerlang.errors import DatasetError
+from steerlang.errors import DatasetError, did_you_mean
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
@@ -239,9 +239,5 @@ def _item(v: Any) -> Any:
 
 
 def _did_you_mean(name: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    if not close:
-        lowered = {o.lower(): o for o in options}
-        if name.lower() in lowered:
-            close = [lowered[name.lower()]]
-    return f"did you mean '{close[0]}'? " if close else ""
+    guess = did_you_mean(name, options)
+    return f"did you mean '{guess}'? " if guess else ""

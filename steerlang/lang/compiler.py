@@ -12,7 +12,6 @@ lints are skipped when the recipe has syntax errors.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 import os
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steerlang.diagnostics import Diagnostic, Edit, SourceSpan
+from steerlang.errors import did_you_mean
 from steerlang.lang import ast
 from steerlang.lang.known import (
     SETTING_CHOICES,
@@ -53,17 +53,6 @@ _TYPE_WORDS = {
     "str": "a string",
     "col": "a dataset column",
 }
-
-
-def did_you_mean(word: str, candidates: list[str] | set[str] | tuple[str, ...]) -> str | None:
-    """The single closest candidate, when one is clearly close enough."""
-    matches = difflib.get_close_matches(word, sorted(candidates), n=3, cutoff=0.6)
-    if not matches:
-        lower = {c.lower(): c for c in candidates}
-        if word.lower() in lower:
-            return lower[word.lower()]
-        return None
-    return matches[0]
 
 
 def default_read_file(path: str) -> str:
