@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from steerlang.errors import CheckpointError, OfflineError, SteerError
+from steerlang.runtime.cache import sha256_file
 
 _CKPT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
@@ -87,7 +88,7 @@ class ClipHandle:
         """
         if self._hash is None:
             if self.weights_file is not None and self.weights_file.is_file():
-                self._hash = "sha256:" + _file_sha256(self.weights_file)
+                self._hash = "sha256:" + sha256_file(self.weights_file)
             else:
                 self._hash = state_dict_hash(self.model)
         return self._hash
@@ -102,14 +103,6 @@ class ClipHandle:
         """Strings -> L2-normalised text embeddings [len(texts), E]."""
         tokens = self.tokenizer(list(texts)).to(self.device)
         return self.model.encode_text(tokens, normalize=True)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def state_dict_hash(model: nn.Module) -> str:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from steerlang.errors import CheckpointError
 from steerlang.plan import SiteKind
+from steerlang.runtime.cache import atomic_write_text
 
 SAE_SCHEMA_VERSION = 1
 SAE_FORMAT = "steerlang-sae"
@@ -408,17 +409,6 @@ def _tensor_bytes(t: Tensor) -> bytes:
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
     return t.numpy().tobytes()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def build_sae(

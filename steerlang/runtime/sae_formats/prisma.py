@@ -177,7 +177,7 @@ def save_prisma(sae: SAE, directory: Path, *, weights_name: str = "weights.pt") 
     handing SAEs to Prisma tooling; only ReLU/TopK with layer_norm or no norm map exactly."""
     import json
 
-    from steerlang.runtime.sae import atomic_write_text
+    from steerlang.runtime.cache import atomic_write_text
 
     cfg = sae.cfg
     if not cfg.pre_center or cfg.input_norm not in ("per_token_ln", "none"):

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from steerlang.errors import CheckpointError
-from steerlang.runtime.sae import SAE, SAEConfig, SAEHook, atomic_write_text, build_sae, dtype_name
+from steerlang.runtime.cache import atomic_write_text
+from steerlang.runtime.sae import SAE, SAEConfig, SAEHook, build_sae, dtype_name
 from steerlang.runtime.sae_io import read_json, read_safetensors, validate_tensors
 
 CFG_FILE = "cfg.json"
