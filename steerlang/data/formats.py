@@ -17,7 +17,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from PIL import Image
 
 from steerlang.data.table import SPLIT_CODES, ImageTable, _did_you_mean, normalize_split
 from steerlang.errors import DatasetError
+from steerlang.runtime.cache import atomic_write_bytes, atomic_write_text
 
 # The 40 CelebA attributes in the canonical file order (Blond_Hair = 9, Male = 20, zero-based).
 CELEBA_ATTRS: tuple[str, ...] = (
@@ -125,21 +125,8 @@ def _split_code(value: Any) -> int:
     return SPLIT_CODES[normalize_split(str(value))]
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_text(path, text, fsync=False)
 
 
 def _save_image(img: Image.Image, path: Path, **kw: Any) -> None:
@@ -151,7 +138,7 @@ def _save_image(img: Image.Image, path: Path, **kw: Any) -> None:
     if fmt == "JPEG":
         kw.setdefault("quality", 95)
     im.save(buf, format=fmt, **kw)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), fsync=False)
 
 
 def _require_root(root: Path | str, fmt: str) -> Path:
