@@ -233,21 +233,7 @@ class Symbol:
 
 
 def _names_in(e: ast.Expr | None) -> list[ast.Name]:
-    out: list[ast.Name] = []
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if x is None:
-            continue
-        if isinstance(x, ast.Name):
-            out.append(x)
-        elif isinstance(x, ast.Call):
-            stack.extend(x.args)
-        elif isinstance(x, ast.Unary):
-            stack.append(x.arg)
-        elif isinstance(x, ast.Binary):
-            stack.extend((x.left, x.right))
-    return out
+    return [x for x in ast.walk(e) if isinstance(x, ast.Name)]
 
 
 def symbols(text: str, path: str | None = None) -> list[Symbol]:

@@ -8,6 +8,7 @@ names are resolved later by the compiler, which never mutates it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from steerlang.diagnostics import SourceSpan
@@ -305,6 +306,22 @@ def expr_depth(e: Expr | None) -> int:
         elif isinstance(x, Call):
             stack.extend((a, d + 1) for a in x.args)
     return best
+
+
+def walk(e: Expr | None) -> Iterator[Expr]:
+    """Every node of an expression, depth first, without recursion (see MAX_DEPTH)."""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if x is None:
+            continue
+        yield x
+        if isinstance(x, Call):
+            stack.extend(x.args)
+        elif isinstance(x, Unary):
+            stack.append(x.arg)
+        elif isinstance(x, Binary):
+            stack.extend((x.left, x.right))
 
 
 def stmt_exprs(s: Stmt) -> list[Expr]:

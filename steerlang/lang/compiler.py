@@ -1025,7 +1025,7 @@ class Compiler:
 
     def _touch(self, e: ast.Expr) -> None:
         """Mark names in an expression as used without reporting anything (error paths)."""
-        for sub in _walk(e):
+        for sub in ast.walk(e):
             if isinstance(sub, ast.Name):
                 if sub.name in self.params:
                     self.params[sub.name].used = True
@@ -1794,21 +1794,6 @@ def _where_of(sel: Any) -> ast.Expr | None:
     if isinstance(sel, ast.TopSel):
         return sel.where
     return None
-
-
-def _walk(e: ast.Expr | None):
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if x is None:
-            continue
-        yield x
-        if isinstance(x, ast.Call):
-            stack.extend(x.args)
-        elif isinstance(x, ast.Unary):
-            stack.append(x.arg)
-        elif isinstance(x, ast.Binary):
-            stack.extend((x.left, x.right))
 
 
 def _ptype(t: str) -> str:
