@@ -50,6 +50,7 @@ ZOO_DATASETS: dict[str, str] = {
     "waterbirds": "waterbirds",
     "celeba": "celeba",
     "typographic": "typographic",
+    "shapes": "imagefolder",
 }
 # The ViT-Prisma suite trained on this checkpoint (formats.md §1.3): every layer, both sites.
 PRISMA_B32_MODEL = "openclip:ViT-B-32@datacomp_xl_s13b_b90k"
