@@ -82,3 +82,29 @@ def test_preprocess_path_agrees_with_arrays(zoo: tuple) -> None:
     assert torch.allclose(a, b, atol=1e-6)
     with torch.no_grad():
         assert np.isfinite(model.encode_image(a).numpy()).all()
+
+
+def test_background_suppression_fixes_the_shortcut(zoo: tuple) -> None:
+    """Issue 5's bar: worst-group accuracy +10 points, average accuracy down at most 5."""
+    from steerlang.runtime.sae import SAE
+    from steerlang.zoo import phenomena
+
+    model, _, tok = zoo
+    r = phenomena.waterbirds_fix(model, tok, SynthWorld(0), SAE.load(zoo_sae_dir(7)), 7, 0.3)
+    b, s = r["baseline"], r["steered"]
+    assert s["worst_group"] - b["worst_group"] >= 0.10
+    assert s["average"] >= b["average"] - 0.05
+    assert r["n_water"] > 0 and r["n_land"] > 0
+
+
+def test_text_suppression_defends_against_the_written_word(zoo: tuple) -> None:
+    """Issue 5's bar: at least half of the attack's drop recovered, clean accuracy down ≤ 5."""
+    from steerlang.runtime.sae import SAE
+    from steerlang.zoo import phenomena
+
+    model, _, tok = zoo
+    r = phenomena.typographic_defence(model, tok, SynthWorld(0), SAE.load(zoo_sae_dir(3)), 3, 0.2)
+    b, s = r["baseline"], r["steered"]
+    assert b["clean_accuracy"] - b["attacked_accuracy"] >= 0.30
+    assert r["recovered"] >= 0.5
+    assert s["clean_accuracy"] >= b["clean_accuracy"] - 0.05
