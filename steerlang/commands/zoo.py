@@ -155,7 +155,10 @@ def _info(args: argparse.Namespace) -> int:
 
     root = Path(args.dir) if args.dir else zoo_weights_dir()
     clip = root / CLIP_WEIGHTS_FILE
-    sae_dirs = sorted((root / "sae").glob("L*/*/")) if (root / "sae").is_dir() else []
+    sae_dirs = sorted(
+        (root / "sae").glob("L*/*/") if (root / "sae").is_dir() else [],
+        key=lambda p: (int(p.parent.name[1:]) if p.parent.name[1:].isdigit() else -1, p.name),
+    )
     total = sum(
         p.stat().st_size for p in root.rglob("*") if p.is_file() and p.suffix == ".safetensors"
     )
