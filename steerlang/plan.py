@@ -248,6 +248,8 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "stats_limit": 0,  # 0 = the whole split
     "eval_limit": 0,
     "attack": "none",  # none | typographic (write a wrong class word on every eval image)
+    "attack_style": "auto",  # auto | dp | note: how the attack draws the word
+    "stats_images": "clean",  # clean | attacked | both: which copies the statistics see
     "steer_strength": 150.0,  # steerability clamp strength s (author default)
     "steer_threshold": 0.1,  # S_f above which a feature counts as steerable (author default)
     "steer_images": 192,  # N images for the steerability readout (author default)

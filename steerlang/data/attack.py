@@ -11,6 +11,12 @@ Fonts: DP draws from {Roman2, courier, times}, which we do not vendor; we draw u
 the DejaVu faces the system has, or Pillow's built-in scalable font when none is installed.
 Every choice is driven by a seeded generator, so the same (seed, row) always gives the same
 pixels.
+
+Styles: `dp` is the recipe above. `note` is SynthWorld's paper note (dark bold bitmap letters
+in a top or bottom band, `steerlang.zoo.world.write_word`): the zoo CLIP sees 64-pixel images,
+where DP's scaled-down 6–11 px type is clutter rather than a word, and it was trained to read
+notes, so on zoo datasets the attack is written the way the model reads. `copies="both"` gives
+every image twice, clean then attacked, so feature statistics can contrast the two.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 SIZE_RANGE: tuple[int, int] = (20, 40)
 REFERENCE_SIDE = 224
+ATTACK_STYLES: tuple[str, ...] = ("dp", "note")
 
 _FONT_DIRS = (
     "/usr/share/fonts/truetype/dejavu",
@@ -140,6 +147,28 @@ def attack_image(
     return out
 
 
+def render_attack(
+    img: Image.Image,
+    word: str,
+    rng: np.random.Generator,
+    style: str = "dp",
+    font: FontSpec = None,
+    *,
+    resize: int | None = None,
+) -> Image.Image:
+    """A copy of `img` with `word` written in `style` (one of `ATTACK_STYLES`)."""
+    if style == "dp":
+        return attack_image(img, word, rng, font, resize=resize)
+    if style == "note":
+        from steerlang.zoo.world import write_word
+
+        out = img.convert("RGB")
+        out = _resize_center_crop(out, resize) if resize is not None else out.copy()
+        write_word(out, word, rng, "note")
+        return out
+    raise ValueError(f"unknown attack style {style!r}; styles: {', '.join(ATTACK_STYLES)}")
+
+
 def pick_wrong_word(classes: Sequence[str], true_class: str, rng: np.random.Generator) -> int:
     """Index of a class name drawn uniformly and redrawn until it differs from `true_class`."""
     if len({c for c in classes if c != true_class}) == 0:
@@ -162,20 +191,27 @@ def _row_key(table: ImageTable, i: int) -> int:
 class AttackedTable(ImageTable):
     """An `ImageTable` whose images carry a wrong class word, rendered on the fly.
 
-    Adds the columns `attack` (index of the written word in `classes`) and `attack_name`.
-    Each row's word and rendering depend only on (seed, the row's path relative to the
-    root), so subsets, splits and reruns see identical pixels.
+    Adds the columns `attack` (index of the written word in `classes`, -1 on a clean copy),
+    `attack_name` ('' on a clean copy) and `attacked` (1 or 0). Each row's word and rendering
+    depend only on (seed, the row's path relative to the root), so subsets, splits and reruns
+    see identical pixels.
     """
 
-    attack_seeds: list[int]
+    attack_seeds: list[int | None]  # None: the row is a clean copy
     attack_font: FontSpec
     attack_resize: int | None
+    attack_style: str
 
     def image(self, i: int) -> Image.Image:
         clean = super().image(i)
+        seed = self.attack_seeds[i]
+        if seed is None:
+            return clean
         word = self._data["attack_name"][i]
-        rng = np.random.default_rng([self.attack_seeds[i], 1])
-        return attack_image(clean, word, rng, self.attack_font, resize=self.attack_resize)
+        rng = np.random.default_rng([seed, 1])
+        return render_attack(
+            clean, word, rng, self.attack_style, self.attack_font, resize=self.attack_resize
+        )
 
     def clean_image(self, i: int) -> Image.Image:
         return super().image(i)
@@ -184,17 +220,28 @@ class AttackedTable(ImageTable):
         idx = [int(i) for i in np.asarray(indices, dtype=np.int64).reshape(-1)]
         base = ImageTable.subset(self, idx, name=name)
         return _wrap(
-            base, [self.attack_seeds[i] for i in idx], self.attack_font, self.attack_resize
+            base,
+            [self.attack_seeds[i] for i in idx],
+            self.attack_font,
+            self.attack_resize,
+            self.attack_style,
         )
 
 
-def _wrap(base: ImageTable, seeds: list[int], font: FontSpec, resize: int | None) -> AttackedTable:
+def _wrap(
+    base: ImageTable,
+    seeds: list[int | None],
+    font: FontSpec,
+    resize: int | None,
+    style: str = "dp",
+) -> AttackedTable:
     t = AttackedTable.__new__(AttackedTable)
     t.__dict__.update(base.__dict__)
     t._rows = None
     t.attack_seeds = seeds
     t.attack_font = font
     t.attack_resize = resize
+    t.attack_style = style
     return t
 
 
@@ -206,12 +253,20 @@ def attack_table(
     *,
     font: FontSpec = None,
     resize: int | None = None,
+    style: str = "dp",
+    copies: str = "attacked",
 ) -> AttackedTable:
     """A view of `table` whose `.image(i)` writes a wrong class word on row i's image.
 
     `classes` defaults to `table.classes`; `label_column` (default: the format's label column)
-    holds the true class as an index into `classes` or as its name.
+    holds the true class as an index into `classes` or as its name. `style` is how the word is
+    drawn (`ATTACK_STYLES`). `copies="both"` returns 2N rows: the N clean images first, then
+    the same N attacked (same order), told apart by the `attacked` column.
     """
+    if style not in ATTACK_STYLES:
+        raise ValueError(f"unknown attack style {style!r}; styles: {', '.join(ATTACK_STYLES)}")
+    if copies not in ("attacked", "both"):
+        raise ValueError(f"copies must be 'attacked' or 'both', not {copies!r}")
     classes = list(classes if classes is not None else (table.classes or []))
     if len(classes) < 2:
         raise ValueError("attack_table needs at least two class names")
@@ -227,25 +282,37 @@ def attack_table(
         rng = np.random.default_rng([s, 0])
         words.append(pick_wrong_word(classes, true, rng))
         seeds.append(s)
+    data = {c: list(table._data[c]) for c in table.columns}
+    paths = list(table.paths)
+    row_seeds: list[int | None] = list(seeds)
+    attack = list(words)
+    names = [classes[k] for k in words]
+    flags = [1] * len(words)
+    source = table._source
+    if copies == "both":
+        n = len(words)
+        data = {c: v + v for c, v in data.items()}
+        paths = paths + paths
+        row_seeds = [None] * n + row_seeds
+        attack = [-1] * n + attack
+        names = [""] * n + names
+        flags = [0] * n + flags
+        source = source + source if source is not None else None
     base = ImageTable(
         name=table.name,
         format=table.format,
         root=table.root,
-        paths=table.paths,
-        data={
-            **{c: table._data[c] for c in table.columns},
-            "attack": words,
-            "attack_name": [classes[k] for k in words],
-        },
+        paths=paths,
+        data={**data, "attack": attack, "attack_name": names, "attacked": flags},
         classes=table.classes,
         meta={
             **table.meta,
-            "attack": {"recipe": "defense-prefix", "seed": seed, "classes": classes},
+            "attack": {"recipe": style, "seed": seed, "classes": classes, "copies": copies},
             "attack_column": "attack",
         },
-        source=table._source,
+        source=source,
     )
-    return _wrap(base, seeds, font, resize)
+    return _wrap(base, row_seeds, font, resize, style)
 
 
 def write_attacked_copy(
@@ -257,12 +324,13 @@ def write_attacked_copy(
     seed: int = 0,
     font: FontSpec = None,
     resize: int | None = None,
+    style: str = "dp",
 ) -> Path:
     """Write an attacked copy of `table` as a typographic set (`label=<true>_text=<word>.png`),
     loadable with `load_dataset('typographic', out_root)`."""
     from steerlang.data.formats import write_typographic
 
-    view = attack_table(table, classes, label_column, seed, font=font, resize=resize)
+    view = attack_table(table, classes, label_column, seed, font=font, resize=resize, style=style)
     cls = list(classes if classes is not None else (table.classes or []))
     labels = view.column(view.meta.get("label_column") if label_column is None else label_column)
 

@@ -123,6 +123,8 @@ SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "classifier": ("zero_shot", "linear_probe"),
     "pooling": ("mean", "max"),
     "attack": ("none", "typographic"),
+    "attack_style": ("auto", "dp", "note"),
+    "stats_images": ("clean", "attacked", "both"),
     "error_mode": ("preserve_error", "reconstruct"),
 }
 SETTING_MIN: dict[str, float] = {
@@ -146,6 +148,8 @@ SETTING_DOCS: dict[str, str] = {
     "stats_limit": "at most this many images for statistics (0 = the whole split)",
     "eval_limit": "at most this many images for evaluation (0 = the whole split)",
     "attack": "none, or typographic: write a wrong class word on every evaluation image",
+    "attack_style": "how the attack draws the word: auto (note on zoo datasets, else dp), dp, note",
+    "stats_images": "images the statistics see: clean, attacked, or both (each image twice)",
     "steer_strength": "clamp strength s of the steerability sweep",
     "steer_threshold": "S_f above which a feature counts as steerable",
     "steer_images": "number of images for the steerability readout",

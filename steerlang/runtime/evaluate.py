@@ -249,6 +249,7 @@ class EvalSpec:
     attack: str = "none"  # none | typographic (write a wrong class word on each image)
     attack_column: str | None = None  # dataset column with the written word (typographic sets)
     attack_seed: int = 0
+    attack_style: str = "dp"  # how the word is drawn (steerlang.data.attack.ATTACK_STYLES)
 
 
 @dataclass
@@ -291,10 +292,11 @@ def evaluate(
 
         lab_col = spec.label_column
         attacked_view = attack_table(
-            _with_label_indices(sub, lab_col, labels),
+            with_label_indices(sub, lab_col, labels),
             classes=spec.classes,
             label_column="__label__",
             seed=spec.attack_seed,
+            style=spec.attack_style,
         )
         attack_words = np.asarray(attacked_view.column("attack"), dtype=np.int64)
     elif spec.attack_column:
@@ -358,7 +360,7 @@ def evaluate(
     )
 
 
-def _with_label_indices(table: Any, label_column: str, labels: np.ndarray) -> Any:
+def with_label_indices(table: Any, label_column: str, labels: np.ndarray) -> Any:
     """A copy of `table` with the task's class indices in a `__label__` column (the attack
     draws a wrong word among the task's classes, whatever the label column holds)."""
     from steerlang.data.table import ImageTable

@@ -350,7 +350,6 @@ def statistics_for(
         StatsSpec,
         StatsTable,
         compute_statistics,
-        evaluate_concepts,
         image_batches,
         stats_cache_key,
         subset_indices,
@@ -379,9 +378,12 @@ def statistics_for(
     seed = int(ir.setting("seed"))
     limit = int(ir.setting("stats_limit"))
     idx = subset_indices(len(table), limit, seed)
-    concept_vals = evaluate_concepts(ir.concepts, table.column, len(table), ir.params)
-    pooling = str(ir.setting("pooling"))
     data_id = dataset_fingerprint(b.dataset, table, split, idx)
+    table, idx, images = stats_images_view(ir, b, table, idx)
+    if images:
+        data_id["images"] = images
+    concept_vals = _concepts_or_hint(ir, table)
+    pooling = str(ir.setting("pooling"))
     model_hash = b.handle.content_hash
     keys = {
         s: stats_cache_key(
@@ -637,6 +639,78 @@ def plan_ir(
     )
 
 
+ATTACK_COLUMNS = ("attacked", "attack", "attack_name")
+
+
+def attack_style_for(ir: RecipeIR, b: Binding) -> str:
+    """`attack_style`, with "auto" resolved: the zoo CLIP reads SynthWorld's notes (DP's
+    scaled-down type is clutter at 64 px), real models read DP's text."""
+    style = str(ir.setting("attack_style"))
+    if style == "auto":
+        return "note" if b.dataset is not None and b.dataset.is_zoo else "dp"
+    return style
+
+
+def stats_images_view(
+    ir: RecipeIR, b: Binding, table: Any, idx: np.ndarray
+) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The statistics images per `stats_images`: the clean rows, or a view that writes the
+    typographic attack on them (every row attacked, or each row clean then attacked), with
+    the rows to read and what identifies the rendering for the cache key."""
+    from steerlang.data.attack import attack_table
+    from steerlang.runtime.evaluate import TYPOGRAPHIC_DATASETS, task_labels, with_label_indices
+
+    mode = str(ir.setting("stats_images"))
+    if mode == "clean":
+        return table, idx, {}
+    if ir.task is None:
+        raise SteerError(
+            f'`set stats_images = "{mode}"` writes a wrong class word on the statistics '
+            "images, but the recipe has no task to draw the words from",
+            help='add a `task classify COLUMN as [...]` line, or use `set stats_images = "clean"`',
+        )
+    if getattr(table, "format", "") in TYPOGRAPHIC_DATASETS:
+        raise SteerError(
+            f"dataset {table.name} is a typographic-attack set (its images already carry "
+            f'words), so `set stats_images = "{mode}"` would write a second word on them',
+            help='use `set stats_images = "clean"`; its `text` column names the written word',
+        )
+    sub = table.subset(idx)
+    labels = task_labels(sub, ir.task.label, ir.task.classes)
+    style = attack_style_for(ir, b)
+    seed = int(ir.setting("seed"))
+    view = attack_table(
+        with_label_indices(sub, ir.task.label, labels),
+        classes=list(ir.task.classes),
+        label_column="__label__",
+        seed=seed,
+        style=style,
+        copies="both" if mode == "both" else "attacked",
+    )
+    ident = {"copies": mode, "style": style, "seed": seed, "classes": list(ir.task.classes)}
+    return view, np.arange(len(view)), ident
+
+
+def _concepts_or_hint(ir: RecipeIR, table: Any) -> dict[str, np.ndarray]:
+    """Concept masks over the statistics rows; a concept that reads an attack column on clean
+    images gets told which setting provides it."""
+    from steerlang.errors import DatasetError
+    from steerlang.runtime.statistics import evaluate_concepts
+
+    try:
+        return evaluate_concepts(ir.concepts, table.column, len(table), ir.params)
+    except DatasetError as e:
+        missing = [c for c in ATTACK_COLUMNS if f"no column '{c}'" in str(e)]
+        if not missing:
+            raise
+        raise SteerError(
+            f"a concept reads the column `{missing[0]}`, which exists only on attacked copies "
+            "of the statistics images",
+            help='add `set attack = "typographic"` and `set stats_images = "both"` (each image '
+            'clean and attacked) or `"attacked"` to the recipe',
+        ) from e
+
+
 @dataclass
 class RunOutcome:
     plan: PlanOutcome
@@ -645,7 +719,7 @@ class RunOutcome:
     eval_result: Any | None
 
 
-def evaluation_spec(ir: RecipeIR, table: Any) -> Any:
+def evaluation_spec(ir: RecipeIR, table: Any, style: str = "dp") -> Any:
     from steerlang.runtime.evaluate import TYPOGRAPHIC_DATASETS, EvalSpec
 
     assert ir.task is not None
@@ -666,6 +740,7 @@ def evaluation_spec(ir: RecipeIR, table: Any) -> Any:
         attack=attack,
         attack_column=attack_col,
         attack_seed=int(ir.setting("seed")),
+        attack_style=style,
     )
 
 
@@ -700,7 +775,7 @@ def run_ir(
                 "the recipe has a task but names no dataset",
                 help="add `dataset NAME` to the recipe",
             )
-        spec = evaluation_spec(ir, b.table)
+        spec = evaluation_spec(ir, b.table, attack_style_for(ir, b))
         eval_table = split_of(b.table, str(ir.setting("eval_split")), "evaluation")
         idx = subset_indices(
             len(eval_table), int(ir.setting("eval_limit")), int(ir.setting("seed"))

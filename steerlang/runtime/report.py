@@ -126,9 +126,15 @@ def build_report(
             "format": b.dataset.format,
             "root": str(b.table.root),
             "stats_split": ir.setting("stats_split"),
+            "stats_images": ir.setting("stats_images"),
             "eval_split": ir.setting("eval_split"),
             "n_eval": ev.n if ev is not None else None,
         }
+        if ir.setting("attack") != "none" or ir.setting("stats_images") != "clean":
+            from steerlang.runtime.pipeline import attack_style_for
+
+            rep["dataset"]["attack"] = ir.setting("attack")
+            rep["dataset"]["attack_style"] = attack_style_for(ir, b)
     return clean_json(rep)
 
 
@@ -293,18 +299,19 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
                 )
         if "attack" in m:
             a = m["attack"]
-            mt.add_row(
-                "clean (attack set)",
-                _pct(a["baseline"]["clean"]),
-                _pct(a["steered"]["clean"]),
-                _delta(a["baseline"]["clean"], a["steered"]["clean"]),
-            )
-            mt.add_row(
-                "attacked",
-                _pct(a["baseline"]["attacked"]),
-                _pct(a["steered"]["attacked"]),
-                _delta(a["baseline"]["attacked"], a["steered"]["attacked"]),
-            )
+            for label, key in (
+                ("clean images", "clean"),
+                ("attacked images", "attacked"),
+                ("attack drop (clean − attacked)", "drop"),
+                ("attacked: reads the written word", "text_rate"),
+            ):
+                if a["baseline"].get(key) is not None:
+                    mt.add_row(
+                        label,
+                        _pct(a["baseline"][key]),
+                        _pct(a["steered"][key]),
+                        _delta(a["baseline"][key], a["steered"][key]),
+                    )
             if a.get("recovered") is not None:
                 mt.add_row("attack drop recovered", "", _pct(a["recovered"]), "")
         console.print(mt)

@@ -416,7 +416,7 @@ def write_word(img: Image.Image, word: str, rng: np.random.Generator, style: str
     scalable font at 8–11 px, fill and 1-px stroke from the DP colours, anywhere in the image,
     like `steerlang.data.attack` writes on real images.
     """
-    s = IMAGE_SIZE
+    sw, sh = img.size  # 64 x 64 in the world; any size for `steerlang.data.attack`
     d = ImageDraw.Draw(img)
     if style == "dp":
         size = int(rng.integers(8, 12))
@@ -425,11 +425,11 @@ def write_word(img: Image.Image, word: str, rng: np.random.Generator, style: str
             f = _scalable_font(size)
             left, top, right, bottom = d.textbbox((0, 0), word, font=f, stroke_width=1)
             w, h = right - left, bottom - top
-            if w <= s or size <= 5:
+            if w <= sw or size <= 5:
                 break
             size -= 1
-        x = int((s - w) * rng.random()) if s > w else 0
-        y = int((s - h) * rng.random())
+        x = int((sw - w) * rng.random()) if sw > w else 0
+        y = int((sh - h) * rng.random())
         d.text(
             (x - left, y - top),
             word,
@@ -446,8 +446,8 @@ def write_word(img: Image.Image, word: str, rng: np.random.Generator, style: str
     W, H = tw + 2 * pad, th + 2 * pad
     # Notes sit on a 4-pixel grid in a top or bottom band: few enough placements relative to
     # the 16-pixel patches that a tiny model learns to read them in a short training run.
-    x = 4 * int(rng.integers(0, max(1, (s - W) // 4 + 1)))
-    y = 1 if rng.random() < 0.5 else s - H - 1
+    x = 4 * int(rng.integers(0, max(1, (sw - W) // 4 + 1)))
+    y = 1 if rng.random() < 0.5 else sh - H - 1
     tx, ty = x + pad - left, y + pad - 2
     if style == "outline":
         fi, st = rng.choice(len(_TEXT_COLOURS), size=2, replace=False)

@@ -117,3 +117,44 @@ def test_write_attacked_copy_roundtrip(tmp_path: Path) -> None:
     fname = f"label={t.rows[i]['label_name']}_text={view.rows[i]['attack_name']}.png"
     matches = [p for p in typo.paths if Path(p).name.startswith(fname[:-4])]
     assert matches  # the file written for row 0 carries row 0's attack word
+
+
+def test_attack_table_both_copies(tmp_path: Path) -> None:
+    t = load_dataset(
+        "imagefolder", make_imagefolder_fixture(tmp_path, ("a", "b", "c"), 4, image_size=32)
+    )
+    single = attack_table(t, seed=3)
+    both = attack_table(t, seed=3, copies="both")
+    n = len(t)
+    assert len(both) == 2 * n
+    assert both.column("attacked").tolist() == [0] * n + [1] * n
+    assert both.column("attack").tolist() == [-1] * n + single.column("attack").tolist()
+    assert both.column("attack_name").tolist()[:n] == [""] * n
+    assert both.column("label").tolist() == t.column("label").tolist() * 2
+    for i in (0, n - 1):
+        assert (_px(both.image(i)) == _px(t.image(i))).all()  # the clean copy is untouched
+        assert (_px(both.image(n + i)) == _px(single.image(i))).all()  # same pixels as 'attacked'
+    # subsets keep which rows are clean
+    sub = both.subset([n + 1, 1])
+    assert sub.column("attacked").tolist() == [1, 0]
+    assert (_px(sub.image(1)) == _px(t.image(1))).all()
+    assert (_px(sub.image(0)) == _px(single.image(1))).all()
+    with pytest.raises(ValueError, match="copies"):
+        attack_table(t, copies="twice")
+
+
+def test_note_style_writes_a_readable_note(tmp_path: Path) -> None:
+    t = load_dataset(
+        "imagefolder", make_imagefolder_fixture(tmp_path, ("a", "b", "c"), 2, image_size=64)
+    )
+    dp = attack_table(t, seed=0)
+    note = attack_table(t, seed=0, style="note")
+    assert note.column("attack").tolist() == dp.column("attack").tolist()  # same words
+    clean, im = _px(t.image(0)), _px(note.image(0))
+    changed = np.flatnonzero((clean != im).any(axis=(1, 2)))
+    # the note sits in the top or bottom band (≤ 10 rows), never over the middle of the image
+    assert changed.size and changed.max() - changed.min() < 11
+    assert changed.min() <= 1 or changed.max() >= 62
+    assert (_px(note.image(0)) == im).all()  # deterministic
+    with pytest.raises(ValueError, match="style"):
+        attack_table(t, style="graffiti")
