@@ -21,6 +21,7 @@ from typing import Any
 from steerlang.diagnostics import Diagnostic, SourceSpan
 from steerlang.lang import ast
 from steerlang.lang.codes import CODES, CodeInfo
+from steerlang.lang.incremental import ParseCache
 from steerlang.lang.known import ACTIONS, SETTING_DOCS, SITE_DOCS, STAT_FUNCTIONS, TOKEN_SCOPES
 from steerlang.lang.parser import KEYWORDS, TERMINAL_DESCRIPTIONS, accepted_at, parse
 from steerlang.lang.render import diagnostics_to_json, render_diagnostics, summary_line
@@ -37,6 +38,7 @@ __all__ = [
     "CodeInfo",
     "CompileResult",
     "FormatError",
+    "ParseCache",
     "Symbol",
     "accepted_at",
     "check_text",
@@ -98,18 +100,22 @@ def compile_text(
     n_layers: int | None = None,
     params: dict[str, str] | None = None,
     read_file: Callable[[str], str] | None = None,
+    parse_cache: ParseCache | None = None,
 ) -> CompileResult:
     """Parse, resolve (includes relative to `path`), check and lower one recipe.
 
     `n_layers` overrides the model depth used for layer range checks (`--layers N`); `params`
     are `--param NAME=VALUE` overrides, type-checked against each param's declaration;
     `read_file` reads included files (the language server passes one that sees unsaved
-    editor buffers).
+    editor buffers); `parse_cache` (a `ParseCache`, one per document) makes a
+    re-check after a small edit re-parse only the changed lines, with identical results.
     """
     from steerlang.lang.compiler import Compiler
 
     try:
-        out = Compiler(n_layers=n_layers, params=params, read_file=read_file).compile(text, path)
+        out = Compiler(
+            n_layers=n_layers, params=params, read_file=read_file, parse_cache=parse_cache
+        ).compile(text, path)
     except RecursionError as e:
         d = _internal_error(e, path)
         d.message = "recipe is nested too deeply to compile"

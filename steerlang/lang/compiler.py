@@ -22,6 +22,7 @@ from typing import Any
 from steerlang.diagnostics import Diagnostic, Edit, SourceSpan
 from steerlang.errors import did_you_mean
 from steerlang.lang import ast
+from steerlang.lang.incremental import ParseCache
 from steerlang.lang.known import (
     SETTING_CHOICES,
     SETTING_MIN,
@@ -115,8 +116,10 @@ class Compiler:
         n_layers: int | None = None,
         params: dict[str, str] | None = None,
         read_file: ReadFile | None = None,
+        parse_cache: ParseCache | None = None,
     ) -> None:
         self.n_layers_override = n_layers
+        self.parse_cache = parse_cache
         self.param_overrides = dict(params or {})
         self.read_file = read_file or default_read_file
         self.diags: list[Diagnostic] = []
@@ -176,7 +179,10 @@ class Compiler:
         self.sources[path] = text
         self.file_order.append(path)
         self.origin_of_file[path] = origin
-        res = parse(text, path)
+        if self.parse_cache is not None and not stack:  # the root file only
+            res = self.parse_cache.parse(text, path)
+        else:
+            res = parse(text, path)
         self.recipes[path] = res.recipe
         for d in res.diagnostics:
             d.notes.extend(origin.notes())
@@ -1158,49 +1164,7 @@ class Compiler:
 
     def _constraints(self, conjuncts: list[ast.Expr]) -> tuple[int, int] | None:
         """Index (j, i) of a conjunct j that contradicts an earlier conjunct i, if any."""
-        from steerlang.plan import STAT_RANGES
-
-        state: dict[str, list] = {}
-        for j, c in enumerate(conjuncts):
-            b = self._bound(c)
-            if b is None:
-                continue
-            fn, key, op, value, _ = b
-            if isinstance(value, str):
-                if op != "==":
-                    continue
-                prev = state.get(key)
-                if prev and prev[0] == "str" and prev[1] != value:
-                    return j, prev[2]
-                state.setdefault(key, ["str", value, j])
-                continue
-            rng = STAT_RANGES.get(fn)
-            st = state.get(key)
-            if st is None:
-                lo, hi = rng if rng else (-math.inf, math.inf)
-                st = state[key] = ["num", lo, True, hi, True, []]
-            if st[0] != "num":
-                continue
-            _, lo, lo_in, hi, hi_in, who = st
-            if op in (">", ">="):
-                if value > lo or (value == lo and op == ">"):
-                    lo, lo_in = value, op == ">="
-            elif op in ("<", "<="):
-                if value < hi or (value == hi and op == "<"):
-                    hi, hi_in = value, op == "<="
-            elif op == "==":
-                if value > lo or (value == lo):
-                    lo, lo_in = value, lo_in if value == lo else True
-                if value < hi or value == hi:
-                    hi, hi_in = value, hi_in if value == hi else True
-            else:
-                continue
-            who = [*who, j]
-            state[key] = ["num", lo, lo_in, hi, hi_in, who]
-            if lo > hi or (lo == hi and not (lo_in and hi_in)):
-                earlier = [i for i in who if i != j]
-                return j, earlier[-1] if earlier else j
-        return None
+        return _contradiction([self._bound(c) for c in conjuncts])
 
     def _check_contradiction(self, conjuncts: list[ast.Expr]) -> None:
         hit = self._constraints(conjuncts)
@@ -1631,6 +1595,10 @@ class Compiler:
                 )
 
     def _lint_overlaps(self, rules: list[tuple[int, ast.RuleDecl, dict]]) -> None:
+        # Each rule's selector facts are computed once, not once per pair: the pairwise
+        # disjointness test is the hot loop of a large recipe's check.
+        facts = [self._selector_facts(s) for _i, s, _r in rules]
+        memo: dict[tuple, bool] = {}
         by_site: dict[tuple[int, str], list[int]] = {}
         for pos, (_i, _s, r) in enumerate(rules):
             site = r["scope"].get("site", "resid_post")
@@ -1642,7 +1610,7 @@ class Compiler:
             for other, layer in overlaps.items():
                 if reported:
                     break
-                if self._disjoint(rules[other], rules[pos]):
+                if _disjoint_facts(facts[other], facts[pos], memo):
                     continue
                 if _same_edit(rules[other][2], r):
                     continue  # overriding with the identical edit changes nothing
@@ -1667,17 +1635,17 @@ class Compiler:
             for layer in r["scope"]["layers"]:
                 by_site.setdefault((layer, site), []).append(pos)
 
-    def _disjoint(self, a: tuple, b: tuple) -> bool:
-        sa, sb = a[1].action.selector, b[1].action.selector
-        if isinstance(sa, ast.IdsSel) and isinstance(sb, ast.IdsSel):
-            ia = {v for it in sa.items for v in it.values()}
-            ib = {v for it in sb.items for v in it.values()}
-            return not (ia & ib)
-        wa, wb = _where_of(sa), _where_of(sb)
-        if wa is None or wb is None:
-            return False
-        conj = _flatten(wa, "and") + _flatten(wb, "and")
-        return self._constraints(conj) is not None
+    def _selector_facts(self, s: ast.RuleDecl) -> tuple[set[int] | None, list | None, tuple]:
+        """(feature ids of an id selector, bounds of the `where` conjuncts, the bounds as a
+        hashable key) for one rule."""
+        sel = s.action.selector
+        if isinstance(sel, ast.IdsSel):
+            return {v for it in sel.items for v in it.values()}, None, ()
+        w = _where_of(sel)
+        if w is None:
+            return None, None, ()
+        bounds = [self._bound(c) for c in _flatten(w, "and")]
+        return None, bounds, tuple(b[:4] if b is not None else None for b in bounds)
 
     # ------------------------------------------------------------------ pydantic
     def _validate(self, data: dict) -> Any:
@@ -1775,6 +1743,72 @@ def _literal_ir(e: ast.Num | ast.Str | ast.Bool) -> tuple[dict, str]:
     if isinstance(e, ast.Str):
         return {"kind": "str", "value": e.value}, "str"
     return {"kind": "bool", "value": e.value}, "bool"
+
+
+def _contradiction(
+    bounds: list[tuple[str, str, str, Any, ast.Binary] | None],
+) -> tuple[int, int] | None:
+    """Index (j, i) of a bound j that contradicts an earlier bound i, if any (`None` entries
+    are conjuncts that constrain no statistic). Each statistic's allowed interval (or string
+    value) only narrows, in order."""
+    from steerlang.plan import STAT_RANGES
+
+    state: dict[str, list] = {}
+    for j, b in enumerate(bounds):
+        if b is None:
+            continue
+        fn, key, op, value, _ = b
+        if isinstance(value, str):
+            if op != "==":
+                continue
+            prev = state.get(key)
+            if prev and prev[0] == "str" and prev[1] != value:
+                return j, prev[2]
+            state.setdefault(key, ["str", value, j])
+            continue
+        st = state.get(key)
+        if st is None:
+            rng = STAT_RANGES.get(fn)
+            lo, hi = rng if rng else (-math.inf, math.inf)
+            st = state[key] = ["num", lo, True, hi, True, []]
+        if st[0] != "num":
+            continue
+        _, lo, lo_in, hi, hi_in, who = st
+        if op in (">", ">="):
+            if value > lo or (value == lo and op == ">"):
+                lo, lo_in = value, op == ">="
+        elif op in ("<", "<="):
+            if value < hi or (value == hi and op == "<"):
+                hi, hi_in = value, op == "<="
+        elif op == "==":
+            if value > lo or (value == lo):
+                lo, lo_in = value, lo_in if value == lo else True
+            if value < hi or value == hi:
+                hi, hi_in = value, hi_in if value == hi else True
+        else:
+            continue
+        who = [*who, j]
+        state[key] = ["num", lo, lo_in, hi, hi_in, who]
+        if lo > hi or (lo == hi and not (lo_in and hi_in)):
+            earlier = [i for i in who if i != j]
+            return j, earlier[-1] if earlier else j
+    return None
+
+
+def _disjoint_facts(a: tuple, b: tuple, memo: dict[tuple, bool]) -> bool:
+    """No feature can satisfy both selectors (facts from `Compiler._selector_facts`).
+
+    Rules of a large recipe repeat a few condition shapes, so the verdict is memoised on the
+    pair of bound lists (a bound's syntax node never changes the verdict)."""
+    if a[0] is not None and b[0] is not None:
+        return not (a[0] & b[0])
+    if a[1] is None or b[1] is None:
+        return False
+    key = (a[2], b[2])
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = _contradiction(a[1] + b[1]) is not None
+    return hit
 
 
 def _flatten(e: ast.Expr, op: str) -> list[ast.Expr]:

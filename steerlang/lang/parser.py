@@ -22,7 +22,7 @@ from lark.lexer import Lexer, Token
 
 from steerlang.diagnostics import Diagnostic, Edit, SourceSpan
 from steerlang.lang import ast
-from steerlang.lang.spans import LineIndex, join, token_span
+from steerlang.lang.spans import LineIndex, make_span, token_span
 
 # Keyword terminals and the word each one matches. All keywords are reserved (E110).
 KEYWORD_TERMINALS: dict[str, str] = {
@@ -336,6 +336,32 @@ def unquote(s: str) -> str:
     return "".join(out)
 
 
+def _bounds(it: Any, b: _Builder) -> tuple | None:
+    """(file, start, end, line, column, end_line, end_column) of a token (as `token_span`
+    computes it), a node with a span, or a list of those (first to last); None without one."""
+    if it is None:
+        return None
+    t = type(it)
+    if t is Token:
+        start = it.start_pos
+        line = it.line
+        if start is None or line is None:
+            return None
+        end = it.end_pos
+        if end is None:
+            end = start + len(it)
+        end_line = it.end_line if it.end_line is not None else line
+        end_col = it.end_column if it.end_column is not None else it.column + (end - start)
+        return (b.file, start, end, line, it.column, end_line, end_col)
+    if t is list:
+        s = b.sp(*it)
+    else:
+        s = getattr(it, "span", None)
+    if s is None:
+        return None
+    return (s.file, s.start, s.end, s.line, s.column, s.end_line, s.end_column)
+
+
 class _Builder:
     """Bottom-up conversion of the Lark tree to `steerlang.lang.ast`. Lenient by design: tokens
     invented by error recovery (empty, no position) give placeholder values, and the statement
@@ -346,29 +372,26 @@ class _Builder:
 
     # -- helpers
     def sp(self, *items: Any) -> SourceSpan | None:
-        """Span from the first to the last item that has a position."""
+        """Span from the first to the last item that has a position.
+
+        Same result as `join(span of first, span of last)` with `token_span` for tokens, but
+        builds one span instead of three: this runs for nearly every node of the tree."""
         first = last = None
         for it in items:
-            first = self._span_of(it)
+            first = _bounds(it, self)
             if first is not None:
                 break
         if first is None:
             return None
         for it in reversed(items):
-            last = self._span_of(it)
+            last = _bounds(it, self)
             if last is not None:
                 break
-        return join(first, last)
-
-    def _span_of(self, it: Any) -> SourceSpan | None:
-        if it is None:
-            return None
-        t = type(it)
-        if t is Token:
-            return token_span(self.file, it)
-        if t is list:
-            return self.sp(*it)
-        return getattr(it, "span", None)
+        assert last is not None
+        if last[1] < first[1]:
+            first, last = last, first
+        end = last if last[2] >= first[2] else first
+        return make_span(first[0], first[1], end[2], first[3], first[4], end[5], end[6])
 
     def ident(self, tok: Any) -> ast.Ident:
         return ast.Ident(str(tok), span=token_span(self.file, tok))

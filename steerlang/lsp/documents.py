@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from steerlang.lang.incremental import ParseCache
 from steerlang.lsp.positions import Encoding, LineIndex, apply_change
 
 
@@ -23,6 +24,9 @@ class Document:
     _index: LineIndex | None = field(default=None, repr=False)
     # Per-version memo of analysis results (compile result, symbols, ...), dropped on change.
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Parsed lines, kept across versions: a re-check after an edit re-parses only the lines
+    # that changed (results identical to a fresh parse; see steerlang.lang.incremental).
+    parse_cache: ParseCache = field(default_factory=ParseCache, repr=False)
 
     @property
     def index(self) -> LineIndex:

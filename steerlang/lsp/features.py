@@ -55,12 +55,16 @@ def analyse(
     n_layers: int | None = None,
     read_file: ReadFile | None = None,
     cache: dict[str, Any] | None = None,
+    parse_cache: api.ParseCache | None = None,
 ) -> api.CompileResult:
-    """`compile_text`, memoised in `cache` (a document's per-version dict) by `n_layers`."""
+    """`compile_text`, memoised in `cache` (a document's per-version dict) by `n_layers`;
+    `parse_cache` is the document's cross-version line cache (same results, less parsing)."""
     key = f"compile:{n_layers}"
     if cache is not None and key in cache:
         return cache[key]
-    res = api.compile_text(text, path, n_layers=n_layers, read_file=read_file)
+    res = api.compile_text(
+        text, path, n_layers=n_layers, read_file=read_file, parse_cache=parse_cache
+    )
     if cache is not None:
         cache[key] = res
     return res
@@ -242,7 +246,14 @@ def lsp_diagnostics(
     encoding: Encoding = "utf-16",
     read_file: ReadFile | None = None,
 ) -> list[types.Diagnostic]:
-    res = analyse(doc.text, doc.path, n_layers=n_layers, read_file=read_file, cache=doc.cache)
+    res = analyse(
+        doc.text,
+        doc.path,
+        n_layers=n_layers,
+        read_file=read_file,
+        cache=doc.cache,
+        parse_cache=doc.parse_cache,
+    )
     syms = _symbols(doc.text, doc.path, doc.cache) if _has_foreign(res, doc.path) else []
     return [
         to_lsp_diagnostic(

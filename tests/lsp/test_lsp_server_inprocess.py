@@ -76,3 +76,63 @@ def test_closing_a_document_clears_its_diagnostics() -> None:
         assert srv.server.store.get("untitled:b") is None
 
     asyncio.run(go())
+
+
+def test_edit_reparses_only_the_changed_line() -> None:
+    """The server keeps parsed lines across versions (steerlang.lang.incremental): after a
+    one-line edit in a 60-line recipe it parses that line alone, and still publishes exactly
+    `steer check`'s diagnostics."""
+    from lsp_harness import expected_diagnostics, published_as_tuples
+
+    lines = ["steer 1", "concept water = place == 1"] + [
+        f"rule r{i}: at layer {i % 12} suppress features where corr(water) > 0.{1 + i % 9}"
+        for i in range(60)
+    ]
+    text = "\n".join(lines) + "\n"
+    uri = "untitled:big"
+
+    async def go() -> None:
+        srv = InProcessServer()
+        await srv.initialize()
+        _open(srv, uri, text)
+        await srv.settle()
+        doc = srv.server.store.get(uri)
+        assert doc is not None
+        before = (doc.parse_cache.hits, doc.parse_cache.misses)
+        edited = lines[30].replace("suppress", "supress")
+        change = {
+            "range": {
+                "start": {"line": 30, "character": 0},
+                "end": {"line": 30, "character": len(lines[30])},
+            },
+            "text": edited,
+        }
+        srv.notify(
+            "textDocument/didChange",
+            {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [change]},
+        )
+        await srv.settle()
+        new_text = text.replace(lines[30], edited)
+        last = srv.published(uri)[-1]
+        assert last["version"] == 2
+        assert published_as_tuples(last) == expected_diagnostics(new_text)
+        assert [d[0] for d in published_as_tuples(last)] == ["E003"]
+        assert doc.parse_cache.misses - before[1] == 1
+        # every other body line, and the empty one after the final newline
+        assert doc.parse_cache.hits - before[0] == len(lines) - 1
+
+    asyncio.run(go())
+
+
+def test_warm_up_freezes_start_up_objects() -> None:
+    """`steer lsp` checks a tiny recipe at start-up and freezes what is alive then, so full
+    garbage collections stop walking the parser tables and schemas during typing."""
+    import gc
+
+    from steerlang.lsp.server import warm_up
+
+    try:
+        warm_up()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
