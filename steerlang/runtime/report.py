@@ -138,6 +138,15 @@ def build_report(
     return clean_json(rep)
 
 
+def _copies(ds: dict[str, Any]) -> str:
+    """How the statistics images were drawn, when not plain clean images."""
+    mode = ds.get("stats_images", "clean")
+    if mode == "clean":
+        return ""
+    what = "clean + attacked" if mode == "both" else "attacked"
+    return f" ({what}, {ds.get('attack_style', '?')} style)"
+
+
 def _settings_used(ir: Any) -> set[str]:
     from steerlang.plan import SETTING_DEFAULTS
 
@@ -259,7 +268,7 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
     ds = report.get("dataset") or {}
     console.print(
         f"model {report['model']['ref']} · dataset {ds.get('name', '—')} "
-        f"(stats: {ds.get('stats_split', '—')}, eval: {ds.get('eval_split', '—')}) · "
+        f"(stats: {ds.get('stats_split', '—')}{_copies(ds)}, eval: {ds.get('eval_split', '—')}) · "
         f"device {report['device']}"
     )
     plan = report["plan"]
@@ -528,7 +537,8 @@ def render_html(po: Any, report: dict[str, Any]) -> str:
     if ds:
         parts.append(
             f"<p>dataset <b>{_esc(ds['name'])}</b> ({_esc(ds['format'])}); statistics on split "
-            f"<b>{_esc(ds['stats_split'])}</b> of the <i>unsteered</i> model, evaluation on "
+            f"<b>{_esc(ds['stats_split'])}</b>{_esc(_copies(ds))} of the <i>unsteered</i> model, "
+            "evaluation on "
             f"<b>{_esc(ds['eval_split'])}</b> ({_esc(ds.get('n_eval'))} images).</p>"
         )
     m = report.get("metrics")
