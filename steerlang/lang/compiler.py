@@ -24,6 +24,7 @@ from steerlang.errors import did_you_mean
 from steerlang.lang import ast
 from steerlang.lang.incremental import ParseCache
 from steerlang.lang.known import (
+    ATTACK_COLUMNS,
     SETTING_CHOICES,
     SETTING_MIN,
     SPLIT_NAMES,
@@ -399,6 +400,8 @@ class Compiler:
             else None
         )
         self.columns = dataset_columns(self.dataset)
+        if self.columns is not None and settings.get("stats_images", "clean") != "clean":
+            self.columns = (*self.columns, *ATTACK_COLUMNS)
 
         for sd in sae_decls:
             self._sae(sd, saes, sae_spans)
@@ -730,12 +733,18 @@ class Compiler:
         if self.columns is None or name in self.columns:
             return True
         guess = did_you_mean(name, self.columns)
+        hint = f"did you mean `{guess}`?" if guess else None
+        if name in ATTACK_COLUMNS:
+            hint = (
+                f"`{name}` exists on attacked copies of the statistics images: add `set attack = "
+                '"typographic"` and `set stats_images = "both"`'
+            )
         self.emit(
             "E105",
             f"unknown column `{name}`",
             span,
             label=f"not a column of dataset `{self.dataset}`",
-            help=f"did you mean `{guess}`?" if guess else None,
+            help=hint,
             notes=[f"columns of `{self.dataset}`: " + ", ".join(self.columns)],
         )
         return False

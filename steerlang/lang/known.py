@@ -67,7 +67,12 @@ DATASET_COLUMNS: dict[str, tuple[str, ...]] = {
     "paint": _TYPOGRAPHIC,
     "disentangling": (*_TYPOGRAPHIC, "file"),
     "imagefolder": ("label", "label_name", "split"),
+    "shapes": ("label", "label_name", "split"),  # the zoo's clean shapes, an ImageFolder
 }
+
+
+# Columns the statistics images gain under `set stats_images = "attacked" | "both"`.
+ATTACK_COLUMNS: tuple[str, ...] = ("attacked", "attack", "attack_name")
 
 
 def dataset_columns(ref: str | None) -> tuple[str, ...] | None:

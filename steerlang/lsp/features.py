@@ -26,7 +26,13 @@ from pygls.uris import from_fs_path
 
 from steerlang.diagnostics import Diagnostic, Edit, SourceSpan
 from steerlang.lang import api
-from steerlang.lang.known import DATASET_COLUMNS, MODEL_DEPTHS, model_depth
+from steerlang.lang.known import (
+    ATTACK_COLUMNS,
+    DATASET_COLUMNS,
+    MODEL_DEPTHS,
+    SETTING_CHOICES,
+    model_depth,
+)
 from steerlang.lsp.docs import KEYWORD_DOCS, stat_definition
 from steerlang.lsp.documents import Document
 from steerlang.lsp.positions import Encoding, LineIndex
@@ -37,6 +43,7 @@ _WORD_TAIL = re.compile(r"[A-Za-z0-9_-]*\Z")
 _LINE_TOKEN = re.compile(
     r'"(?:[^"\\\n]|\\.)*"?|[A-Za-z_][A-Za-z0-9_-]*|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|\.\.|[<>=!]=|\S'
 )
+_ATTACKED_STATS = re.compile(r'^[ \t]*set[ \t]+stats_images[ \t]*=[ \t]*"(?:attacked|both)"', re.M)
 _DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
 _INCLUDED_FROM = re.compile(r"included from (.*):(\d+):(\d+)$")
 
@@ -426,8 +433,7 @@ def hover_at(
             return HoverInfo(
                 start, end, f"**{s.kind} `{word}`**" + (f"\n\n`{s.detail}`" if s.detail else "")
             )
-    dataset = _decl_value(text, "dataset")
-    cols = DATASET_COLUMNS.get((dataset or "").lower(), ())
+    dataset, cols = _dataset_columns(text)
     if word in cols:
         return HoverInfo(start, end, f"**column `{word}`** of dataset `{dataset}`")
     if word in api.STAT_FUNCTIONS:
@@ -496,6 +502,18 @@ def completions_at(
     accepted = api.accepted_at(text[:start] + " ", start + 1)
     before = _line_tokens_before(text, start)
     prev = before[-1] if before else None
+    choices = SETTING_CHOICES.get(before[1], ()) if len(before) == 3 else ()
+    if choices and before[0] == "set" and before[2] == "=":
+        return start, [
+            Completion(
+                f'"{v}"',
+                "value",
+                f"{before[1]}" + (" (default)" if v == SETTING_DEFAULTS.get(before[1]) else ""),
+                api.SETTING_DOCS.get(before[1], ""),
+                sort=f"1{i:02d}",
+            )
+            for i, v in enumerate(choices)
+        ]
     out: list[Completion] = []
     seen: set[str] = set()
 
@@ -521,6 +539,16 @@ def completions_at(
         for c in _name_completions(text, path, before, prev, n_layers, cache, read_file):
             add(c)
     return start, out
+
+
+def _dataset_columns(text: str) -> tuple[str | None, tuple[str, ...]]:
+    """The recipe's dataset and its columns, with the attack columns when the statistics see
+    attacked copies (`set stats_images = "attacked"` or `"both"`)."""
+    dataset = _decl_value(text, "dataset")
+    cols = DATASET_COLUMNS.get((dataset or "").lower(), ())
+    if cols and _ATTACKED_STATS.search(text):
+        cols = (*cols, *ATTACK_COLUMNS)
+    return dataset, cols
 
 
 def _in_scope(before: list[str]) -> bool:
@@ -562,8 +590,7 @@ def _name_completions(
         return [Completion(k, "value", f"{d} layers", sort="1") for k, d in MODEL_DEPTHS.items()]
     if prev in ("param", "concept", "recipe", "rule"):
         return []  # a new name: nothing to suggest
-    dataset = _decl_value(text, "dataset")
-    cols = DATASET_COLUMNS.get((dataset or "").lower(), ())
+    dataset, cols = _dataset_columns(text)
     if prev in ("classify", "groups") or (before[:1] == ["groups"] and prev == ","):
         return [Completion(c, "column", f"column of {dataset}", sort="1") for c in cols]
     if before[:1] == ["concept"]:

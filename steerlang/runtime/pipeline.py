@@ -639,9 +639,6 @@ def plan_ir(
     )
 
 
-ATTACK_COLUMNS = ("attacked", "attack", "attack_name")
-
-
 def attack_style_for(ir: RecipeIR, b: Binding) -> str:
     """`attack_style`, with "auto" resolved: the zoo CLIP reads SynthWorld's notes (DP's
     scaled-down type is clutter at 64 px), real models read DP's text."""
@@ -695,6 +692,7 @@ def _concepts_or_hint(ir: RecipeIR, table: Any) -> dict[str, np.ndarray]:
     """Concept masks over the statistics rows; a concept that reads an attack column on clean
     images gets told which setting provides it."""
     from steerlang.errors import DatasetError
+    from steerlang.lang.known import ATTACK_COLUMNS
     from steerlang.runtime.statistics import evaluate_concepts
 
     try:

@@ -168,6 +168,27 @@ def test_dataset_columns_match_the_loaders(tmp_path: Path) -> None:
         assert set(table.columns) == set(known.DATASET_COLUMNS[fmt]), fmt
     assert known.DATASET_COLUMNS["celeba"][1 + 9] == "Blond_Hair"
     assert known.DATASET_COLUMNS["celeba"][1 + 20] == "Male"
+    # attacked copies add their columns (what steerlang.data.attack.attack_table writes)
+    from steerlang.data.attack import attack_table
+
+    view = attack_table(load_dataset("imagefolder", made["imagefolder"]), copies="both")
+    assert set(view.columns) - set(known.DATASET_COLUMNS["imagefolder"]) == set(
+        known.ATTACK_COLUMNS
+    )
+
+
+def test_attack_columns_need_attacked_statistics_images() -> None:
+    head = (
+        'steer 1\nrecipe r "x"\ndataset imagefolder\n'
+        'task classify label as ["a", "b"]\nconcept written = attacked == 1\n'
+        "at layer 3 suppress features where corr(written) > 0.3\n"
+    )
+    res = compile_text(head)
+    (d,) = res.diagnostics
+    assert d.code == "E105" and 'set stats_images = "both"' in (d.help or "")
+    for mode in ("both", "attacked"):
+        res = compile_text(head + f'set attack = "typographic"\nset stats_images = "{mode}"\n')
+        assert res.ok and res.diagnostics == [], res.render()
 
 
 def test_w303_only_for_real_overlaps() -> None:

@@ -223,6 +223,27 @@ def test_completion_sites_tokens_settings_statement_starts() -> None:
     assert labels(text, len(text) - 1) == []
 
 
+def test_completion_setting_values() -> None:
+    text = "steer 1\nset stats_images = \n"
+    start, items = F.completions_at(text, len(text) - 1)
+    assert [c.label for c in items] == ['"clean"', '"attacked"', '"both"']
+    assert start == len(text) - 1 and items[0].detail == "stats_images (default)"
+    # the inserted value compiles
+    assert compile_text(text[:start] + items[2].label + "\n").ir is not None
+    text = "steer 1\nset batch_size = \n"  # numbers: no list to offer
+    assert '"clean"' not in labels(text, len(text) - 1)
+
+
+def test_attack_columns_complete_and_hover_when_statistics_see_attacked_copies() -> None:
+    text = "steer 1\ndataset shapes\nconcept w = \n"
+    assert "attacked" not in labels(text, len(text) - 1)
+    text = 'steer 1\ndataset shapes\nset stats_images = "both"\nconcept w = \n'
+    assert {"label", "attacked", "attack", "attack_name"} <= set(labels(text, len(text) - 1))
+    text = text.replace("concept w = ", "concept w = attacked == 1")
+    h = F.hover_at(text, at(text, "attacked =", 2))
+    assert h is not None and "column `attacked`" in h.markdown
+
+
 # ------------------------------------------------------------------------------ definition
 
 
