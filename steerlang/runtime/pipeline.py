@@ -691,22 +691,20 @@ def stats_images_view(
 def _concepts_or_hint(ir: RecipeIR, table: Any) -> dict[str, np.ndarray]:
     """Concept masks over the statistics rows; a concept that reads an attack column on clean
     images gets told which setting provides it."""
-    from steerlang.errors import DatasetError
     from steerlang.lang.known import ATTACK_COLUMNS
     from steerlang.runtime.statistics import evaluate_concepts
 
-    try:
-        return evaluate_concepts(ir.concepts, table.column, len(table), ir.params)
-    except DatasetError as e:
-        missing = [c for c in ATTACK_COLUMNS if f"no column '{c}'" in str(e)]
-        if not missing:
-            raise
-        raise SteerError(
-            f"a concept reads the column `{missing[0]}`, which exists only on attacked copies "
-            "of the statistics images",
-            help='add `set attack = "typographic"` and `set stats_images = "both"` (each image '
-            'clean and attacked) or `"attacked"` to the recipe',
-        ) from e
+    def column(name: str) -> Any:
+        if name in ATTACK_COLUMNS and name not in table.columns:
+            raise SteerError(
+                f"a concept reads the column `{name}`, which exists only on attacked copies "
+                "of the statistics images",
+                help='add `set attack = "typographic"` and `set stats_images = "both"` (each '
+                'image clean and attacked) or `"attacked"` to the recipe',
+            )
+        return table.column(name)
+
+    return evaluate_concepts(ir.concepts, column, len(table), ir.params)
 
 
 @dataclass
