@@ -4,7 +4,7 @@ Setup (issue 4): open_clip ViT-B-32 with random weights, a random ReLU SAE with 
 at `blocks.7.hook_resid_post`, two binary concepts, pooling "mean", token scope "all". Both
 passes see the same preprocessed pixel batches already on the device (image decoding is the
 same for both and left out). The plain pass is `encode_image` (the whole model); the
-statistics pass is `steerlang.runtime.statistics.compute_statistics` (forward up to block 7,
+statistics pass is `steerlang.pipeline.statistics.compute_statistics` (forward up to block 7,
 SAE encode, float64 accumulators for mean/freq/max/corr/mean-given-concept).
 
     python benchmarks/stats_throughput.py [--device cpu|cuda] [--batch N] [--batches N]
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
 
-    from steerlang.runtime.model import random_clip
-    from steerlang.runtime.sae import SAE, SAEConfig, SAEHook
-    from steerlang.runtime.statistics import StatsSpec, compute_statistics
+    from steerlang.model.clip import random_clip
+    from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
+    from steerlang.pipeline.statistics import StatsSpec, compute_statistics
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -28,10 +28,10 @@ from contextlib import nullcontext
 
 import torch
 
+from steerlang.model.clip import random_clip
+from steerlang.model.hooks import steer
+from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
 from steerlang.plan import FeatureEdit, InterventionPlan, SitePlan
-from steerlang.runtime.hooks import steer
-from steerlang.runtime.model import random_clip
-from steerlang.runtime.sae import SAE, SAEConfig, SAEHook
 
 LAYER = 7
 D_SAE = 49_152

@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from steerlang.facts import SiteKind
+
 IR_SCHEMA_VERSION = 1
 PLAN_SCHEMA_VERSION = 1
 
-SiteKind = Literal["resid_post", "resid_pre", "attn_out", "mlp_out"]
-SITE_KINDS: tuple[str, ...] = ("resid_post", "resid_pre", "attn_out", "mlp_out")
 TokenScope = Literal["all", "cls", "patches"] | list[int]
 ActionOp = Literal["suppress", "clamp", "scale", "add", "mean_ablate"]
 ACTION_OPS: tuple[str, ...] = ("suppress", "clamp", "scale", "add", "mean_ablate")

@@ -40,9 +40,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, fie
 
 from steerlang.data.formats import FORMATS
 from steerlang.errors import DatasetError, ProfileError
+from steerlang.facts import SITE_KINDS
 
 PROFILE_FILENAME = "steer.yaml"
-SITES: tuple[str, ...] = ("resid_post", "resid_pre", "attn_out", "mlp_out")
 DEFAULT_SITE = "resid_post"
 ZOO_MODEL = "zoo:tiny-clip"
 ZOO_SAE_PATTERN = "zoo:sae/L{layer}/{site}"
@@ -82,9 +82,9 @@ def _is_path_ref(ref: str) -> bool:
 
 
 def _check_site(site: str) -> str:
-    if site not in SITES:
+    if site not in SITE_KINDS:
         raise ValueError(
-            f"unknown site '{site}'; {_did_you_mean(site, SITES)}sites: {', '.join(SITES)}"
+            f"unknown site '{site}'; {_did_you_mean(site, SITE_KINDS)}sites: {', '.join(SITE_KINDS)}"
         )
     return site
 

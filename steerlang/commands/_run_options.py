@@ -52,7 +52,7 @@ def add_binding_options(p: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
-    from steerlang.runtime.pipeline import RunOptions
+    from steerlang.pipeline.run import RunOptions
 
     return RunOptions(
         params=list(args.param or []),
@@ -117,7 +117,7 @@ def compile_or_report(recipe: str, opts: Any) -> Any:
 
     Warnings are printed on stderr either way, so stdout stays clean for JSON.
     """
-    from steerlang.runtime.pipeline import RecipeError, compile_recipe, parse_params
+    from steerlang.pipeline.run import RecipeError, compile_recipe, parse_params
 
     try:
         ir, _, rendered = compile_recipe(recipe, parse_params(opts.params))

@@ -63,7 +63,7 @@ def _selection_from_stats(ir: Any, path: str, eps: float) -> Any:
 
     from steerlang.commands.test import tables_from_spec
     from steerlang.errors import SteerError
-    from steerlang.runtime.selection import SiteInfo, select
+    from steerlang.pipeline.selection import SiteInfo, select
 
     try:
         doc = yaml.safe_load(Path(path).read_text("utf-8"))
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from steerlang.errors import SteerError
-    from steerlang.runtime.pipeline import plan_ir
+    from steerlang.pipeline.run import plan_ir
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             sel = plan_ir(ir, opts, progress=progress, near_miss_eps=args.eps).selection
     data = sel.explain_json(args.rule)
     if args.json:
-        from steerlang.runtime.report import clean_json
+        from steerlang.report.document import clean_json
 
         print(json.dumps(clean_json(data), indent=2))
         return 0

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from steerlang.runtime.pipeline import plan_ir
+    from steerlang.pipeline.run import plan_ir
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)

@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from steerlang.runtime.pipeline import RecipeError, run_recipe
-    from steerlang.runtime.report import print_summary
+    from steerlang.pipeline.run import RecipeError, run_recipe
+    from steerlang.report.document import print_summary
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)

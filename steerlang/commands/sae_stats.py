@@ -84,9 +84,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from steerlang.errors import SteerError
+    from steerlang.model.clip import load_model
+    from steerlang.model.sae.load import load_sae
     from steerlang.profile import load_profile
-    from steerlang.runtime.model import load_model
-    from steerlang.runtime.sae_io import load_sae
     from steerlang.training.cli_support import (
         DEFAULT_PROMPT,
         load_data,
@@ -155,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _site_sort_key(name: str) -> tuple[int, str]:
-    from steerlang.runtime.sites import parse_site
+    from steerlang.model.sites import parse_site
 
     ref = parse_site(name)
     return (ref.layer, ref.site)

@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--vocabulary",
         metavar="FILE",
         help="readout words, one per line "
-        "(default: the shipped list, see steerlang/runtime/vocab/PROVENANCE.md)",
+        "(default: the shipped list, see steerlang/pipeline/vocab/PROVENANCE.md)",
     )
     p.add_argument("--json", action="store_true", help="results as JSON on stdout")
     add_binding_options(p)
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from steerlang.errors import SteerError
-    from steerlang.runtime.pipeline import bind, steer_sites, steerability_for
-    from steerlang.runtime.steerability import parse_sample
+    from steerlang.pipeline.run import bind, steer_sites, steerability_for
+    from steerlang.pipeline.steerability import parse_sample
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 summaries.append({"layer": site[0], "site": site[1], **nres.summary()})
     if args.json:
-        from steerlang.runtime.report import clean_json
+        from steerlang.report.document import clean_json
 
         print(json.dumps(clean_json({"model": b.model_ref, "results": summaries}), indent=2))
         return 0

@@ -65,7 +65,7 @@ def tables_from_spec(stats: dict[str, Any], n_default: int | None) -> tuple[dict
     import numpy as np
 
     from steerlang.errors import SteerError
-    from steerlang.runtime.statistics import StatsTable
+    from steerlang.pipeline.statistics import StatsTable
 
     tables: dict[tuple[int, str, str], Any] = {}
     sizes: dict[tuple[int, str], int] = {}
@@ -104,7 +104,7 @@ def _as_ids(v: Any) -> list[int]:
 
 def run_case(ir: Any, case: dict[str, Any], file: str) -> CaseResult:
     from steerlang.errors import SteerError
-    from steerlang.runtime.selection import SiteInfo, select
+    from steerlang.pipeline.selection import SiteInfo, select
 
     name = str(case.get("name", "unnamed"))
     res = CaseResult(file, name, True)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from steerlang.plan import SITE_KINDS
+from steerlang.facts import SITE_KINDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -99,10 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from steerlang.commands.sae_stats import _jsonable, print_table, stats_table
     from steerlang.errors import SteerError
+    from steerlang.model.clip import load_model
+    from steerlang.model.sae.core import SAEHook
+    from steerlang.model.sites import parse_site
     from steerlang.profile import load_profile
-    from steerlang.runtime.model import load_model
-    from steerlang.runtime.sae import SAEHook
-    from steerlang.runtime.sites import parse_site
     from steerlang.training.activations import StreamingTokens, collect_activations
     from steerlang.training.cli_support import (
         DEFAULT_PROMPT,

@@ -73,9 +73,9 @@ def _device(name: str) -> str:
 def _build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from steerlang.training.zoo.build import build_zoo
+    from steerlang.training.zoo.train import TrainConfig
     from steerlang.zoo import zoo_weights_dir
-    from steerlang.zoo.build import build_zoo
-    from steerlang.zoo.train import TrainConfig
 
     console = Console(stderr=True)
     out = Path(args.out) if args.out else zoo_weights_dir()
@@ -149,8 +149,8 @@ def _print_card(card: dict[str, Any], out: Path) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from steerlang.training.zoo.build import CARD_FILE
     from steerlang.zoo import ZOO_DATASETS, ZOO_MODEL_NAME, zoo_weights_dir
-    from steerlang.zoo.build import CARD_FILE
     from steerlang.zoo.model import CLIP_WEIGHTS_FILE
 
     root = Path(args.dir) if args.dir else zoo_weights_dir()

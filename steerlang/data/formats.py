@@ -26,7 +26,7 @@ from PIL import Image
 
 from steerlang.data.table import SPLIT_CODES, ImageTable, _did_you_mean, normalize_split
 from steerlang.errors import DatasetError
-from steerlang.runtime.cache import atomic_write_bytes, atomic_write_text
+from steerlang.files import atomic_write_bytes, atomic_write_text
 
 # The 40 CelebA attributes in the canonical file order (Blond_Hair = 9, Male = 20, zero-based).
 CELEBA_ATTRS: tuple[str, ...] = (

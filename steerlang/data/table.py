@@ -20,28 +20,18 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from steerlang.errors import DatasetError, did_you_mean
+from steerlang.facts import SPLIT_ALIASES, SPLIT_NAMES
 
-SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
-_SPLIT_ALIASES: dict[str, str] = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "test": "test",
-    "testing": "test",
-}
 
 
 def normalize_split(name: str) -> str:
     """Map a split name or alias ('valid', 'validation', ...) to 'train' | 'val' | 'test'."""
     key = str(name).strip().lower()
-    if key in _SPLIT_ALIASES:
-        return _SPLIT_ALIASES[key]
-    close = difflib.get_close_matches(key, list(_SPLIT_ALIASES), n=1)
-    hint = f"did you mean '{_SPLIT_ALIASES[close[0]]}'? " if close else ""
+    if key in SPLIT_ALIASES:
+        return SPLIT_ALIASES[key]
+    close = difflib.get_close_matches(key, list(SPLIT_ALIASES), n=1)
+    hint = f"did you mean '{SPLIT_ALIASES[close[0]]}'? " if close else ""
     raise DatasetError(
         f"unknown split '{name}'",
         help=f"{hint}splits are named {', '.join(repr(s) for s in SPLIT_NAMES)}",

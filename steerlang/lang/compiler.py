@@ -21,6 +21,7 @@ from typing import Any
 
 from steerlang.diagnostics import Diagnostic, Edit, SourceSpan
 from steerlang.errors import did_you_mean
+from steerlang.facts import SITE_KINDS
 from steerlang.lang import ast
 from steerlang.lang.incremental import ParseCache
 from steerlang.lang.known import (
@@ -1686,7 +1687,7 @@ class Compiler:
             value = e.get("input")
             shown = self.text_of(span) or str(value)
             if field_ == "site":
-                choices = ("resid_post", "resid_pre", "attn_out", "mlp_out")
+                choices = SITE_KINDS
                 guess = did_you_mean(str(value), choices)
                 self.emit(
                     "E401",

@@ -2,84 +2,40 @@
 
 These tables let `steer check` catch layer numbers a model does not have and column names a
 dataset does not provide, with no model or data on disk. They mirror what the runtime loaders
-produce (`steerlang.data.formats`, `steerlang.runtime.model`); tests cross-check them.
+produce (`steerlang.data.formats`, `steerlang.model.clip`); tests cross-check them.
 """
 
 from __future__ import annotations
 
-import re
+from steerlang.facts import (
+    ATTACK_COLUMNS,
+    DATASET_COLUMNS,
+    MODEL_DEPTHS,
+    SITE_DOCS,
+    SPLIT_ALIASES,
+    TOKEN_SCOPES,
+    dataset_columns,
+    model_depth,
+)
+from steerlang.facts import SPLIT_NAMES as _SPLITS
 
-# Number of transformer blocks of the vision tower (layers are 0..depth-1).
-MODEL_DEPTHS: dict[str, int] = {
-    "default": 12,
-    "zoo:tiny-clip": 12,
-}
-
-# open_clip vision towers by architecture family (any pretrained tag, -quickgelu, -336, ...).
-_OPENCLIP_DEPTHS: list[tuple[str, int]] = [
-    (r"ViT-B-(32|16)", 12),
-    (r"ViT-L-14", 24),
-    (r"ViT-H-14", 32),
-    (r"ViT-g-14", 40),
-    (r"ViT-bigG-14", 48),
+# The language side reads these facts through this module; their one home is steerlang/facts.py.
+__all__ = [
+    "ACTIONS",
+    "ATTACK_COLUMNS",
+    "DATASET_COLUMNS",
+    "MODEL_DEPTHS",
+    "SETTING_CHOICES",
+    "SETTING_DOCS",
+    "SETTING_MIN",
+    "SITE_DOCS",
+    "SPLIT_NAMES",
+    "SPLIT_SETTINGS",
+    "STAT_FUNCTIONS",
+    "TOKEN_SCOPES",
+    "dataset_columns",
+    "model_depth",
 ]
-
-
-def model_depth(ref: str | None) -> int | None:
-    """Depth of a model reference, or None when it cannot be known without loading it."""
-    if ref is None:
-        return MODEL_DEPTHS["default"]
-    if ref in MODEL_DEPTHS:
-        return MODEL_DEPTHS[ref]
-    if ref.startswith("openclip:"):
-        name = ref[len("openclip:") :].split("@", 1)[0]
-        for pattern, depth in _OPENCLIP_DEPTHS:
-            if re.fullmatch(pattern + r"(-[A-Za-z0-9_-]+)?", name):
-                return depth
-    return None
-
-
-_CELEBA_ATTRS = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
-    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes "
-    "No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling "
-    "Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace "
-    "Wearing_Necktie Young"
-).split()
-
-_TYPOGRAPHIC = ("label", "text", "label_name", "text_name")
-
-# Columns each known dataset format provides (as loaded by steerlang.data.formats).
-DATASET_COLUMNS: dict[str, tuple[str, ...]] = {
-    "waterbirds": (
-        "img_id",
-        "img_filename",
-        "y",
-        "split",
-        "place",
-        "place_filename",
-        "species",
-    ),
-    "celeba": ("image_id", *_CELEBA_ATTRS, "split"),
-    "typographic": _TYPOGRAPHIC,
-    "rta100": _TYPOGRAPHIC,
-    "paint": _TYPOGRAPHIC,
-    "disentangling": (*_TYPOGRAPHIC, "file"),
-    "imagefolder": ("label", "label_name", "split"),
-    "shapes": ("label", "label_name", "split"),  # the zoo's clean shapes, an ImageFolder
-}
-
-
-# Columns the statistics images gain under `set stats_images = "attacked" | "both"`.
-ATTACK_COLUMNS: tuple[str, ...] = ("attacked", "attack", "attack_name")
-
-
-def dataset_columns(ref: str | None) -> tuple[str, ...] | None:
-    if ref is None:
-        return None
-    return DATASET_COLUMNS.get(ref.strip().lower())
-
 
 # Statistic functions: name -> (arity description, one-line doc). Keys equal plan.StatFn.
 STAT_FUNCTIONS: dict[str, str] = {
@@ -108,19 +64,6 @@ ACTIONS: dict[str, str] = {
     "add": "add V to SEL: add V to the selected features' activations",
     "mean-ablate": "mean-ablate SEL: set the selected features to their mean activation on "
     "the statistics split",
-}
-
-SITE_DOCS: dict[str, str] = {
-    "resid_post": "the residual stream after the block (default; where released SAEs live)",
-    "resid_pre": "the residual stream entering the block",
-    "attn_out": "the attention sub-layer's output",
-    "mlp_out": "the MLP sub-layer's output",
-}
-
-TOKEN_SCOPES: dict[str, str] = {
-    "all": "every token (default, as in the paper)",
-    "cls": "the class token (index 0)",
-    "patches": "the patch tokens (indices 1..)",
 }
 
 # Allowed values and bounds for settings the language can validate without the runtime.
@@ -163,15 +106,6 @@ SETTING_DOCS: dict[str, str] = {
     "error_mode": "preserve_error (keep the SAE error term) or reconstruct",
 }
 
-# Split names the data layer accepts (steerlang.data.table normalises the aliases).
-SPLIT_NAMES: tuple[str, ...] = (
-    "train",
-    "val",
-    "test",
-    "training",
-    "valid",
-    "validation",
-    "dev",
-    "testing",
-)
+# Every split name a recipe may write: the canonical names, then the aliases the data layer maps.
+SPLIT_NAMES: tuple[str, ...] = (*_SPLITS, *(a for a in SPLIT_ALIASES if a not in _SPLITS))
 SPLIT_SETTINGS: tuple[str, ...] = ("stats_split", "eval_split", "probe_split")

@@ -32,14 +32,14 @@ import torch
 from torch import Tensor
 
 from steerlang.errors import DatasetError, SteerError
+from steerlang.model.sites import SiteLike, capture, parse_site, token_index
 from steerlang.plan import TokenScope
-from steerlang.runtime.sites import SiteLike, capture, parse_site, token_index
 from steerlang.training.progress import progress_bar
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from steerlang.runtime.model import ClipHandle
+    from steerlang.model.clip import ClipHandle
 
 ACTS_CACHE_VERSION = 1
 SHARD_BYTES = 128 << 20  # target size of one cache shard
@@ -124,7 +124,7 @@ class ShardTokens:
         self.buffer_bytes = buffer_bytes
 
     def _load(self, path: Path) -> Tensor:
-        from steerlang.runtime.sae_io import read_safetensors
+        from steerlang.model.sae.load import read_safetensors
 
         return _scope_tokens(read_safetensors(path)["acts"], self.tokens)
 
@@ -392,7 +392,7 @@ class ActivationSet:
         if self.tensor is not None:
             yield self.tensor
             return
-        from steerlang.runtime.sae_io import read_safetensors
+        from steerlang.model.sae.load import read_safetensors
 
         for p in self.shards:
             yield read_safetensors(p)["acts"]

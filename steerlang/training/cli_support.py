@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from steerlang.data.table import SPLIT_NAMES, ImageTable, normalize_split
+from steerlang.data.table import ImageTable, normalize_split
 from steerlang.errors import DatasetError, SteerError
+from steerlang.facts import SPLIT_ALIASES
 
 DEFAULT_PROMPT = "a photo of a {}."
 
@@ -86,7 +87,7 @@ def load_data(
 
 def _split_suffix(spec: str) -> tuple[str, str | None]:
     head, colon, tail = spec.rpartition(":")
-    if colon and tail.strip().lower() in SPLIT_NAMES + ("valid", "validation", "training"):
+    if colon and tail.strip().lower() in tuple(SPLIT_ALIASES):
         return head, tail
     return spec, None
 

@@ -28,14 +28,14 @@ import torch
 from torch import Tensor
 
 from steerlang.errors import DatasetError, SteerError
+from steerlang.model.sae.core import SAE
+from steerlang.model.sites import add_site_hook, capture, parse_site, token_index
 from steerlang.plan import TokenScope
-from steerlang.runtime.sae import SAE
-from steerlang.runtime.sites import add_site_hook, capture, parse_site, token_index
 from steerlang.training.activations import count_images, iter_pixel_batches
 from steerlang.training.progress import progress_bar
 
 if TYPE_CHECKING:
-    from steerlang.runtime.model import ClipHandle
+    from steerlang.model.clip import ClipHandle
 
 DENSE_THRESHOLD = 1e-2
 CHUNK_TOKENS = 8192  # tokens encoded at once (bounds the [tokens, d_sae] latent matrix)

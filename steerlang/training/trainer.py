@@ -42,14 +42,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from steerlang.errors import CheckpointError, SteerError
+from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
 from steerlang.plan import TokenScope
-from steerlang.runtime.sae import SAE, SAEConfig, SAEHook
 from steerlang.training.activations import TensorTokens, TokenSource
 from steerlang.training.progress import progress_bar
 
 if TYPE_CHECKING:
-    from steerlang.runtime.model import ClipHandle
-    from steerlang.runtime.sites import SiteLike
+    from steerlang.model.clip import ClipHandle
+    from steerlang.model.sites import SiteLike
     from steerlang.training.sae_metrics import SAEMetrics
 
 TRAIN_STATE_FILE = "trainer_state.safetensors"
@@ -295,7 +295,7 @@ def load_checkpoint(
 ) -> tuple[SAE, dict[str, Any], dict[str, Tensor]]:
     """(SAE, state JSON, state tensors) of a checkpoint folder; a truncated or altered file is
     a CheckpointError naming it."""
-    from steerlang.runtime.sae_io import read_json, read_safetensors
+    from steerlang.model.sae.load import read_json, read_safetensors
 
     sae = SAE.load(path, device=device)
     doc = read_json(path / TRAIN_STATE_JSON)
@@ -586,7 +586,7 @@ def train_site_saes(
     Returns `{hook_name: TrainedSAE}` in the order of `sites`; saving is the caller's choice
     (`sae.save(folder)`).
     """
-    from steerlang.runtime.sites import parse_site
+    from steerlang.model.sites import parse_site
     from steerlang.training.activations import collect_activations
 
     refs = [parse_site(s) for s in sites]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from steerlang.facts import SITE_KINDS
 from steerlang.zoo.datasets import ZOO_DATASETS, materialize_dataset
 from steerlang.zoo.model import CLIP_WEIGHTS_FILE, WEIGHTS_DIR, ZOO_MODEL_NAME
 
@@ -28,8 +29,6 @@ __all__ = [
     "zoo_weights_dir",
 ]
 
-_SITES = ("resid_post", "resid_pre", "attn_out", "mlp_out")
-
 
 def zoo_weights_dir() -> Path:
     """The folder holding the shipped weights (`tiny_clip.safetensors`, `sae/L{l}/{site}/`)."""
@@ -42,8 +41,8 @@ def zoo_clip_path() -> Path:
 
 def sae_subdir(layer: int, site: str = "resid_post") -> Path:
     """The SAE folder for (layer, site) relative to a zoo weights folder."""
-    if site not in _SITES:
-        raise ValueError(f"unknown site {site!r}; sites: {', '.join(_SITES)}")
+    if site not in SITE_KINDS:
+        raise ValueError(f"unknown site {site!r}; sites: {', '.join(SITE_KINDS)}")
     if not 0 <= int(layer) < 12:
         raise ValueError(f"the zoo CLIP has layers 0..11, not {layer}")
     return Path("sae") / f"L{int(layer)}" / site

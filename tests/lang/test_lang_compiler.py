@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from steerlang.lang import known
 from steerlang.lang.api import compile_file, compile_text, symbols
 from steerlang.plan import RecipeIR, stat_key
 
@@ -130,51 +129,13 @@ def test_saes_and_settings() -> None:
     assert _codes(compile_text("steer 1\nset attack = typo\n")) == ["E208"]
 
 
-def test_model_depths_and_layers_flag() -> None:
-    assert known.model_depth("default") == 12
-    assert known.model_depth("zoo:tiny-clip") == 12
-    assert known.model_depth("openclip:ViT-B-32@datacomp_xl_s13b_b90k") == 12
-    assert known.model_depth("openclip:ViT-B-16-quickgelu@openai") == 12
-    assert known.model_depth("openclip:ViT-L-14-336@openai") == 24
-    assert known.model_depth("openclip:ViT-H-14@laion2b_s32b_b79k") == 32
-    assert known.model_depth("openclip:ViT-g-14@laion2b_s12b_b42k") == 40
-    assert known.model_depth("openclip:ViT-bigG-14@laion2b_s39b_b160k") == 48
-    assert known.model_depth("openclip:RN50@openai") is None
+def test_layers_checked_against_the_model_depth() -> None:
     rule = "at layer 23 suppress features where freq() > 0.5\n"
     assert _codes(compile_text("steer 1\n" + rule)) == ["E201"]
     assert compile_text('steer 1\nmodel "openclip:ViT-L-14@openai"\n' + rule).ok
     assert compile_text('steer 1\nmodel "hf:org/unknown"\n' + rule).ok  # depth unknown
     assert _codes(compile_text("steer 1\n" + rule, n_layers=20)) == ["E201"]
     assert compile_text("steer 1\n" + rule, n_layers=24).ok
-
-
-def test_dataset_columns_match_the_loaders(tmp_path: Path) -> None:
-    """The torch-free column table equals what steerlang.data's loaders produce."""
-    from steerlang.data import fixtures
-    from steerlang.data.formats import load_dataset
-
-    made = {
-        "waterbirds": fixtures.make_waterbirds_fixture(tmp_path / "wb", scale=1000),
-        "celeba": fixtures.make_celeba_fixture(tmp_path / "ca", scale=20000, image_size=(8, 8)),
-        "typographic": fixtures.make_typographic_fixture(
-            tmp_path / "ty", n_per_class=1, image_size=16
-        ),
-        "imagefolder": fixtures.make_imagefolder_fixture(
-            tmp_path / "if", n_per_class=1, image_size=8, splits=True
-        ),
-    }
-    for fmt, root in made.items():
-        table = load_dataset(fmt, root)
-        assert set(table.columns) == set(known.DATASET_COLUMNS[fmt]), fmt
-    assert known.DATASET_COLUMNS["celeba"][1 + 9] == "Blond_Hair"
-    assert known.DATASET_COLUMNS["celeba"][1 + 20] == "Male"
-    # attacked copies add their columns (what steerlang.data.attack.attack_table writes)
-    from steerlang.data.attack import attack_table
-
-    view = attack_table(load_dataset("imagefolder", made["imagefolder"]), copies="both")
-    assert set(view.columns) - set(known.DATASET_COLUMNS["imagefolder"]) == set(
-        known.ATTACK_COLUMNS
-    )
 
 
 def test_attack_columns_need_attacked_statistics_images() -> None:

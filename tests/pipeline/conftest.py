@@ -13,15 +13,15 @@ D_SAE = 48
 
 @pytest.fixture(scope="session")
 def tiny_handle() -> Any:
-    from steerlang.runtime.model import TINY_CONFIG, random_clip
+    from steerlang.model.clip import TINY_CONFIG, random_clip
 
     return random_clip(TINY_CONFIG, seed=0)
 
 
 @pytest.fixture(scope="session")
 def sae_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    from steerlang.runtime.sae import SAE, SAEConfig, SAEHook
-    from steerlang.runtime.sae_io import save_sae
+    from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
+    from steerlang.model.sae.load import save_sae
 
     root = tmp_path_factory.mktemp("saes")
     out = {}

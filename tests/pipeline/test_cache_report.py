@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from steerlang.runtime.cache import TableCache, atomic_write_json, content_key
-from steerlang.runtime.report import (
+from steerlang.files import atomic_write_json, content_key
+from steerlang.pipeline.cache import TableCache
+from steerlang.report.document import (
     clean_json,
     steer_curve,
     svg_curves,

@@ -80,7 +80,7 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> _Datasets:
 
 @pytest.fixture(scope="module", autouse=True)
 def tiny_model_name() -> None:
-    from steerlang.runtime.model import TINY_CONFIG, register_model_config
+    from steerlang.model.clip import TINY_CONFIG, register_model_config
 
     register_model_config("steer-tiny-cli", TINY_CONFIG)
 

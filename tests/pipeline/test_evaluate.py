@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from steerlang.runtime.evaluate import (
+from steerlang.pipeline.evaluate import (
     EvaluationError,
     GroupSpec,
     score,

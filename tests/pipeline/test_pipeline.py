@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pipeline_helpers import waterbirds_ir
 
-from steerlang.runtime.pipeline import RunOptions, run_ir
+from steerlang.pipeline.run import RunOptions, run_ir
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,7 @@ def test_metrics_match_predictions_and_plan_matches_statistics(two_runs: Any) ->
 def test_steerability_sweeps_only_features_that_can_change_the_selection(
     tiny_handle: Any, sae_dirs: Any, wb_root: Path, tmp_path: Path, monkeypatch: Any
 ) -> None:
+    from steerlang.pipeline import run as pipeline
     from steerlang.plan import (
         Action,
         And,
@@ -129,7 +130,6 @@ def test_steerability_sweeps_only_features_that_can_change_the_selection(
         Stat,
         TopSelector,
     )
-    from steerlang.runtime import pipeline
 
     monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
     words = tmp_path / "words.txt"

@@ -9,6 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from steerlang.pipeline.selection import (
+    SelectionError,
+    SiteInfo,
+    reference_plan_edits,
+    reference_select,
+    select,
+    select_rule_vectorised,
+)
+from steerlang.pipeline.statistics import StatsTable
 from steerlang.plan import (
     Action,
     And,
@@ -29,15 +38,6 @@ from steerlang.plan import (
     TopSelector,
     WhereSelector,
 )
-from steerlang.runtime.selection import (
-    SelectionError,
-    SiteInfo,
-    reference_plan_edits,
-    reference_select,
-    select,
-    select_rule_vectorised,
-)
-from steerlang.runtime.statistics import StatsTable
 
 WORDS = ["text", "water", "bird", "sky"]
 NUM_STATS = [

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from steerlang.pipeline.statistics import FeatureStatsAccumulator, StatsTable, evaluate_concepts
 from steerlang.plan import And, Column, Compare, ConceptDef, Not, Num, Str
-from steerlang.runtime.statistics import FeatureStatsAccumulator, StatsTable, evaluate_concepts
 
 
 def _reference(acts: np.ndarray, c: np.ndarray, pooling: str) -> dict[str, np.ndarray]:
@@ -87,7 +87,7 @@ def test_concepts_from_columns() -> None:
 
 
 def test_table_rejects_wrong_length_column() -> None:
-    from steerlang.runtime.statistics import StatisticsError
+    from steerlang.pipeline.statistics import StatisticsError
 
     with pytest.raises(StatisticsError):
         StatsTable(3, {"mean": np.zeros(2)})

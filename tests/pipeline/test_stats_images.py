@@ -11,7 +11,7 @@ import pytest
 
 from steerlang.errors import SteerError
 from steerlang.lang.api import compile_text
-from steerlang.runtime.pipeline import RunOptions, plan_ir, run_ir
+from steerlang.pipeline.run import RunOptions, plan_ir, run_ir
 
 RECIPE = """steer 1
 recipe typo "stats images"

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from steerlang.plan import FeatureEdit, InterventionPlan, SitePlan
-from steerlang.runtime.hooks import steer
-from steerlang.runtime.model import TINY_CONFIG, random_clip
-from steerlang.runtime.sae import SAE, SAEConfig, SAEHook
-from steerlang.runtime.sites import add_site_hook
-from steerlang.runtime.steerability import (
+from steerlang.model.clip import TINY_CONFIG, random_clip
+from steerlang.model.hooks import steer
+from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
+from steerlang.model.sites import add_site_hook
+from steerlang.pipeline.steerability import (
     SteerabilityConfig,
     SuffixRunner,
     load_vocabulary,
@@ -20,6 +19,7 @@ from steerlang.runtime.steerability import (
     sweep,
     text_embeddings,
 )
+from steerlang.plan import FeatureEdit, InterventionPlan, SitePlan
 
 WORDS = ["apple", "river", "stone", "cloud", "tiger", "music", "green", "house"]
 
@@ -176,7 +176,7 @@ def test_vocabulary_and_sampling() -> None:
     assert len(set(words)) == len(words)
     assert parse_sample("1/20", 100).tolist() == list(range(0, 100, 20))
     assert parse_sample("3:6", 100).tolist() == [3, 4, 5]
-    from steerlang.runtime.steerability import SteerabilityError
+    from steerlang.pipeline.steerability import SteerabilityError
 
     with pytest.raises(SteerabilityError):
         parse_sample("2/20", 100)

@@ -26,7 +26,7 @@ def planted() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def tiny_clip():  # noqa: ANN201 - ClipHandle, imported lazily
-    from steerlang.runtime.model import TINY_CONFIG, random_clip
+    from steerlang.model.clip import TINY_CONFIG, random_clip
 
     return random_clip(TINY_CONFIG, seed=0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from steerlang.runtime.sites import capture
+from steerlang.model.sites import capture
 from steerlang.training.activations import (
     ShardTokens,
     StreamingTokens,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from steerlang.runtime.sae import SAE, SAEConfig, SAEHook
+from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
 from steerlang.training.sae_metrics import (
     ReconAccumulator,
     evaluate_saes,
@@ -133,7 +133,7 @@ def _relu_sae_wide(d: int, layer: int) -> SAE:
 
 
 def test_zero_ablation_matches_a_manual_hook(tiny_clip, tiny_pixels) -> None:  # noqa: ANN001
-    from steerlang.runtime.sites import add_site_hook
+    from steerlang.model.sites import add_site_hook
 
     classes = ["cat", "dog", "car"]
     labels = torch.arange(tiny_pixels.shape[0]) % 3

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from steerlang.errors import CheckpointError
-from steerlang.runtime.sae import SAE
+from steerlang.model.sae.core import SAE
 from steerlang.training.activations import TensorTokens
 from steerlang.training.trainer import TrainConfig, load_checkpoint, train_sae
 

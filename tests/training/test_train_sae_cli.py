@@ -10,8 +10,8 @@ import pytest
 
 from steerlang.cli import main
 from steerlang.data import make_imagefolder_fixture
-from steerlang.runtime.model import TINY_CONFIG, register_model_config
-from steerlang.runtime.sae_io import load_sae
+from steerlang.model.clip import TINY_CONFIG, register_model_config
+from steerlang.model.sae.load import load_sae
 
 MODEL = "openclip:steer-train-test@random"
 

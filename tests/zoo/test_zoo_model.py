@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from steerlang.errors import CheckpointError
+from steerlang.training.zoo.train import TrainConfig, to_model_input, train_clip
 from steerlang.zoo import model as M
-from steerlang.zoo.train import TrainConfig, to_model_input, train_clip
 
 
 def test_import_is_torch_free() -> None:

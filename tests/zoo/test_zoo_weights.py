@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from steerlang.training.zoo.build import CARD_FILE, N_LAYERS
 from steerlang.zoo import load_zoo_clip, zoo_clip_path, zoo_sae_dir, zoo_weights_dir
-from steerlang.zoo.build import CARD_FILE, N_LAYERS
 from steerlang.zoo.world import SynthWorld
 
 pytestmark = pytest.mark.skipif(
@@ -37,7 +37,7 @@ def test_shipped_weights_fit_25_mb() -> None:
 
 
 def test_an_sae_per_layer_loads() -> None:
-    from steerlang.runtime.sae import SAE
+    from steerlang.model.sae.core import SAE
 
     for layer in range(N_LAYERS):
         sae = SAE.load(zoo_sae_dir(layer, "resid_post"))
@@ -45,7 +45,7 @@ def test_an_sae_per_layer_loads() -> None:
 
 
 def test_waterbirds_numbers_match_the_card(zoo: tuple, card: dict) -> None:
-    from steerlang.zoo import evaluate
+    from steerlang.training.zoo import evaluate
 
     model, _, tok = zoo
     m = evaluate.waterbirds(model, tok, SynthWorld(card["seed"]), "test")
@@ -58,7 +58,7 @@ def test_waterbirds_numbers_match_the_card(zoo: tuple, card: dict) -> None:
 
 
 def test_typographic_numbers_match_the_card(zoo: tuple, card: dict) -> None:
-    from steerlang.zoo import evaluate
+    from steerlang.training.zoo import evaluate
 
     model, _, tok = zoo
     m = evaluate.typographic(model, tok, SynthWorld(card["seed"]))
@@ -72,8 +72,8 @@ def test_preprocess_path_agrees_with_arrays(zoo: tuple) -> None:
     """The model sees the same pixels through open_clip's preprocess as in training."""
     import torch
 
+    from steerlang.training.zoo.train import to_model_input
     from steerlang.zoo.splits import images_array, waterbirds_records
-    from steerlang.zoo.train import to_model_input
 
     model, preprocess, _ = zoo
     recs = waterbirds_records(SynthWorld(0))[:4]
@@ -86,8 +86,8 @@ def test_preprocess_path_agrees_with_arrays(zoo: tuple) -> None:
 
 def test_background_suppression_fixes_the_shortcut(zoo: tuple) -> None:
     """Issue 5's bar: worst-group accuracy +10 points, average accuracy down at most 5."""
-    from steerlang.runtime.sae import SAE
-    from steerlang.zoo import phenomena
+    from steerlang.model.sae.core import SAE
+    from steerlang.training.zoo import phenomena
 
     model, _, tok = zoo
     r = phenomena.waterbirds_fix(model, tok, SynthWorld(0), SAE.load(zoo_sae_dir(7)), 7, 0.3)
@@ -99,8 +99,8 @@ def test_background_suppression_fixes_the_shortcut(zoo: tuple) -> None:
 
 def test_text_suppression_defends_against_the_written_word(zoo: tuple) -> None:
     """Issue 5's bar: at least half of the attack's drop recovered, clean accuracy down ≤ 5."""
-    from steerlang.runtime.sae import SAE
-    from steerlang.zoo import phenomena
+    from steerlang.model.sae.core import SAE
+    from steerlang.training.zoo import phenomena
 
     model, _, tok = zoo
     r = phenomena.typographic_defence(model, tok, SynthWorld(0), SAE.load(zoo_sae_dir(3)), 3, 0.2)

@@ -1,0 +1,446 @@
+"""Model adapter: resolve a model reference to an open_clip CLIP plus what the runtime needs.
+
+References (docs/architecture.md):
+- `default`, `zoo:tiny-clip`: the embedded tiny CLIP (`steerlang.zoo.load_zoo_clip`).
+- `openclip:NAME@TAG`: a real open_clip pretrained tag. The weights come from the local
+  Hugging Face / open_clip cache first; a miss on a machine without network is an
+  `OfflineError` that names the file and how to get it.
+- `openclip:NAME@/path/to/ckpt.{safetensors,bin,pt,pth}`: a local checkpoint, loaded with
+  `weights_only=True` (a pickle that would run code is refused).
+- `openclip:NAME@random`: random weights (benchmarks and tests only; say so in reports).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from steerlang.errors import CheckpointError, OfflineError, SteerError
+from steerlang.files import sha256_file
+
+_CKPT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
+@dataclass
+class ClipHandle:
+    """An open_clip CLIP model with its eval transform, tokenizer and identity."""
+
+    model: nn.Module
+    preprocess: Callable[[Any], Tensor]
+    tokenizer: Callable[..., Tensor]
+    ref: str
+    device: torch.device
+    weights_file: Path | None = None
+    _hash: str | None = field(default=None, repr=False)
+
+    @property
+    def visual(self) -> nn.Module:
+        return self.model.visual
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.model.visual.transformer.resblocks)
+
+    @property
+    def width(self) -> int:
+        return int(self.model.visual.transformer.width)
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        g = self.model.visual.grid_size
+        return (int(g[0]), int(g[1]))
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens per image at every site: CLS (index 0) + the patch grid, row-major."""
+        gh, gw = self.grid_size
+        return gh * gw + 1
+
+    @property
+    def image_size(self) -> int:
+        s = self.model.visual.image_size
+        return int(s[0]) if isinstance(s, tuple | list) else int(s)
+
+    @property
+    def batch_first(self) -> bool:
+        return bool(getattr(self.model.visual.transformer, "batch_first", True))
+
+    @property
+    def logit_scale(self) -> float:
+        """CLIP's learned temperature, exp(model.logit_scale) (stored in log space)."""
+        return float(self.model.logit_scale.detach().exp().item())
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the weights file, or of the state dict when there is no file.
+
+        Computed on first use (hashing ViT-B-32 weights takes about a second), then cached.
+        """
+        if self._hash is None:
+            if self.weights_file is not None and self.weights_file.is_file():
+                self._hash = "sha256:" + sha256_file(self.weights_file)
+            else:
+                self._hash = state_dict_hash(self.model)
+        return self._hash
+
+    @torch.no_grad()
+    def encode_image(self, pixels: Tensor) -> Tensor:
+        """Preprocessed pixels [N, 3, H, W] -> L2-normalised image embeddings [N, E]."""
+        return self.model.encode_image(pixels.to(self.device), normalize=True)
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str]) -> Tensor:
+        """Strings -> L2-normalised text embeddings [len(texts), E]."""
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return self.model.encode_text(tokens, normalize=True)
+
+
+def state_dict_hash(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
+        if t.dtype == torch.bfloat16:
+            t = t.view(torch.int16)
+        h.update(t.numpy().tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def _offline_mode() -> bool:
+    for var in ("STEER_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return True
+    return False
+
+
+def _check_model_name(name: str) -> None:
+    import open_clip
+
+    models = open_clip.list_models()
+    if name not in models:
+        close = difflib.get_close_matches(name, models, n=3)
+        raise SteerError(
+            f"unknown open_clip architecture {name!r}",
+            help=(f"did you mean {', '.join(close)}? " if close else "")
+            + "list them with `python -c 'import open_clip; print(open_clip.list_models())'`",
+        )
+
+
+def _finish(
+    model: nn.Module,
+    preprocess: Callable[[Any], Tensor],
+    name: str | None,
+    ref: str,
+    device: torch.device,
+    weights_file: Path | None,
+    tokenizer: Callable[..., Tensor] | None = None,
+) -> ClipHandle:
+    import open_clip
+
+    model.eval()
+    if tokenizer is None:
+        tokenizer = open_clip.get_tokenizer(name) if name else open_clip.get_tokenizer("ViT-B-32")
+    return ClipHandle(
+        model=model,
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        ref=ref,
+        device=device,
+        weights_file=weights_file,
+    )
+
+
+def _create_random(name: str) -> tuple[nn.Module, Callable[[Any], Tensor]]:
+    """open_clip model with random weights (silencing open_clip's 'initialized randomly'
+    warning: here random init is either intended or immediately overwritten)."""
+    import logging
+
+    import open_clip
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+    finally:
+        root.setLevel(level)
+    return model, preprocess
+
+
+def _load_checkpoint(name: str, path: Path, ref: str, device: torch.device) -> ClipHandle:
+
+    if not path.is_file():
+        raise CheckpointError(
+            f"model {ref}: checkpoint {path} not found",
+            help="check the path after '@', or use an open_clip pretrained tag",
+        )
+    model, preprocess = _create_random(name)
+    try:
+        if path.suffix == ".safetensors":
+            from steerlang.model.sae.load import read_safetensors
+
+            state = read_safetensors(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every unpickling failure becomes one clear error
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"model {ref}: {path} cannot be loaded safely ({msg})",
+            help="the file is truncated, corrupt, or a pickle that would execute code; "
+            "re-save the weights as a plain state dict (torch.save(model.state_dict())) or "
+            "as safetensors",
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"model {ref}: {path} does not hold a state dict")
+    if state and next(iter(state)).startswith("module."):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    tmp_model = model
+    try:
+        if "logit_scale" in state and tmp_model.logit_scale.ndim != state["logit_scale"].ndim:
+            state["logit_scale"] = state["logit_scale"].reshape(tmp_model.logit_scale.shape)
+        tmp_model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()
+        detail = "; ".join(line.strip() for line in first[:3])
+        raise CheckpointError(
+            f"model {ref}: weights in {path} do not match the open_clip {name} architecture "
+            f"({detail[:300]})",
+            help="check the architecture name before '@' matches the checkpoint",
+        ) from None
+    model.to(device)
+    return _finish(model, preprocess, name, ref, device, path)
+
+
+def _cached_pretrained(name: str, tag: str, cache_dir: str | None) -> tuple[Path | None, str]:
+    """Look for the weights of an open_clip tag in the local caches; returns (file, where)."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if cfg.get("file"):
+        return Path(cfg["file"]), cfg["file"]
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import hf_hub_download
+
+        # open_clip convention: 'org/repo/' means the default file names, else 'org/repo/file'.
+        repo, filename = (hub[:-1], "") if hub.endswith("/") else os.path.split(hub)
+        names = (
+            [filename]
+            if filename
+            else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        )
+        for fname in names:
+            try:
+                p = hf_hub_download(repo, fname, cache_dir=cache_dir, local_files_only=True)
+                return Path(p), f"hf://{repo}/{fname}"
+            except Exception:  # noqa: BLE001 - a miss in the local cache, try the next name
+                continue
+        return None, f"Hugging Face repo {repo} (file {names[-1]})"
+    url = cfg.get("url", "")
+    if url:
+        root = Path(cache_dir or os.path.expanduser("~/.cache/clip"))
+        p = root / os.path.basename(url)
+        return (p if p.is_file() else None), url
+    return None, f"{name}@{tag}"
+
+
+def _load_pretrained(
+    name: str,
+    tag: str,
+    ref: str,
+    device: torch.device,
+    allow_download: bool | None,
+    cache_dir: str | None,
+) -> ClipHandle:
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if tag not in tags:
+        close = difflib.get_close_matches(tag, tags, n=3)
+        raise SteerError(
+            f"open_clip has no pretrained tag {tag!r} for {name}",
+            help=(f"did you mean {', '.join(close)}? " if close else "")
+            + f"known tags: {', '.join(tags) or 'none'}; or pass a checkpoint path after '@'",
+        )
+    pcfg = open_clip.get_pretrained_cfg(name, tag)
+    local, where = _cached_pretrained(name, tag, cache_dir)
+    fetch_cmd = (
+        f"python -c \"import open_clip; open_clip.create_model_and_transforms('{name}', "
+        f"pretrained='{tag}')\""
+    )
+    if local is None:
+        if allow_download is False or (allow_download is None and _offline_mode()):
+            raise OfflineError(
+                f"model {ref}: the weights ({where}) are not in the local cache and downloads "
+                "are off",
+                help=f"on a networked machine run {fetch_cmd} (it fills the Hugging Face cache; "
+                f"copy ~/.cache/huggingface to this machine), or pass a local checkpoint: "
+                f"openclip:{name}@/path/to/weights.safetensors",
+            )
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=tag, device=device, cache_dir=cache_dir, weights_only=True
+            )
+        except Exception as e:  # noqa: BLE001 - any download failure is an offline miss here
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise OfflineError(
+                f"model {ref}: cannot download the weights ({where}): {msg[:200]}",
+                help=f"on a networked machine run {fetch_cmd} and copy ~/.cache/huggingface "
+                f"here, or pass a local checkpoint: openclip:{name}@/path/to/weights.safetensors",
+            ) from None
+        local, _ = _cached_pretrained(name, tag, cache_dir)
+        return _finish(model, preprocess, name, ref, device, local)
+    handle = _load_checkpoint(name, local, ref, device)
+    # The tag's own normalisation constants (e.g. SigLIP/OpenAI differ) drive preprocessing.
+    pp_keys = {k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg}
+    if pp_keys:
+        handle.preprocess = open_clip.image_transform(
+            handle.model.visual.image_size, is_train=False, **pp_keys
+        )
+    return handle
+
+
+def load_model(
+    ref: str,
+    device: str | torch.device = "cpu",
+    *,
+    allow_download: bool | None = None,
+    cache_dir: str | None = None,
+) -> ClipHandle:
+    """Resolve a model reference (see module docstring) to a ClipHandle in eval mode.
+
+    `allow_download=None` downloads unless `STEER_OFFLINE=1` or `HF_HUB_OFFLINE=1` is set.
+    """
+    dev = torch.device(device)
+    ref = ref.strip()
+    if ref in ("default", "zoo:tiny-clip"):
+        return _load_zoo(ref, dev)
+    if not ref.startswith("openclip:"):
+        raise SteerError(
+            f"unknown model reference {ref!r}",
+            help="use default, zoo:tiny-clip, openclip:NAME@TAG or openclip:NAME@/path/to/ckpt",
+        )
+    body = ref[len("openclip:") :]
+    name, sep, source = body.partition("@")
+    if not name or not sep or not source:
+        raise SteerError(
+            f"model reference {ref!r} needs NAME@TAG or NAME@/path",
+            help="e.g. openclip:ViT-B-32@datacomp_xl_s13b_b90k",
+        )
+    _check_model_name(name)
+    if source == "random":
+        return random_clip(name, device=dev, ref=ref)
+    looks_like_path = (
+        "/" in source or source.startswith((".", "~")) or source.endswith(_CKPT_SUFFIXES)
+    )
+    if looks_like_path:
+        return _load_checkpoint(name, Path(source).expanduser(), ref, dev)
+    return _load_pretrained(name, source, ref, dev, allow_download, cache_dir)
+
+
+def _load_zoo(ref: str, device: torch.device) -> ClipHandle:
+    try:
+        from steerlang.zoo import load_zoo_clip  # type: ignore[attr-defined]
+    except ImportError:
+        raise SteerError(
+            f"model {ref}: the embedded zoo CLIP is not available in this installation "
+            "(steerlang.zoo.load_zoo_clip is missing)",
+            help="build it with `steer zoo build`, or name a real model: "
+            "openclip:ViT-B-32@datacomp_xl_s13b_b90k",
+        ) from None
+    try:
+        model, preprocess, tokenizer = load_zoo_clip(device)
+    except SteerError:
+        raise
+    except FileNotFoundError as e:
+        raise SteerError(
+            f"model {ref}: the zoo CLIP has not been built ({e})",
+            help="run `steer zoo build` once (offline, a few minutes)",
+        ) from None
+    weights = getattr(model, "steer_weights_file", None)
+    return ClipHandle(
+        model=model.to(device).eval(),
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        ref=ref,
+        device=device,
+        weights_file=Path(weights) if weights else None,
+    )
+
+
+# ------------------------------------------------------------------------------ test models
+
+
+def register_model_config(name: str, cfg: dict[str, Any]) -> str:
+    """Register an open_clip model config under `name` (via open_clip.add_model_config)."""
+    import open_clip
+
+    if name in open_clip.list_models():
+        return name
+    d = Path(tempfile.mkdtemp(prefix="steer_openclip_cfg_"))
+    (d / f"{name}.json").write_text(json.dumps(cfg), encoding="utf-8")
+    open_clip.add_model_config(d)
+    return name
+
+
+TINY_CONFIG: dict[str, Any] = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 12, "width": 64, "patch_size": 8, "head_width": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def set_batch_first(model: nn.Module, batch_first: bool) -> None:
+    """Switch the vision tower between [N, L, D] and [L, N, D] block I/O.
+
+    open_clip 3.x always builds batch-first; older versions and configs ran sequence-first,
+    and hooks must handle both. The attention modules must agree with the transformer flag.
+    """
+    tr = model.visual.transformer if hasattr(model, "visual") else model.transformer
+    tr.batch_first = batch_first
+    for blk in tr.resblocks:
+        attn = getattr(blk, "attn", None)
+        if isinstance(attn, nn.MultiheadAttention):
+            attn.batch_first = batch_first
+        elif not batch_first:
+            raise SteerError(f"{type(blk).__name__} only supports batch_first=True")
+
+
+def random_clip(
+    name: str | dict[str, Any] = "ViT-B-32",
+    *,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    batch_first: bool = True,
+    ref: str | None = None,
+) -> ClipHandle:
+    """An open_clip model with random weights: a real architecture name or a config dict
+    (registered as `steer-test-<hash>`). For tests and benchmarks only."""
+
+    if isinstance(name, dict):
+        key = hashlib.sha256(json.dumps(name, sort_keys=True).encode()).hexdigest()[:10]
+        name = register_model_config(f"steer-test-{key}", name)
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    model, preprocess = _create_random(name)
+    if not batch_first:
+        set_batch_first(model, False)
+    model.to(dev)
+    return _finish(model, preprocess, name, ref or f"openclip:{name}@random", dev, None)

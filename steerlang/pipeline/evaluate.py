@@ -1,0 +1,425 @@
+"""Baseline and steered task metrics from one pass over the evaluation images.
+
+Why one pass: the two numbers a user compares must come from the same images, the same
+preprocessing and the same batches, so every batch is embedded twice (hooks off, hooks on) and
+both predictions are kept side by side; a typographic attack adds the attacked copy of the same
+images. The classifier (zero-shot text embeddings or a linear probe trained on the unsteered
+model's embeddings) is fixed before the pass, so steering changes only the image side.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from steerlang.errors import SteerError
+
+log = logging.getLogger("steerlang.evaluate")
+
+TYPOGRAPHIC_DATASETS = ("rta100", "paint", "typographic", "disentangling")
+
+
+class EvaluationError(SteerError):
+    """The task cannot be evaluated on this dataset (labels, classes, groups)."""
+
+
+# ------------------------------------------------------------------------------------------
+# Classifiers
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Classifier:
+    """Logits = embeddings @ weight.T + bias; prediction = argmax."""
+
+    kind: str
+    classes: list[str]
+    weight: Any  # torch [C, E] float32
+    bias: Any | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def logits(self, emb: Any) -> Any:
+        w = self.weight.to(emb.device)
+        out = emb.float() @ w.T
+        if self.bias is not None:
+            out = out + self.bias.to(emb.device)
+        return out
+
+    def predict(self, emb: Any) -> np.ndarray:
+        return self.logits(emb).argmax(-1).cpu().numpy().astype(np.int64)
+
+
+def zero_shot_classifier(handle: Any, classes: Sequence[str], prompts: Sequence[str]) -> Classifier:
+    """Class embeddings: each prompt template filled with the class name, encoded by the same
+    model's text tower, L2-normalised, averaged over templates and renormalised (CLIP's
+    prompt-ensembling recipe)."""
+    import torch
+
+    if not classes:
+        raise EvaluationError(
+            "the task names no classes", help='write `task classify y as ["a", "b"]`'
+        )
+    templates = list(prompts) or ["a photo of a {}."]
+    rows = []
+    with torch.inference_mode():
+        for c in classes:
+            texts = [t.format(c) if "{}" in t else f"{t} {c}" for t in templates]
+            e = torch.nn.functional.normalize(handle.encode_text(texts).float(), dim=-1)
+            rows.append(torch.nn.functional.normalize(e.mean(0), dim=-1))
+    return Classifier(
+        kind="zero_shot",
+        classes=list(classes),
+        weight=torch.stack(rows).cpu(),
+        info={"prompts": templates},
+    )
+
+
+def train_linear_probe(
+    features: Any,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    seed: int = 0,
+    l2: float = 1e-3,
+    max_iter: int = 200,
+    classes: Sequence[str] = (),
+) -> Classifier:
+    """Multinomial logistic regression with an L2 penalty, fitted by full-batch L-BFGS in
+    float64 from a zero start (the loss is convex, so the result is deterministic; `seed`
+    only fixes torch's global state for any library randomness)."""
+    import torch
+
+    torch.manual_seed(seed)
+    x = torch.as_tensor(features, dtype=torch.float64).cpu()
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    if x.shape[0] == 0:
+        raise EvaluationError("the probe split has no images", help="check `set probe_split`")
+    mu = x.mean(0, keepdim=True)
+    sd = x.std(0, keepdim=True).clamp_min(1e-8)
+    xs = (x - mu) / sd
+    w = torch.zeros(n_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> Any:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xs @ w.T + b, y) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        # Fold the standardisation into the weights so the probe applies to raw embeddings.
+        wf = w / sd
+        bf = b - (mu / sd) @ w.T
+        acc = float(((x @ wf.T + bf.squeeze(0)).argmax(-1) == y).double().mean())
+    return Classifier(
+        kind="linear_probe",
+        classes=list(classes) or [str(i) for i in range(n_classes)],
+        weight=wf.float(),
+        bias=bf.squeeze(0).float(),
+        info={"l2": l2, "train_accuracy": acc, "n_train": int(x.shape[0]), "seed": seed},
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Labels and groups
+# ------------------------------------------------------------------------------------------
+
+
+def task_labels(table: Any, label_column: str, classes: Sequence[str]) -> np.ndarray:
+    """Class indices (into the task's `classes`) for every row.
+
+    Integer columns of tables that carry their own class list (typographic sets) are mapped
+    by name; other integer columns (Waterbirds `y`) index the task's classes directly; string
+    columns are matched by name.
+    """
+    col = table.column(label_column)
+    tcls = getattr(table, "classes", None)
+    cls = list(classes)
+    if col.dtype.kind in "iub":
+        vals = col.astype(np.int64)
+        if tcls:
+            names = [tcls[int(v)] if 0 <= int(v) < len(tcls) else None for v in vals]
+            return _names_to_idx(names, cls, label_column, table)
+        bad = vals[(vals < 0) | (vals >= len(cls))]
+        if bad.size:
+            raise EvaluationError(
+                f"column `{label_column}` holds class index {int(bad[0])} but the task has "
+                f"{len(cls)} classes",
+                help="list every class in `task classify ... as [...]`, in label order",
+            )
+        return vals
+    return _names_to_idx([str(v) for v in col.tolist()], cls, label_column, table)
+
+
+def _names_to_idx(
+    names: Sequence[str | None], classes: list[str], col: str, table: Any
+) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.empty(len(names), dtype=np.int64)
+    for i, n in enumerate(names):
+        if n not in index:
+            raise EvaluationError(
+                f"row {i} of `{getattr(table, 'name', 'dataset')}` has label `{n}` (column "
+                f"`{col}`), which is not one of the task's classes {classes[:8]}",
+                help="add it to `task classify ... as [...]`",
+            )
+        out[i] = index[n]
+    return out
+
+
+def attack_word_index(table: Any, column: str, classes: Sequence[str]) -> np.ndarray:
+    """Index of the written word in the task's classes (-1 when it is not a class)."""
+    col = table.column(column)
+    tcls = getattr(table, "classes", None)
+    index = {c: i for i, c in enumerate(classes)}
+    out = []
+    for v in col.tolist():
+        name = tcls[int(v)] if tcls and isinstance(v, int | np.integer) and int(v) >= 0 else v
+        out.append(index.get(str(name), -1))
+    return np.asarray(out, dtype=np.int64)
+
+
+@dataclass
+class GroupSpec:
+    columns: list[str]
+    radices: list[int]
+    train_counts: list[int] | None
+
+    @property
+    def n_groups(self) -> int:
+        return int(np.prod(self.radices)) if self.radices else 0
+
+    def names(self) -> list[str]:
+        out = []
+        for g in range(self.n_groups):
+            parts = []
+            rem = g
+            for col, r in zip(reversed(self.columns), reversed(self.radices), strict=True):
+                parts.append(f"{col}={rem % r}")
+                rem //= r
+            out.append(",".join(reversed(parts)))
+        return out
+
+
+def group_spec(full_table: Any, columns: Sequence[str]) -> GroupSpec | None:
+    """Radices from the whole dataset (so every split numbers groups alike) and the train
+    split's group counts for the adjusted average (group_DRO / WILDS convention)."""
+    from steerlang.pipeline.metrics import group_counts, table_group_ids
+
+    if not columns:
+        return None
+    radices = []
+    for c in columns:
+        col = full_table.column(c)
+        if col.dtype.kind not in "iub":
+            raise EvaluationError(
+                f"group column `{c}` must hold integers, found {col.dtype}",
+                help="group by integer columns such as Waterbirds' y and place",
+            )
+        radices.append(int(col.max()) + 1 if col.size else 1)
+    train_counts = None
+    if getattr(full_table, "has_splits", False):
+        train = full_table.split("train")
+        if len(train):
+            gid, n = table_group_ids(train, list(columns), radices)
+            train_counts = [int(v) for v in group_counts(gid, n)]
+    return GroupSpec(list(columns), radices, train_counts)
+
+
+# ------------------------------------------------------------------------------------------
+# The evaluation pass
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalSpec:
+    label_column: str
+    classes: list[str]
+    groups: list[str] = field(default_factory=list)
+    attack: str = "none"  # none | typographic (write a wrong class word on each image)
+    attack_column: str | None = None  # dataset column with the written word (typographic sets)
+    attack_seed: int = 0
+    attack_style: str = "dp"  # how the word is drawn (steerlang.data.attack.ATTACK_STYLES)
+
+
+@dataclass
+class EvalResult:
+    n: int
+    labels: np.ndarray
+    groups: np.ndarray | None
+    preds: dict[str, np.ndarray]  # baseline, steered, [baseline_attacked, steered_attacked]
+    attack_words: np.ndarray | None
+    metrics: dict[str, Any]
+    group_names: list[str] = field(default_factory=list)
+
+
+def evaluate(
+    handle: Any,
+    plan: Any,
+    saes: Mapping[tuple[int, str], Any],
+    table: Any,
+    indices: np.ndarray,
+    spec: EvalSpec,
+    classifier: Classifier,
+    *,
+    groups: GroupSpec | None = None,
+    batch_size: int = 64,
+    device: Any = "cpu",
+    progress: Any = None,
+) -> EvalResult:
+    """Embed every batch with hooks off and on (and attacked copies when asked) and score."""
+    import torch
+
+    from steerlang.model.hooks import steer
+    from steerlang.pipeline.statistics import image_batches
+
+    sub = table.subset(indices) if len(indices) != len(table) else table
+    labels = task_labels(sub, spec.label_column, spec.classes)
+    attacked_view = None
+    attack_words = None
+    if spec.attack == "typographic":
+        from steerlang.data.attack import attack_table
+
+        lab_col = spec.label_column
+        attacked_view = attack_table(
+            with_label_indices(sub, lab_col, labels),
+            classes=spec.classes,
+            label_column="__label__",
+            seed=spec.attack_seed,
+            style=spec.attack_style,
+        )
+        attack_words = np.asarray(attacked_view.column("attack"), dtype=np.int64)
+    elif spec.attack_column:
+        attack_words = attack_word_index(sub, spec.attack_column, spec.classes)
+    elif spec.attack != "none":
+        raise EvaluationError(
+            f"unknown attack `{spec.attack}`", help='use `set attack = "typographic"` or "none"'
+        )
+
+    steered_needed = plan is not None and plan.n_edits > 0
+    preds: dict[str, list[np.ndarray]] = {"baseline": [], "steered": []}
+    if attacked_view is not None:
+        preds.update({"baseline_attacked": [], "steered_attacked": []})
+    task = progress.add_task("evaluation", total=len(sub)) if progress is not None else None
+    order = np.arange(len(sub))
+
+    def run(pixels: Any, prefix: str) -> None:
+        with torch.inference_mode():
+            e0 = handle.encode_image(pixels)
+            p0 = classifier.predict(e0)
+            if steered_needed:
+                with steer(handle, plan, saes):
+                    e1 = handle.encode_image(pixels)
+                p1 = classifier.predict(e1)
+            else:
+                p1 = p0
+        preds[f"baseline{prefix}"].append(p0)
+        preds[f"steered{prefix}"].append(p1)
+
+    clean_iter = image_batches(sub, order, handle.preprocess, batch_size, device=device)
+    att_iter = (
+        image_batches(attacked_view, order, handle.preprocess, batch_size, device=device)
+        if attacked_view is not None
+        else None
+    )
+    for rows, pixels in clean_iter:
+        run(pixels, "")
+        if att_iter is not None:
+            _, apx = next(att_iter)
+            run(apx, "_attacked")
+        if progress is not None and task is not None:
+            progress.advance(task, len(rows))
+
+    out = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
+    gids = None
+    gnames: list[str] = []
+    if groups is not None:
+        from steerlang.pipeline.metrics import table_group_ids
+
+        gids, _ = table_group_ids(sub, groups.columns, groups.radices)
+        gnames = groups.names()
+    metrics = score(out, labels, gids, groups, attack_words, attacked=attacked_view is not None)
+    return EvalResult(
+        n=len(sub),
+        labels=labels,
+        groups=gids,
+        preds=out,
+        attack_words=attack_words,
+        metrics=metrics,
+        group_names=gnames,
+    )
+
+
+def with_label_indices(table: Any, label_column: str, labels: np.ndarray) -> Any:
+    """A copy of `table` with the task's class indices in a `__label__` column (the attack
+    draws a wrong word among the task's classes, whatever the label column holds)."""
+    from steerlang.data.table import ImageTable
+
+    data = {c: table.column(c).tolist() for c in table.columns}
+    data["__label__"] = [int(v) for v in labels]
+    return ImageTable(
+        name=table.name,
+        format=table.format,
+        root=table.root,
+        paths=table.paths,
+        data=data,
+        classes=None,
+        meta={**table.meta, "label_column": "__label__"},
+    )
+
+
+def score(
+    preds: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    gids: np.ndarray | None,
+    groups: GroupSpec | None,
+    attack_words: np.ndarray | None,
+    *,
+    attacked: bool,
+) -> dict[str, Any]:
+    """All task metrics for baseline and steered (numpy; the numbers in report.json)."""
+    from steerlang.pipeline import metrics as M
+
+    out: dict[str, Any] = {}
+    for which in ("baseline", "steered"):
+        p = preds[which]
+        m: dict[str, Any] = {"accuracy": M.accuracy(p, labels), "n": int(len(labels))}
+        if gids is not None and groups is not None:
+            g = M.group_metrics(p, labels, gids, groups.n_groups, groups.train_counts)
+            m.update(
+                {
+                    "per_group": g.per_group,
+                    "group_counts": g.counts,
+                    "worst_group": g.worst_group,
+                    "worst_group_id": g.worst_group_id,
+                    "average_plain": g.average_plain,
+                    "average_adjusted": g.average_adjusted,
+                }
+            )
+        if attack_words is not None and not attacked:
+            # The images themselves carry a written word (typographic datasets).
+            valid = attack_words >= 0
+            m["text_rate"] = (
+                float(np.mean(p[valid] == attack_words[valid])) if valid.any() else math.nan
+            )
+        out[which] = m
+    if attacked:
+        att: dict[str, Any] = {}
+        for which in ("baseline", "steered"):
+            a = M.attack_metrics(preds[which], preds[f"{which}_attacked"], labels, attack_words)
+            att[which] = a.to_dict()
+        att["recovered"] = M.fraction_recovered(
+            att["baseline"]["attacked"], att["steered"]["attacked"], att["baseline"]["clean"]
+        )
+        out["attack"] = att
+    return M.metrics_dict(out)

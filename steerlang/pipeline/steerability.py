@@ -1,0 +1,586 @@
+"""Steerability S_f exactly as the paper's authors coded it (method.md §1), and the neuron
+baseline.
+
+For feature f, clamp f := s at every token (s = 150, "the asymptote"), keeping the SAE error
+term, so the residual moves by σ_tok·(s − a_f)·W_dec[f]. Read the output out against a
+vocabulary of raw words: p_i(v) = softmax_v(100·⟨e_i, t_v⟩) with L2-normalised image and text
+embeddings and a *fixed* scale of 100. Then
+
+    Δ_f(v) = mean_i [p_i^s(v) − p_i^0(v)],     S_f = Σ_v Δ_f(v)²,     steerable ⇔ S_f > 0.10
+
+plus power P_f = max_v Δ_f(v) and the top promoted concept argmax_v Δ_f(v). The neuron
+baseline overwrites coordinate j of the site activation with s (no SAE, no error term).
+
+Why it is fast: the clean forward up to the site is shared by every feature, so the site
+activation (and the residual stream where the edit enters) is captured once for the N images;
+each chunk of features then broadcasts its single-row deltas over the images and runs only the
+blocks after the site, as one batch of (features × images).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steerlang.errors import SteerError
+from steerlang.facts import SITE_KINDS
+
+log = logging.getLogger("steerlang.steerability")
+
+STEER_FORMAT_VERSION = 1
+DEFAULT_VOCABULARY = "default"
+
+
+class SteerabilityError(SteerError):
+    """The steerability sweep cannot run (vocabulary, model structure, site)."""
+
+
+# ------------------------------------------------------------------------------------------
+# Settings and vocabulary
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SteerabilityConfig:
+    """The authors' defaults (method.md §1): s = 150, threshold 0.10, N = 192, scale 100."""
+
+    strength: float = 150.0
+    threshold: float = 0.1
+    n_images: int = 192
+    logit_scale: float = 100.0
+    tokens: str = "all"
+    vocabulary: str = DEFAULT_VOCABULARY
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "strength": float(self.strength),
+            "n_images": int(self.n_images),
+            "logit_scale": float(self.logit_scale),
+            "tokens": self.tokens,
+        }
+
+
+def _vocab_file(name: str) -> list[str]:
+    text = resources.files("steerlang.pipeline.vocab").joinpath(name).read_text("utf-8")
+    return [w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#")]
+
+
+def is_zoo_model(model_ref: str | None) -> bool:
+    return bool(model_ref) and (model_ref == "default" or str(model_ref).startswith("zoo:"))
+
+
+def load_vocabulary(
+    spec: str = DEFAULT_VOCABULARY, extra: Iterable[str] = (), *, model_ref: str | None = None
+) -> list[str]:
+    """The readout vocabulary: `default` or a path to a file with one word per line.
+
+    `default` (see vocab/PROVENANCE.md) is the 5,000 most frequent English words followed by
+    the zoo world's words, except for the zoo's tiny CLIP (`model_ref` `zoo:...`), whose
+    tokenizer only knows its world's words: there it is the world's words alone. Words in
+    `extra` (e.g. those a recipe's `promotes("word")` names) are appended when missing, so
+    their Δ is always measured."""
+    if spec in ("default", "", None):
+        world = _vocab_file("synthworld.txt")
+        words = world if is_zoo_model(model_ref) else _vocab_file("common_en_5000.txt") + world
+    else:
+        p = Path(spec).expanduser()
+        if not p.is_file():
+            raise SteerabilityError(
+                f"vocabulary file {p} not found",
+                help='use `set vocabulary = "default"` or a path to a file with one word per line',
+            )
+        words = [w.strip() for w in p.read_text("utf-8").splitlines() if w.strip()]
+    out = list(dict.fromkeys(words))
+    seen = set(out)
+    for w in extra:
+        if w not in seen:
+            out.append(w)
+            seen.add(w)
+    if not out:
+        raise SteerabilityError(f"the vocabulary {spec!r} is empty")
+    return out
+
+
+def text_embeddings(handle: Any, words: Sequence[str], *, batch_size: int = 256) -> Any:
+    """L2-normalised text embeddings of the raw words (no prompt template), [V, E] fp32."""
+    import torch
+
+    outs = []
+    with torch.inference_mode():
+        for lo in range(0, len(words), batch_size):
+            e = handle.encode_text(list(words[lo : lo + batch_size])).float()
+            outs.append(torch.nn.functional.normalize(e, dim=-1))
+    return torch.cat(outs)
+
+
+# ------------------------------------------------------------------------------------------
+# Running the vision tower from a site onward
+# ------------------------------------------------------------------------------------------
+
+
+class SuffixRunner:
+    """Captures, once, what a site edit needs, and re-runs only the blocks after the site.
+
+    An edit δ of the site activation enters the residual stream at:
+    - resid_post L and mlp_out L: resid_post L (then blocks L+1..);
+    - resid_pre L: the input of block L (then blocks L..);
+    - attn_out L: resid_mid L = resid_pre L + attn_out L (then block L's MLP half, L+1..).
+    """
+
+    def __init__(self, handle: Any, layer: int, site: str) -> None:
+        from steerlang.model.sites import resolve_visual
+
+        self.visual = resolve_visual(handle)
+        blocks = self.visual.transformer.resblocks
+        if not 0 <= layer < len(blocks):
+            raise SteerabilityError(
+                f"layer {layer} does not exist: the model has {len(blocks)} blocks",
+                help=f"use a layer in 0..{len(blocks) - 1}",
+            )
+        if site not in SITE_KINDS:
+            raise SteerabilityError(f"unknown site kind {site!r}")
+        self.layer = layer
+        self.site = site
+        self.batch_first = bool(getattr(self.visual.transformer, "batch_first", True))
+        if site == "attn_out":
+            blk = blocks[layer]
+            if not all(hasattr(blk, a) for a in ("ln_2", "mlp", "ls_2")):
+                raise SteerabilityError(
+                    f"block {layer} ({type(blk).__name__}) is not a standard open_clip block; "
+                    "cannot continue from attn_out",
+                    help="sweep a resid_post or mlp_out site instead",
+                )
+
+    def capture_sites(self) -> list[tuple[int, str]]:
+        L = self.layer
+        if self.site == "resid_post":
+            return [(L, "resid_post")]
+        if self.site == "mlp_out":
+            return [(L, "mlp_out"), (L, "resid_post")]
+        if self.site == "resid_pre":
+            return [(L, "resid_pre")]
+        return [(L, "resid_pre"), (L, "attn_out")]
+
+    def prepare(self, pixels: Any) -> tuple[Any, Any]:
+        """(site activation, residual where an edit of it enters), both [N, T, d]."""
+        import torch
+
+        from steerlang.model.sites import capture
+
+        with (
+            torch.inference_mode(),
+            capture(self.visual, self.capture_sites(), stop_early=True) as cap,
+        ):
+            acts = cap.run(pixels)
+        L = self.layer
+        if self.site == "resid_post":
+            h = acts[f"blocks.{L}.hook_resid_post"]
+            return h, h
+        if self.site == "mlp_out":
+            return acts[f"blocks.{L}.hook_mlp_out"], acts[f"blocks.{L}.hook_resid_post"]
+        if self.site == "resid_pre":
+            h = acts[f"blocks.{L}.hook_resid_pre"]
+            return h, h
+        a = acts[f"blocks.{L}.hook_attn_out"]
+        return a, acts[f"blocks.{L}.hook_resid_pre"] + a
+
+    def run(self, resid: Any) -> Any:
+        """Residual [N, T, d] at the entry point -> L2-normalised image embeddings [N, E]."""
+        import torch
+
+        with torch.inference_mode():
+            return self._run(resid)
+
+    def _run(self, resid: Any) -> Any:
+        import torch
+
+        v = self.visual
+        blocks = v.transformer.resblocks
+        x = resid if self.batch_first else resid.transpose(0, 1)
+        L = self.layer
+        if self.site == "attn_out":
+            blk = blocks[L]
+            x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+            start = L + 1
+        elif self.site == "resid_pre":
+            start = L
+        else:
+            start = L + 1
+        for blk in list(blocks)[start:]:
+            x = blk(x, attn_mask=None)
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        pooled, _ = v._pool(x)
+        if v.proj is not None:
+            pooled = pooled @ v.proj
+        return torch.nn.functional.normalize(pooled.float(), dim=-1)
+
+
+# ------------------------------------------------------------------------------------------
+# The sweep
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SteerabilityResult:
+    """Per swept unit (SAE feature or residual coordinate): S, power, top concept, and Δ for
+    the words asked for. `units` are the ids swept (a subset when sampling)."""
+
+    kind: str  # "sae" | "neuron"
+    units: np.ndarray
+    steerability: np.ndarray
+    power: np.ndarray
+    top_concept: np.ndarray
+    promotes: dict[str, np.ndarray] = field(default_factory=dict)
+    top_words: np.ndarray | None = None  # [n, 5] indices into vocabulary
+    top_deltas: np.ndarray | None = None  # [n, 5]
+    vocabulary: list[str] = field(default_factory=list)
+    threshold: float = 0.1
+    strength: float = 150.0
+    n_images: int = 0
+    key: str | None = None
+
+    @property
+    def steerable(self) -> np.ndarray:
+        return self.steerability > self.threshold
+
+    @property
+    def fraction_steerable(self) -> float:
+        return float(self.steerable.mean()) if len(self.units) else math.nan
+
+    def summary(self, *, top: int = 10) -> dict[str, Any]:
+        steer = self.steerable
+        words, counts = np.unique(self.top_concept[steer].astype(str), return_counts=True)
+        order = np.lexsort((words, -counts))
+        best = np.argsort(-self.steerability, kind="stable")[:top]
+        return {
+            "kind": self.kind,
+            "n_units": int(len(self.units)),
+            "n_steerable": int(steer.sum()),
+            "fraction_steerable": self.fraction_steerable,
+            "threshold": self.threshold,
+            "strength": self.strength,
+            "n_images": self.n_images,
+            "distinct_top_concepts": int(len(words)),
+            "top_concepts": [[str(words[i]), int(counts[i])] for i in order[:top]],
+            "most_steerable": [
+                {
+                    "unit": int(self.units[i]),
+                    "steerability": float(self.steerability[i]),
+                    "power": float(self.power[i]),
+                    "top_concept": str(self.top_concept[i]),
+                }
+                for i in best
+            ],
+            "steerability_histogram": _histogram(self.steerability),
+            "key": self.key,
+        }
+
+    def columns(self, n_features: int) -> dict[str, np.ndarray]:
+        """Statistics-table columns over all `n_features` (NaN / "" where not swept)."""
+        s = np.full(n_features, np.nan)
+        p = np.full(n_features, np.nan)
+        t = np.full(n_features, "", dtype=object)
+        s[self.units] = self.steerability
+        p[self.units] = self.power
+        t[self.units] = self.top_concept
+        out = {"steerability": s, "power": p, "top_concept": t}
+        for w, vals in self.promotes.items():
+            c = np.full(n_features, np.nan)
+            c[self.units] = vals
+            out[f"promotes:{w}"] = c
+        return out
+
+    def to_cache(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        cols: dict[str, np.ndarray] = {
+            "units": self.units.astype(np.float64),
+            "steerability": self.steerability,
+            "power": self.power,
+            "top_concept": self.top_concept,
+        }
+        for w, v in self.promotes.items():
+            cols[f"promotes:{w}"] = v
+        if self.top_words is not None and self.top_deltas is not None:
+            for j in range(self.top_words.shape[1]):
+                cols[f"top_word_{j}"] = self.top_words[:, j].astype(np.float64)
+                cols[f"top_delta_{j}"] = self.top_deltas[:, j]
+        meta = {
+            "kind": self.kind,
+            "vocabulary": self.vocabulary,
+            "threshold": self.threshold,
+            "strength": self.strength,
+            "n_images": self.n_images,
+            "promotes": list(self.promotes),
+        }
+        return cols, meta
+
+    @classmethod
+    def from_cache(
+        cls, cols: Mapping[str, np.ndarray], meta: Mapping[str, Any], key: str | None
+    ) -> SteerabilityResult:
+        n_top = sum(1 for k in cols if k.startswith("top_word_"))
+        tw = (
+            np.stack([cols[f"top_word_{j}"] for j in range(n_top)], 1).astype(np.int64)
+            if n_top
+            else None
+        )
+        td = np.stack([cols[f"top_delta_{j}"] for j in range(n_top)], 1) if n_top else None
+        return cls(
+            kind=meta["kind"],
+            units=np.asarray(cols["units"]).astype(np.int64),
+            steerability=np.asarray(cols["steerability"], dtype=np.float64),
+            power=np.asarray(cols["power"], dtype=np.float64),
+            top_concept=np.asarray(cols["top_concept"], dtype=object),
+            promotes={w: np.asarray(cols[f"promotes:{w}"]) for w in meta.get("promotes", [])},
+            top_words=tw,
+            top_deltas=td,
+            vocabulary=list(meta.get("vocabulary", [])),
+            threshold=float(meta.get("threshold", 0.1)),
+            strength=float(meta.get("strength", 150.0)),
+            n_images=int(meta.get("n_images", 0)),
+            key=key,
+        )
+
+
+def _histogram(values: np.ndarray, bins: int = 20) -> dict[str, list[float]]:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return {"edges": [], "counts": []}
+    hi = max(float(v.max()), 1e-6)
+    counts, edges = np.histogram(v, bins=bins, range=(0.0, hi))
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def parse_sample(spec: str | None, n: int) -> np.ndarray:
+    """`None` -> all units; `1/20` -> every 20th unit (0, 20, 40, ...); `A:B` -> range;
+    `3,7,11` -> those ids."""
+    if spec is None or spec in ("", "all"):
+        return np.arange(n)
+    s = spec.strip()
+    try:
+        if "/" in s:
+            num, den = s.split("/", 1)
+            if int(num) != 1 or int(den) < 1:
+                raise ValueError
+            return np.arange(0, n, int(den))
+        if ":" in s:
+            lo, hi = s.split(":", 1)
+            return np.arange(int(lo or 0), min(int(hi) if hi else n, n))
+        ids = np.asarray([int(t) for t in s.split(",") if t.strip()], dtype=np.int64)
+    except ValueError:
+        raise SteerabilityError(
+            f"cannot read the unit selection {spec!r}",
+            help="use 1/20 (every 20th), 0:1000 (a range) or 3,7,11 (explicit ids)",
+        ) from None
+    bad = ids[(ids < 0) | (ids >= n)]
+    if bad.size:
+        raise SteerabilityError(
+            f"unit {int(bad[0])} is out of range (0..{n - 1})", help=f"use ids below {n}"
+        )
+    return ids
+
+
+def _autocast(device: Any, precision: str) -> Any:
+    import contextlib
+
+    import torch
+
+    dev = torch.device(device)
+    if precision == "auto":
+        precision = "bf16" if dev.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+
+
+def sweep(
+    handle: Any,
+    layer: int,
+    site: str,
+    pixels: Any,
+    vocab_emb: Any,
+    vocabulary: Sequence[str],
+    *,
+    sae: Any | None = None,
+    units: Sequence[int] | np.ndarray | None = None,
+    cfg: SteerabilityConfig = SteerabilityConfig(),
+    promote_words: Sequence[str] = (),
+    rows_per_batch: int | None = None,
+    precision: str = "auto",
+    progress: Any = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> SteerabilityResult:
+    """Steerability of SAE features (`sae` given) or of site coordinates (neuron baseline).
+
+    `pixels` are the N preprocessed images [N, 3, H, W]; `vocab_emb` the [V, E] normalised
+    word embeddings of `vocabulary`.
+    """
+    import torch
+
+    from steerlang.model.sites import token_mask
+
+    runner = SuffixRunner(handle, layer, site)
+    device = pixels.device
+    kind = "sae" if sae is not None else "neuron"
+    with torch.inference_mode():
+        h, resid = runner.prepare(pixels)
+        n_img, n_tok, d = h.shape
+        n_units = sae.d_sae if sae is not None else d
+        ids = np.arange(n_units) if units is None else np.asarray(units, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= n_units):
+            raise SteerabilityError(f"unit ids must lie in 0..{n_units - 1}")
+        T = vocab_emb.to(device=device, dtype=torch.float32)
+        scale = float(cfg.logit_scale)
+        s = float(cfg.strength)
+        tok = token_mask(cfg.tokens if cfg.tokens != "all" else "all", n_tok, device)
+        tok_f = tok.to(torch.float32).view(1, n_tok, 1)
+        word_idx = [list(vocabulary).index(w) for w in promote_words]
+
+        if rows_per_batch is None:
+            budget = (1 << 28) if device.type != "cpu" else (1 << 24)
+            rows_per_batch = max(1, budget // max(1, n_tok * d))
+        img_bs = min(n_img, rows_per_batch)
+        feat_bs = max(1, rows_per_batch // img_bs)
+
+        def readout(resid_batch: Any) -> Any:
+            with _autocast(device, precision):
+                e = runner.run(resid_batch)
+            return torch.softmax(scale * (e.float() @ T.T), dim=-1)
+
+        p0 = torch.zeros(T.shape[0], dtype=torch.float64, device=device)
+        for lo in range(0, n_img, img_bs):
+            p0 += readout(resid[lo : lo + img_bs]).sum(0, dtype=torch.float64)
+        p0 /= n_img
+
+        # SAE quantities the delta needs: per-token normalisation scale and (for TopK) the
+        # full activations once, since a TopK latent's value depends on all the others.
+        full_acts = None
+        norm_scale: Any = 1.0
+        if sae is not None:
+            sae_dev = sae.device
+            hs = h.to(sae_dev)
+            _, ctx = sae.normalize(hs.to(sae.dtype))
+            norm_scale = ctx.scale
+            if isinstance(norm_scale, torch.Tensor):
+                norm_scale = norm_scale.to(device, torch.float32)  # [N, T, 1]
+            if sae.cfg.activation == "topk":
+                full_acts = sae.encode(hs)  # [N, T, M]
+            W_dec = sae.W_dec
+
+        S = np.zeros(len(ids))
+        P = np.zeros(len(ids))
+        top = np.empty(len(ids), dtype=object)
+        k_top = min(5, T.shape[0])
+        top_w = np.zeros((len(ids), k_top), dtype=np.int64)
+        top_d = np.zeros((len(ids), k_top))
+        prom = {w: np.zeros(len(ids)) for w in promote_words}
+        task = (
+            progress.add_task(f"steerability L{layer} {site}", total=len(ids)) if progress else None
+        )
+
+        for c0 in range(0, len(ids), feat_bs):
+            chunk = ids[c0 : c0 + feat_bs]
+            k = len(chunk)
+            ps = torch.zeros(k, T.shape[0], dtype=torch.float64, device=device)
+            chunk_t = torch.as_tensor(chunk, dtype=torch.long, device=device)
+            for lo in range(0, n_img, img_bs):
+                hb = h[lo : lo + img_bs]
+                rb = resid[lo : lo + img_bs]
+                b = hb.shape[0]
+                if sae is not None:
+                    if full_acts is not None:
+                        a = full_acts[lo : lo + img_bs].index_select(-1, chunk_t.to(sae_dev))
+                    else:
+                        a = sae.encode_subset(hb.to(sae_dev), chunk_t.to(sae_dev))
+                    a = a.to(device, torch.float32)  # [b, T, k]
+                    coef = (s - a) * tok_f  # clamp f := s on the token scope
+                    if isinstance(norm_scale, torch.Tensor):
+                        coef = coef * norm_scale[lo : lo + img_bs]
+                    elif norm_scale != 1.0:
+                        coef = coef * float(norm_scale)
+                    rows = W_dec.index_select(0, chunk_t.to(sae_dev)).to(device, torch.float32)
+                    # [k, b, T, d] = coef[k, b, T, 1] * rows[k, 1, 1, d]
+                    delta = coef.permute(2, 0, 1).unsqueeze(-1) * rows.view(k, 1, 1, d)
+                    edited = rb.unsqueeze(0).to(torch.float32) + delta
+                else:
+                    # Neuron baseline: overwrite coordinate j of the site activation with s.
+                    cur = hb.index_select(-1, chunk_t).permute(2, 0, 1)  # [k, b, T]
+                    add = ((s - cur) * tok_f.view(1, 1, n_tok)).unsqueeze(-1).to(torch.float32)
+                    edited = rb.unsqueeze(0).to(torch.float32).repeat(k, 1, 1, 1)
+                    edited.scatter_add_(-1, chunk_t.view(k, 1, 1, 1).expand(k, b, n_tok, 1), add)
+                pr = readout(edited.reshape(k * b, n_tok, d).to(rb.dtype))
+                ps += pr.view(k, b, -1).sum(1, dtype=torch.float64)
+                del edited
+            delta_v = ps / n_img - p0.unsqueeze(0)  # Δ_f(v), [k, V]
+            sl = slice(c0, c0 + k)
+            S[sl] = (delta_v**2).sum(-1).cpu().numpy()
+            pv, pi = delta_v.max(-1)
+            P[sl] = pv.cpu().numpy()
+            top[sl] = [vocabulary[int(i)] for i in pi.cpu().tolist()]
+            tv, ti = delta_v.topk(k_top, dim=-1)
+            top_w[sl] = ti.cpu().numpy()
+            top_d[sl] = tv.cpu().numpy()
+            for w, j in zip(promote_words, word_idx, strict=True):
+                prom[w][sl] = delta_v[:, j].cpu().numpy()
+            if progress is not None and task is not None:
+                progress.advance(task, k)
+            if on_chunk is not None:
+                on_chunk(k)
+
+    return SteerabilityResult(
+        kind=kind,
+        units=ids,
+        steerability=S,
+        power=P,
+        top_concept=top,
+        promotes=prom,
+        top_words=top_w,
+        top_deltas=top_d,
+        vocabulary=list(vocabulary),
+        threshold=float(cfg.threshold),
+        strength=s,
+        n_images=n_img,
+    )
+
+
+def steer_cache_key(
+    *,
+    model_hash: str,
+    sae_hash: str | None,
+    layer: int,
+    site: str,
+    images: Mapping[str, Any],
+    vocabulary: Sequence[str],
+    units: np.ndarray,
+    cfg: SteerabilityConfig,
+    promote_words: Sequence[str],
+) -> str:
+    """Content key of one sweep (the threshold is applied at read time, so it is not in it)."""
+    import hashlib
+
+    from steerlang.files import content_key
+
+    vocab_hash = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()
+    units_hash = hashlib.sha256(np.asarray(units, dtype=np.int64).tobytes()).hexdigest()
+    return content_key(
+        {
+            "v": STEER_FORMAT_VERSION,
+            "model": model_hash,
+            "sae": sae_hash,
+            "layer": layer,
+            "site": site,
+            "images": dict(images),
+            "vocab": vocab_hash,
+            "units": units_hash,
+            "cfg": cfg.key(),
+            "promotes": sorted(promote_words),
+        },
+        prefix="steer-",
+    )

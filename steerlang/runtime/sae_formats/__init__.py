@@ -1,1 +1,0 @@
-"""Converters between third-party SAE checkpoint layouts and the canonical `SAE`."""
