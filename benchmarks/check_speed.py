@@ -1,12 +1,13 @@
 """How fast is `steer check` on a 200-rule recipe?
 
-Generates a realistic 200-rule recipe (the brief's rule shapes: thresholds on statistics,
+Generates a realistic 200-rule recipe (the language's rule shapes: thresholds on statistics,
 top-k selections, explicit ids, several layers, sites and token scopes, comments), then measures
 
 - in-process: `steer check` work after start-up (compile + render diagnostics), median of N;
 - start-up: a fresh `python -m steerlang check FILE` process, wall clock, median of M.
 
-Target (brief §6): <= 50 ms after start-up. Last line: one JSON object with the figures.
+Target: <= 50 ms after start-up, so a check on every save feels instant. Last line: one JSON
+object with the figures.
 
     python benchmarks/check_speed.py [--rules 200] [--repeat 30] [--startup-repeat 5]
 """
@@ -40,7 +41,7 @@ SITES = ["resid_post", "resid_pre", "attn_out", "mlp_out"]
 
 
 def generate(n_rules: int, seed: int = 0) -> str:
-    """A clean recipe (no diagnostics) in the brief's rule shapes. Each (layer, site) gets one
+    """A clean recipe (no diagnostics) in the language's rule shapes. Each (layer, site) gets one
     kind of edit (identical edits or disjoint ids never override each other), as a careful
     author would write it."""
     rnd = random.Random(seed)

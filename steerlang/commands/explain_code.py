@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from steerlang.errors import did_you_mean
     from steerlang.lang.codes import CODES, explain
-    from steerlang.lang.compiler import did_you_mean
 
     if not args.code:
         for info in CODES.values():

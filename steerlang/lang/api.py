@@ -20,35 +20,31 @@ from typing import Any
 
 from steerlang.diagnostics import Diagnostic, SourceSpan
 from steerlang.lang import ast
-from steerlang.lang.codes import CODES, CodeInfo
+from steerlang.lang.completion import accepted_at
 from steerlang.lang.incremental import ParseCache
 from steerlang.lang.known import ACTIONS, SETTING_DOCS, SITE_DOCS, STAT_FUNCTIONS, TOKEN_SCOPES
-from steerlang.lang.parser import KEYWORDS, TERMINAL_DESCRIPTIONS, accepted_at, parse
-from steerlang.lang.render import diagnostics_to_json, render_diagnostics, summary_line
+from steerlang.lang.lexer import KEYWORDS
+from steerlang.lang.parser import parse
+from steerlang.lang.render import diagnostics_to_json, render_diagnostics
 
 __all__ = [
     "ACTIONS",
-    "CODES",
     "KEYWORDS",
     "SETTING_DOCS",
     "SITE_DOCS",
     "STAT_FUNCTIONS",
-    "TERMINAL_DESCRIPTIONS",
     "TOKEN_SCOPES",
-    "CodeInfo",
     "CompileResult",
     "FormatError",
     "ParseCache",
     "Symbol",
     "accepted_at",
-    "check_text",
     "compile_file",
     "compile_text",
     "diagnostics_to_json",
     "format_text",
     "parse_text",
     "render_diagnostics",
-    "summary_line",
     "symbols",
 ]
 
@@ -110,12 +106,17 @@ def compile_text(
     editor buffers); `parse_cache` (a `ParseCache`, one per document) makes a
     re-check after a small edit re-parse only the changed lines, with identical results.
     """
-    from steerlang.lang.compiler import Compiler
+    from steerlang.lang.compiler import compile_source
+    from steerlang.lang.compiler.state import CompileOptions, default_read_file
 
+    options = CompileOptions(
+        n_layers=n_layers,
+        params=dict(params or {}),
+        read_file=read_file or default_read_file,
+        parse_cache=parse_cache,
+    )
     try:
-        out = Compiler(
-            n_layers=n_layers, params=params, read_file=read_file, parse_cache=parse_cache
-        ).compile(text, path)
+        out = compile_source(text, path, options)
     except RecursionError as e:
         d = _internal_error(e, path)
         d.message = "recipe is nested too deeply to compile"
@@ -128,10 +129,14 @@ def compile_text(
     return CompileResult(out.ir, out.diagnostics, out.sources, out.recipes.get(path))
 
 
-check_text = compile_text
-
-
-def compile_file(path: str, **kw: Any) -> CompileResult:
+def compile_file(
+    path: str,
+    *,
+    n_layers: int | None = None,
+    params: dict[str, str] | None = None,
+    read_file: Callable[[str], str] | None = None,
+    parse_cache: ParseCache | None = None,
+) -> CompileResult:
     """`compile_text` on a file read from disk (UTF-8). Raises `SteerError` if it cannot be read."""
     from steerlang.errors import SteerError
 
@@ -146,7 +151,14 @@ def compile_file(path: str, **kw: Any) -> CompileResult:
         raise SteerError(f"{path} is not UTF-8 text", help="save the recipe as UTF-8") from None
     except OSError as e:
         raise SteerError(f"cannot read {path}: {e.strerror}") from None
-    return compile_text(text, path, **kw)
+    return compile_text(
+        text,
+        path,
+        n_layers=n_layers,
+        params=params,
+        read_file=read_file,
+        parse_cache=parse_cache,
+    )
 
 
 def parse_text(text: str, path: str | None = None) -> tuple[ast.Recipe, list[Diagnostic]]:
@@ -296,14 +308,3 @@ def symbols(text: str, path: str | None = None) -> list[Symbol]:
                 if sym is not None and n.span is not None:
                     sym.references.append(n.span)
     return syms
-
-
-def explain_code(code: str) -> CodeInfo | None:
-    from steerlang.lang.codes import explain
-
-    return explain(code)
-
-
-def describe_terminals(names: set[str]) -> list[str]:
-    """Human words for terminal names (completion labels)."""
-    return sorted(TERMINAL_DESCRIPTIONS.get(n, n) for n in names)

@@ -74,8 +74,6 @@ class Binary(Expr):
 
 
 COMPARE_OPS = ("<", "<=", ">", ">=", "==", "!=")
-ARITH_OPS = ("+", "-", "*", "/")
-BOOL_OPS = ("and", "or")
 
 # Binding strength, loosest first; the printer adds parentheses from this table.
 PRECEDENCE: dict[str, int] = {
@@ -95,14 +93,6 @@ PRECEDENCE: dict[str, int] = {
     "neg": 7,
     "atom": 8,
 }
-
-
-def precedence(e: Expr) -> int:
-    if isinstance(e, Binary):
-        return PRECEDENCE[e.op]
-    if isinstance(e, Unary):
-        return PRECEDENCE["not"] if e.op == "not" else PRECEDENCE["neg"]
-    return PRECEDENCE["atom"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import math
 import re
 
 from steerlang.lang import ast
-from steerlang.lang.parser import KEYWORDS
+from steerlang.lang.lexer import KEYWORDS
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD_OF_OP = {
@@ -167,13 +167,6 @@ def show_stmt(s: ast.Stmt) -> str:
         prefix = f"rule {s.name.name}: " if s.name is not None else ""
         return f"{prefix}{show_scope(s.scope)} {show_action(s.action)}"
     raise TypeError(f"not a statement: {s!r}")
-
-
-def show_recipe(r: ast.Recipe) -> str:
-    """A file with no comments or blank lines (the printer half of the round-trip property)."""
-    lines = [show_stmt(r.header if r.header is not None else ast.Header(1))]
-    lines.extend(show_stmt(s) for s in r.statements)
-    return "\n".join(lines) + "\n"
 
 
 def format_source(text: str, recipe: ast.Recipe) -> str:

@@ -93,20 +93,3 @@ def join(a: SourceSpan | None, b: SourceSpan | None) -> SourceSpan | None:
     return make_span(
         first.file, first.start, end.end, first.line, first.column, end.end_line, end.end_column
     )
-
-
-def point(span: SourceSpan, at_end: bool = False) -> SourceSpan:
-    """A zero-width span at the start (or end) of `span`."""
-    if at_end:
-        return SourceSpan(
-            span.file,
-            span.end,
-            span.end,
-            span.end_line,
-            span.end_column,
-            span.end_line,
-            span.end_column,
-        )
-    return SourceSpan(
-        span.file, span.start, span.start, span.line, span.column, span.line, span.column
-    )

@@ -561,7 +561,7 @@ def _in_scope(before: list[str]) -> bool:
 
 
 def _keyword_terminals() -> dict[str, str]:
-    from steerlang.lang.parser import KEYWORD_TERMINALS
+    from steerlang.lang.lexer import KEYWORD_TERMINALS
 
     return KEYWORD_TERMINALS
 
@@ -753,12 +753,6 @@ def format_edits(text: str, path: str | None = None) -> list[tuple[int, int, str
             continue
         edits.append((starts[i1], starts[i2], "".join(b[j1:j2])))
     return edits
-
-
-def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
-    for start, end, new in sorted(edits, key=lambda e: e[0], reverse=True):
-        text = text[:start] + new + text[end:]
-    return text
 
 
 # --------------------------------------------------------------------------------------------

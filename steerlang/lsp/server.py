@@ -205,6 +205,15 @@ def _guard(server: SteerLanguageServer, what: str, default: T) -> Callable[..., 
 def build_server(*, debounce_s: float = DEFAULT_DEBOUNCE_S) -> SteerLanguageServer:
     """A fresh server with every feature registered (used by `steer lsp` and by tests)."""
     server = SteerLanguageServer(debounce_s=debounce_s)
+    _register_document_sync(server)
+    _register_navigation(server)
+    _register_fixes(server)
+    return server
+
+
+def _register_document_sync(server: SteerLanguageServer) -> None:
+    """Start-up options and the open/change/close/save notifications that keep documents
+    (and their diagnostics) current."""
 
     @server.feature(types.INITIALIZE)
     @_guard(server, "initialize", None)
@@ -270,6 +279,10 @@ def build_server(*, debounce_s: float = DEFAULT_DEBOUNCE_S) -> SteerLanguageServ
             doc.cache.clear()
             ls.schedule(doc.uri)
 
+
+def _register_navigation(server: SteerLanguageServer) -> None:
+    """Requests that read a document: hover, completion, definitions, references, outline."""
+
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     @_guard(server, "hover", None)
     def hover(ls: SteerLanguageServer, params: types.HoverParams) -> types.Hover | None:
@@ -322,16 +335,6 @@ def build_server(*, debounce_s: float = DEFAULT_DEBOUNCE_S) -> SteerLanguageServ
             encoding=ls.encoding,
         )
 
-    @server.feature(types.TEXT_DOCUMENT_FORMATTING)
-    @_guard(server, "formatting", None)
-    def formatting(
-        ls: SteerLanguageServer, params: types.DocumentFormattingParams
-    ) -> list[types.TextEdit] | None:
-        doc = ls.store.get(params.text_document.uri)
-        if doc is None:
-            return None
-        return features.lsp_format(doc, encoding=ls.encoding)
-
     @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     @_guard(server, "documentSymbol", None)
     def document_symbol(
@@ -341,6 +344,20 @@ def build_server(*, debounce_s: float = DEFAULT_DEBOUNCE_S) -> SteerLanguageServ
         if doc is None:
             return None
         return features.lsp_symbols(doc, encoding=ls.encoding)
+
+
+def _register_fixes(server: SteerLanguageServer) -> None:
+    """Requests that return edits: formatting and quick fixes."""
+
+    @server.feature(types.TEXT_DOCUMENT_FORMATTING)
+    @_guard(server, "formatting", None)
+    def formatting(
+        ls: SteerLanguageServer, params: types.DocumentFormattingParams
+    ) -> list[types.TextEdit] | None:
+        doc = ls.store.get(params.text_document.uri)
+        if doc is None:
+            return None
+        return features.lsp_format(doc, encoding=ls.encoding)
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
@@ -356,8 +373,6 @@ def build_server(*, debounce_s: float = DEFAULT_DEBOUNCE_S) -> SteerLanguageServ
         return features.lsp_code_actions(
             doc, params.range, n_layers=ls.n_layers, encoding=ls.encoding, read_file=ls.read_file
         )
-
-    return server
 
 
 def warm_up() -> None:

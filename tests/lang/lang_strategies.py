@@ -8,7 +8,16 @@ import string
 from hypothesis import strategies as st
 
 from steerlang.lang import ast
-from steerlang.lang.parser import KEYWORDS
+from steerlang.lang.lexer import KEYWORDS
+from steerlang.lang.printer import show_stmt
+
+
+def show_recipe(r: ast.Recipe) -> str:
+    """A file with no comments or blank lines (the printer half of the round-trip property)."""
+    lines = [show_stmt(r.header if r.header is not None else ast.Header(1))]
+    lines.extend(show_stmt(s) for s in r.statements)
+    return "\n".join(lines) + "\n"
+
 
 # Names that look like keywords, statistics, sites and columns but are ordinary names.
 NEAR_KEYWORDS = [
@@ -179,8 +188,6 @@ def recipes(names: st.SearchStrategy[str] = NAMES) -> st.SearchStrategy[ast.Reci
 @st.composite
 def scoped_recipes(draw: st.DrawFn, names: st.SearchStrategy[str] = NAMES_WITH_KEYWORDS) -> str:
     """Canonical text of a recipe whose rules use only declared params and concepts."""
-    from steerlang.lang.printer import show_recipe
-
     pnames = draw(st.lists(names, min_size=1, max_size=3, unique=True))
     cnames = draw(
         st.lists(names.filter(lambda n: n not in pnames), min_size=1, max_size=3, unique=True)

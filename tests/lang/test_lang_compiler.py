@@ -11,8 +11,8 @@ from steerlang.lang.api import compile_file, compile_text, symbols
 from steerlang.plan import RecipeIR, stat_key
 
 REPO = Path(__file__).resolve().parents[2]
-# The brief's waterbirds sketch, frozen here so tuning recipes/waterbirds.steer for the zoo
-# does not change what these language tests pin down.
+# The original waterbirds sketch (the recipe the language was designed around), frozen here
+# so tuning recipes/waterbirds.steer for the zoo does not change what these tests pin down.
 SKETCH = Path(__file__).parent / "fixtures" / "waterbirds_sketch.steer"
 RECIPES = sorted((REPO / "recipes").glob("*.steer"))
 
@@ -127,6 +127,37 @@ def test_saes_and_settings() -> None:
     assert _codes(compile_text("steer 1\nset batch_size = 0\n")) == ["E208"]
     assert _codes(compile_text("steer 1\nset seed = 1.5\n")) == ["E208"]
     assert _codes(compile_text("steer 1\nset attack = typo\n")) == ["E208"]
+
+
+def test_relative_sae_folders_resolve_against_the_recipe_file(tmp_path: Path) -> None:
+    text = (
+        "steer 1\n"
+        'sae at layers 6..7 = "saes/L{layer}"\n'
+        'sae at layer 7 site mlp_out = "zoo:sae/L7/mlp_out"\n'
+        'sae at layer 8 = "/data/saes/l8"\n'
+    )
+    recipe = tmp_path / "sub" / "r.steer"
+    recipe.parent.mkdir()
+    recipe.write_text(text, encoding="utf-8")
+    res = compile_file(str(recipe))
+    assert res.ok, res.render()
+    folder = recipe.parent.resolve()
+    assert res.ir.saes == {
+        "6:resid_post": str(folder / "saes" / "L6"),
+        "7:resid_post": str(folder / "saes" / "L7"),
+        "7:mlp_out": "zoo:sae/L7/mlp_out",
+        "8:resid_post": "/data/saes/l8",
+    }
+    # an included file's `sae` lines resolve against the included file's folder
+    inc = tmp_path / "shared" / "saes.steer"
+    inc.parent.mkdir()
+    inc.write_text('steer 1\nsae at layer 2 = "../weights/L2"\n', encoding="utf-8")
+    recipe.write_text('steer 1\ninclude "../shared/saes.steer"\n', encoding="utf-8")
+    res = compile_file(str(recipe))
+    assert res.ok, res.render()
+    assert res.ir.saes == {"2:resid_post": str(inc.parent.resolve() / "../weights/L2")}
+    # text without a file keeps the reference as written
+    assert compile_text(text).ir.saes["6:resid_post"] == "saes/L6"
 
 
 def test_layers_checked_against_the_model_depth() -> None:

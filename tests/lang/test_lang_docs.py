@@ -7,7 +7,7 @@ from pathlib import Path
 
 from steerlang.lang.codes import CODES
 from steerlang.lang.known import ACTIONS, STAT_FUNCTIONS
-from steerlang.lang.parser import KEYWORDS
+from steerlang.lang.lexer import KEYWORDS
 from steerlang.plan import SETTING_DEFAULTS, STAT_RANGES
 
 REPO = Path(__file__).resolve().parents[2]

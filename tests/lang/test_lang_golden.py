@@ -55,11 +55,12 @@ def _compile(path: Path, monkeypatch: pytest.MonkeyPatch) -> api.CompileResult:
     opts = _options(text)
     if opts.pop("internal_error", False):
         from steerlang.lang import compiler
+        from steerlang.lang.compiler.state import CompileState
 
-        def boom(self, items):  # noqa: ANN001 - a deliberately broken compiler pass
+        def boom(state: CompileState) -> None:  # a deliberately broken compiler pass
             raise KeyError("simulated bug")
 
-        monkeypatch.setattr(compiler.Compiler, "_compile_items", boom)
+        monkeypatch.setattr(compiler, "PASSES", (*compiler.PASSES[:2], boom))
     return api.compile_text(text, path.relative_to(REPO).as_posix(), **opts)
 
 

@@ -1,4 +1,4 @@
-"""The grammar: LALR-clean under strict mode, named terminals, keywords, and the brief's sketch."""
+"""The grammar: LALR-clean under strict mode, named terminals, keywords, and the design sketch."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import re
 
 import pytest
 
-from steerlang.lang import ast, parser
+from steerlang.lang import ast, lexer, parser
 from steerlang.lang.api import compile_text, parse_text
+from steerlang.lang.completion import accepted_at
+from steerlang.lang.fast_parse import fast_parse
+from steerlang.lang.tree import TreeBuilder
 
 SKETCH = """steer 1
 recipe waterbirds "remove the background shortcut"
@@ -30,7 +33,7 @@ rule text_defense: at layer 9 suppress features where promotes("text") > 0.1
 def strict_parser():
     """Lark's own contextual lexer over the grammar's terminals, strict mode, no cache."""
     return parser.build_parser(
-        strict=True, lexer="contextual", cache=False, transformer=parser._Builder(None)
+        strict=True, lexer="contextual", cache=False, transformer=TreeBuilder(None)
     )
 
 
@@ -43,8 +46,8 @@ def test_grammar_is_clean_under_strict(strict_parser) -> None:
 def test_every_terminal_has_a_description(strict_parser) -> None:
     names = {t.name for t in strict_parser.terminals} | {"$END"}
     assert not [n for n in names if n.startswith("__ANON")], "unnamed terminal in the grammar"
-    assert names == set(parser.TERMINAL_DESCRIPTIONS)
-    for name, words in parser.TERMINAL_DESCRIPTIONS.items():
+    assert names == set(lexer.TERMINAL_DESCRIPTIONS)
+    for name, words in lexer.TERMINAL_DESCRIPTIONS.items():
         assert words and name not in words or name in ("NAME",), (name, words)
 
 
@@ -55,8 +58,8 @@ def test_keyword_table_matches_grammar(strict_parser) -> None:
         if m:
             kws[t.name] = m.group(1)
             assert t.priority == 2, t.name
-    assert kws == parser.KEYWORD_TERMINALS
-    assert parser.KEYWORDS == frozenset(kws.values())
+    assert kws == lexer.KEYWORD_TERMINALS
+    assert lexer.KEYWORDS == frozenset(kws.values())
 
 
 def test_sketch_parses_and_compiles() -> None:
@@ -134,7 +137,7 @@ def test_not_is_reserved_and_never_a_call() -> None:
     assert not res.ok
 
 
-@pytest.mark.parametrize("word", sorted(parser.KEYWORDS - {"mean-ablate"}))
+@pytest.mark.parametrize("word", sorted(lexer.KEYWORDS - {"mean-ablate"}))
 def test_keywords_cannot_be_declared(word: str) -> None:
     for decl in (f"param {word} = 1", f"concept {word} = place == 1"):
         res = compile_text(f"steer 1\n{decl}\n")
@@ -185,9 +188,8 @@ def test_fast_path_matches_lark_contextual_lexer(strict_parser) -> None:
     texts = [SKETCH] + [p.read_text() for p in _recipes()]
     for text in texts:
         src = text + "\n"
-        with parser._PARSE_LOCK:
-            parser._BUILDER.file = None
-            fast = parser._fast_parse(src)
+        with parser.parsing(None) as lark_parser:
+            fast = fast_parse(src, lark_parser)
         slow = strict_parser.parse(src)
         assert fast is not None
         assert fast == slow
@@ -202,29 +204,29 @@ def _recipes():
 
 def test_accepted_at() -> None:
     text = "steer 1\nconcept water = place == 1\nat layer 7 su"
-    acc = parser.accepted_at(text, len(text))
+    acc = accepted_at(text, len(text))
     assert {"SUPPRESS", "CLAMP", "SCALE", "ADD", "MEAN_ABLATE", "SET", "SITE", "TOKENS"} <= acc
     assert "NAME" not in acc
     text2 = "steer 1\nat layer 7 suppress features where "
-    acc2 = parser.accepted_at(text2, len(text2))
+    acc2 = accepted_at(text2, len(text2))
     assert {"NAME", "NUMBER", "NOT", "LPAR", "STRING", "TRUE", "FALSE", "MINUS"} <= acc2
     # errors on other lines do not matter; a comment under the cursor accepts nothing
     text3 = "steer 1\nat layer 7 supress\nat layer 8 "
-    assert "SUPPRESS" in parser.accepted_at(text3, len(text3))
+    assert "SUPPRESS" in accepted_at(text3, len(text3))
     text4 = "steer 1\n# at layer "
-    assert parser.accepted_at(text4, len(text4)) == set()
-    assert "STEER" in parser.accepted_at("", 0)
+    assert accepted_at(text4, len(text4)) == set()
+    assert "STEER" in accepted_at("", 0)
     # a cursor at the start of a line must not swallow the previous line's last word
-    assert {"AT", "RULE", "PARAM"} <= parser.accepted_at("steer 1\n", 8)
+    assert {"AT", "RULE", "PARAM"} <= accepted_at("steer 1\n", 8)
 
 
 def test_grammar_cache_is_per_user_and_survives_corruption(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("STEERLANG_CACHE_DIR", str(tmp_path))
-    p1 = parser.build_parser(transformer=parser._Builder(None))
+    p1 = parser.build_parser(transformer=TreeBuilder(None))
     (cache,) = list(tmp_path.iterdir())
     assert cache.name.startswith("steer-grammar-") and cache.stat().st_size > 1000
     cache.write_bytes(b"not a pickle")  # truncated or corrupt: rebuilt, never an error
-    p2 = parser.build_parser(transformer=parser._Builder(None))
+    p2 = parser.build_parser(transformer=TreeBuilder(None))
     text = "steer 1\nat layer 1 suppress feature 3\n"
     assert p1.parse(text).statements == p2.parse(text).statements
     monkeypatch.setenv("STEERLANG_NO_CACHE", "1")

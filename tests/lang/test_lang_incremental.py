@@ -20,9 +20,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lang_strategies import lang_settings
 
-from steerlang.lang import ast
+from steerlang.lang import ast, compiler
 from steerlang.lang.api import CompileResult, ParseCache, compile_text
-from steerlang.lang.compiler import Compiler, _flatten, _same_edit, _where_of
+from steerlang.lang.compiler import lints
+from steerlang.lang.compiler.bounds import contradicting, flatten
+from steerlang.lang.compiler.state import CompileOptions, CompileState
 from steerlang.lang.parser import parse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,65 +203,68 @@ def test_cached_compile_equals_cold_compile_over_edits(
 # --------------------------------------------------------------------------------------------
 
 
-class _PairwiseLint(Compiler):
+def _pairwise_overlaps(state: CompileState) -> None:
     """W303 as first written: every candidate pair re-derives both rules' constraints."""
-
-    def _lint_overlaps(self, rules: list[tuple[int, ast.RuleDecl, dict]]) -> None:
-        by_site: dict[tuple[int, str], list[int]] = {}
-        for pos, (_i, _s, r) in enumerate(rules):
-            site = r["scope"].get("site", "resid_post")
-            overlaps: dict[int, int] = {}
-            for layer in r["scope"]["layers"]:
-                for other in by_site.get((layer, site), []):
-                    overlaps.setdefault(other, layer)
-            for other, layer in overlaps.items():
-                if self._disjoint_pairwise(rules[other], rules[pos]):
-                    continue
-                if _same_edit(rules[other][2], r):
-                    continue
-                _oi, os_, orr = rules[other]
-                _ji, js, jr = rules[pos]
-                span = next(
-                    (it.span for it in js.scope.layers if layer in it.values()), js.scope.span
-                )
-                self.emit(
-                    "W303",
-                    f"rule `{jr['name']}` may override rule `{orr['name']}` on layer {layer} ({site})",
-                    span,
-                    label=f"`{orr['name']}` also acts on layer {layer}",
-                    help="make the selections disjoint or merge the rules",
-                    notes=[
-                        "a later rule overrides an earlier one on the same (layer, site, "
-                        "feature); `steer explain` shows the winner"
-                    ],
-                    secondary=[(os_.span, f"`{orr['name']}` defined here")] if os_.span else None,
-                )
-                break
-            for layer in r["scope"]["layers"]:
-                by_site.setdefault((layer, site), []).append(pos)
-
-    def _disjoint_pairwise(self, a: tuple, b: tuple) -> bool:
-        sa, sb = a[1].action.selector, b[1].action.selector
-        if isinstance(sa, ast.IdsSel) and isinstance(sb, ast.IdsSel):
-            ia = {v for it in sa.items for v in it.values()}
-            ib = {v for it in sb.items for v in it.values()}
-            return not (ia & ib)
-        wa, wb = _where_of(sa), _where_of(sb)
-        if wa is None or wb is None:
-            return False
-        return self._constraints(_flatten(wa, "and") + _flatten(wb, "and")) is not None
+    if state.syntax_errors:
+        return
+    rules = state.rule_irs
+    by_site: dict[tuple[int, str], list[int]] = {}
+    for pos, (_i, _s, r) in enumerate(rules):
+        site = r["scope"].get("site", "resid_post")
+        overlaps: dict[int, int] = {}
+        for layer in r["scope"]["layers"]:
+            for other in by_site.get((layer, site), []):
+                overlaps.setdefault(other, layer)
+        for other, layer in overlaps.items():
+            if _disjoint_pairwise(state, rules[other], rules[pos]):
+                continue
+            if lints.same_edit(rules[other][2], r):
+                continue
+            _oi, os_, orr = rules[other]
+            _ji, js, jr = rules[pos]
+            span = next((it.span for it in js.scope.layers if layer in it.values()), js.scope.span)
+            state.emit(
+                "W303",
+                f"rule `{jr['name']}` may override rule `{orr['name']}` on layer {layer} ({site})",
+                span,
+                label=f"`{orr['name']}` also acts on layer {layer}",
+                help="make the selections disjoint or merge the rules",
+                notes=[
+                    "a later rule overrides an earlier one on the same (layer, site, "
+                    "feature); `steer explain` shows the winner"
+                ],
+                secondary=[(os_.span, f"`{orr['name']}` defined here")] if os_.span else None,
+            )
+            break
+        for layer in r["scope"]["layers"]:
+            by_site.setdefault((layer, site), []).append(pos)
 
 
-def _lints(compiler: type[Compiler], text: str) -> list:
-    out = compiler().compile(text, "r.steer")
+def _disjoint_pairwise(state: CompileState, a: tuple, b: tuple) -> bool:
+    sa, sb = a[1].action.selector, b[1].action.selector
+    if isinstance(sa, ast.IdsSel) and isinstance(sb, ast.IdsSel):
+        ia = {v for it in sa.items for v in it.values()}
+        ib = {v for it in sb.items for v in it.values()}
+        return not (ia & ib)
+    wa, wb = lints.where_of(sa), lints.where_of(sb)
+    if wa is None or wb is None:
+        return False
+    return contradicting(state, flatten(wa, "and") + flatten(wb, "and")) is not None
+
+
+_PAIRWISE = tuple(_pairwise_overlaps if p is lints.lint_overlaps else p for p in compiler.PASSES)
+
+
+def _lints(passes: tuple, text: str) -> list:
+    out = compiler.compile_source(text, "r.steer", CompileOptions(), passes)
     return [_deep(d) for d in out.diagnostics]
 
 
 def test_overlap_lint_equals_pairwise_version_on_benchmark_recipe() -> None:
     text = make_recipe(200)
-    fast = _lints(Compiler, text)
+    fast = _lints(compiler.PASSES, text)
     assert sum(1 for d in fast if d[1]["code"] == "W303") > 50
-    assert fast == _lints(_PairwiseLint, text)
+    assert fast == _lints(_PAIRWISE, text)
 
 
 def test_overlap_verdicts_depend_on_thresholds() -> None:
@@ -271,11 +276,11 @@ def test_overlap_verdicts_depend_on_thresholds() -> None:
         "rule c: at layer 2 suppress features where corr(water) > 0.1\n"
         "rule d: at layer 2 scale features where corr(water) < 0.2 by 0.5\n"
     )
-    fast = _lints(Compiler, text)
+    fast = _lints(compiler.PASSES, text)
     assert [(d[1]["code"], d[1]["message"]) for d in fast] == [
         ("W303", "rule `d` may override rule `c` on layer 2 (resid_post)")
     ]
-    assert fast == _lints(_PairwiseLint, text)
+    assert fast == _lints(_PAIRWISE, text)
 
 
 _CONDS = [
@@ -332,4 +337,4 @@ def _overlap_recipes(draw: st.DrawFn) -> str:
 @lang_settings(ci_examples=80)
 @given(_overlap_recipes())
 def test_overlap_lint_equals_pairwise_version(text: str) -> None:
-    assert _lints(Compiler, text) == _lints(_PairwiseLint, text)
+    assert _lints(compiler.PASSES, text) == _lints(_PAIRWISE, text)

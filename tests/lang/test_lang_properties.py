@@ -19,12 +19,16 @@ from lang_strategies import (
     lang_settings,
     recipes,
     scoped_recipes,
+    show_recipe,
 )
 
 from steerlang.lang import ast, parser
 from steerlang.lang.api import FormatError, compile_text, format_text, parse_text
-from steerlang.lang.parser import KEYWORDS
-from steerlang.lang.printer import show_expr, show_recipe
+from steerlang.lang.completion import accepted_at
+from steerlang.lang.fast_parse import fast_parse
+from steerlang.lang.lexer import KEYWORDS
+from steerlang.lang.printer import show_expr
+from steerlang.lang.tree import TreeBuilder
 from steerlang.plan import RecipeIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,9 +67,8 @@ def test_expression_round_trip_with_minimal_parentheses(e: ast.Expr) -> None:
 @given(recipes())
 def test_fast_parser_equals_lark_parser(tree: ast.Recipe) -> None:
     text = show_recipe(tree) + "\n"
-    with parser._PARSE_LOCK:
-        parser._BUILDER.file = None
-        fast = parser._fast_parse(text)
+    with parser.parsing(None) as lark_parser:
+        fast = fast_parse(text, lark_parser)
     assert fast is not None
     assert fast == _strict_parser().parse(text)
 
@@ -77,7 +80,7 @@ def _strict_parser():
     global _STRICT
     if _STRICT is None:
         _STRICT = parser.build_parser(
-            strict=True, lexer="contextual", cache=False, transformer=parser._Builder(None)
+            strict=True, lexer="contextual", cache=False, transformer=TreeBuilder(None)
         )
     return _STRICT
 
@@ -167,7 +170,7 @@ def _check_never_raises(text: str) -> None:
         format_text(text)
     except FormatError as e:
         assert all(d.code != "E499" for d in e.diagnostics)
-    parser.accepted_at(text, len(text) // 2)
+    accepted_at(text, len(text) // 2)
 
 
 @st.composite

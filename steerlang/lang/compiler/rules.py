@@ -1,0 +1,255 @@
+"""Pass: rules (scope, selector, action), each checked and lowered to its IR dictionary.
+
+A rule with a syntax error is skipped, but the names it uses still count as used.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from steerlang.diagnostics import Edit
+from steerlang.lang import ast
+from steerlang.lang.compiler.expressions import mark_used_in_broken, name_value, pred
+from steerlang.lang.compiler.state import CompileState, ir_span
+from steerlang.lang.compiler.values import TYPE_WORDS, literal, type_phrase
+
+
+def check_rules(st: CompileState) -> None:
+    for index, s in st.rules:
+        if s.broken:
+            mark_used_in_broken(st, s)
+            continue
+        r = _rule(st, index, s)
+        if r is not None:
+            st.rule_irs.append((index, s, r))
+
+
+def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -> list[int]:
+    out: list[int] = []
+    seen: set[int] = set()
+    for it in items:
+        if it.hi is not None and it.hi < it.lo:
+            st.emit(
+                "E210",
+                f"range `{it.lo}..{it.hi}` is reversed",
+                it.span,
+                label="the start is after the end",
+                help=f"write `{it.hi}..{it.lo}`",
+                fix=Edit(it.span, f"{it.hi}..{it.lo}") if it.span else None,
+            )
+            continue
+        vals = it.values()
+        if what == "layer" and st.n_layers is not None and vals[-1] >= st.n_layers:
+            last = st.n_layers - 1
+            source = (
+                f"`--layers {st.n_layers}`"
+                if st.options.n_layers is not None
+                else f"model `{st.model_ref}`"
+            )
+            msg = (
+                f"layer {it.lo} is out of range"
+                if it.hi is None
+                else f"layer range `{it.lo}..{it.hi}` goes past the last layer"
+            )
+            st.emit(
+                "E201",
+                msg,
+                it.span,
+                label=f"{source} has {st.n_layers} layers",
+                help=f"layers for this model are 0..{last}",
+            )
+            continue
+        dup = [v for v in vals if v in seen]
+        if dup:
+            st.emit(
+                "W310",
+                f"{what} {dup[0]} is listed twice",
+                it.span,
+                label="already listed",
+                help="remove the repetition",
+            )
+        for v in vals:
+            if v not in seen:
+                seen.add(v)
+                out.append(v)
+    return out
+
+
+def _given_twice(st: CompileState, what: str, span: Any, first: Any) -> None:
+    st.emit(
+        "E211",
+        f"`{what}` is given twice",
+        span,
+        label=f"second `{what}`",
+        help=f"keep one `{what}`",
+        secondary=[(first, f"first `{what}`")],
+    )
+
+
+def _rule(st: CompileState, index: int, s: ast.RuleDecl) -> dict | None:
+    """One rule's IR, or None when checking it reported an error."""
+    loc = ("rules", index)
+    errors_before = st.error_count()
+    scope = _scope(st, loc, s.scope)
+    st.span_map[loc] = s.span
+    st.span_map[(*loc, "scope")] = s.scope.span
+    act = s.action
+    value_ir = _action_value(st, act) if act.value is not None else None
+    sel_ir = _selector(st, act.selector)
+    st.span_map[(*loc, "selector")] = act.selector.span
+    st.span_map[(*loc, "action")] = act.span
+    if st.error_count() > errors_before:
+        return None
+    return {
+        "name": s.name.name if s.name else f"rule_{index + 1}",
+        "index": index,
+        "scope": scope,
+        "action": {"op": act.op, "value": value_ir},
+        "selector": sel_ir,
+        "span": ir_span(s.span),
+    }
+
+
+def _scope(st: CompileState, loc: tuple, scope: ast.Scope) -> dict[str, Any]:
+    """`at layer(s) N [site S] [tokens T]`: each modifier at most once (E211)."""
+    layers = int_items(st, scope.layers)
+    site: str | None = None
+    tokens: Any = "all"
+    seen_site = seen_tokens = None
+    for m in scope.mods:
+        if isinstance(m, ast.SiteMod):
+            if seen_site is not None:
+                _given_twice(st, "site", m.span, seen_site)
+                continue
+            seen_site = m.span
+            site = m.site.name
+            st.span_map[(*loc, "scope", "site")] = m.site.span
+        else:
+            if seen_tokens is not None:
+                _given_twice(st, "tokens", m.span, seen_tokens)
+                continue
+            seen_tokens = m.span
+            if m.kind is not None:
+                tokens = m.kind.name
+                st.span_map[(*loc, "scope", "tokens")] = m.kind.span
+            else:
+                tokens = int_items(st, m.indices or [], "token index")
+                st.span_map[(*loc, "scope", "tokens")] = m.span
+    out: dict[str, Any] = {"layers": layers, "tokens": tokens}
+    if site is not None:
+        out["site"] = site
+    return out
+
+
+def _selector(st: CompileState, sel: ast.Selector) -> dict:
+    """`features where …`, `top K features by … [where …]` or `feature(s) N`."""
+    if isinstance(sel, ast.WhereSel):
+        w, t = pred(st, sel.where)
+        if t not in ("bool", "?"):
+            _not_condition(st, sel.where, t)
+        return {"kind": "where", "where": w}
+    if isinstance(sel, ast.TopSel):
+        k_ir = _count(st, sel.k)
+        by, t = pred(st, sel.by)
+        if t not in ("num", "?"):
+            st.emit(
+                "E204",
+                f"`by` needs a number to rank features, found {TYPE_WORDS.get(t, t)}",
+                sel.by.span,
+                label="not a number",
+                help="rank by a statistic, e.g. `by corr(water)`",
+            )
+        where = None
+        if sel.where is not None:
+            where, wt = pred(st, sel.where)
+            if wt not in ("bool", "?"):
+                _not_condition(st, sel.where, wt)
+        return {"kind": "top", "k": k_ir, "by": by, "where": where, "order": sel.order}
+    return {"kind": "ids", "ids": int_items(st, sel.items, "feature")}
+
+
+def _not_condition(st: CompileState, e: ast.Expr, t: str) -> None:
+    shown = st.text_of(e.span)
+    st.emit(
+        "E204",
+        f"a `where` predicate must be a condition, found {TYPE_WORDS.get(t, t)}",
+        e.span,
+        label="not a true/false condition",
+        help=f"compare it with a threshold, e.g. `{shown} > 0.3`"
+        if t == "num"
+        else "write a comparison such as `corr(water) > 0.3`",
+    )
+
+
+def _action_value(st: CompileState, act: ast.Action) -> dict | None:
+    v = act.value
+    assert v is not None
+    if isinstance(v, ast.Name):
+        if v.name not in st.params:
+            name_value(st, v)
+            return None
+        p = st.params[v.name]
+        p.used = True
+        if p.type not in ("int", "float", "?"):
+            st.emit(
+                "E204",
+                f"`{act.word}` needs a number, but `{v.name}` is {type_phrase(p.type)}",
+                v.span,
+                label=f"{type_phrase(p.type)} param",
+                help="use a numeric param or a number",
+            )
+            return None
+        return {"kind": "param", "name": v.name}
+    lit = literal(v)
+    if lit is None or lit[0] not in ("int", "float"):
+        return None
+    if not math.isfinite(float(lit[1])):
+        st.emit("E204", "number is too large", v.span, label="not a finite number")
+        return None
+    return {"kind": "num", "value": float(lit[1])}
+
+
+def _count(st: CompileState, k: ast.Expr) -> Any:
+    if isinstance(k, ast.Name):
+        if k.name not in st.params:
+            name_value(st, k)
+            return None
+        p = st.params[k.name]
+        p.used = True
+        if p.type == "?":
+            return {"kind": "param", "name": k.name}
+        if p.type != "int":
+            st.emit(
+                "E204",
+                f"`top` needs a whole number, but `{k.name}` is {type_phrase(p.type)}",
+                k.span,
+                label=f"{type_phrase(p.type)} param",
+                help=f"declare it as a whole number, e.g. `param {k.name} = 10`",
+            )
+            return None
+        if p.value < 1:
+            st.emit(
+                "E203",
+                f"`top {k.name}` selects no features",
+                k.span,
+                label=f"`{k.name}` is {p.value}",
+                help=f"set `{k.name}` to at least 1",
+            )
+            return None
+        return {"kind": "param", "name": k.name}
+    if isinstance(k, ast.Num):
+        if k.value < 1:
+            st.emit(
+                "E203",
+                f"`top {k.value}` selects no features",
+                k.span,
+                label="must be at least 1",
+                help="select at least one feature, e.g. `top 10`",
+            )
+            return None
+        return int(k.value)
+    return None
+
+
+# ------------------------------------------------------------------ task
