@@ -79,7 +79,11 @@ def call(argv: list[str], replace: dict[str, str], *, stderr: bool = False) -> d
         stdout: object = json.loads(text)
     except json.JSONDecodeError:
         stdout = text
-    found: dict[str, object] = {"argv": argv, "rc": rc, "stdout": scrub(stdout, replace)}
+    found: dict[str, object] = {
+        "argv": scrub(argv, replace),
+        "rc": rc,
+        "stdout": scrub(stdout, replace),
+    }
     if stderr:
         found["stderr"] = scrub(err.getvalue(), replace)
     return found
