@@ -31,7 +31,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from steerlang.errors import SteerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from steerlang.pipeline.selection import SelectionResult, SiteInfo
+    from steerlang.pipeline.stats_table import StatsTable
 
 SUFFIXES = (".steertest.yaml", ".steertest.yml")
 
@@ -45,8 +51,6 @@ class CaseResult:
 
 
 def _site_key(key: Any) -> tuple[int, str, str]:
-    from steerlang.errors import SteerError
-
     parts = str(key).split(":")
     try:
         layer = int(parts[0])
@@ -60,14 +64,15 @@ def _site_key(key: Any) -> tuple[int, str, str]:
     return layer, site, tokens
 
 
-def tables_from_spec(stats: dict[str, Any], n_default: int | None) -> tuple[dict, dict]:
+def tables_from_spec(
+    stats: dict[str, Any], n_default: int | None
+) -> tuple[dict[tuple[int, str, str], StatsTable], dict[tuple[int, str], int]]:
     """StatsTables keyed (layer, site, tokens|'*') and d_sae per (layer, site)."""
     import numpy as np
 
-    from steerlang.errors import SteerError
-    from steerlang.pipeline.statistics import StatsTable
+    from steerlang.pipeline.stats_table import StatsTable
 
-    tables: dict[tuple[int, str, str], Any] = {}
+    tables: dict[tuple[int, str, str], StatsTable] = {}
     sizes: dict[tuple[int, str], int] = {}
     for key, cols in (stats or {}).items():
         layer, site, tokens = _site_key(key)
@@ -103,24 +108,13 @@ def _as_ids(v: Any) -> list[int]:
 
 
 def run_case(ir: Any, case: dict[str, Any], file: str) -> CaseResult:
-    from steerlang.errors import SteerError
-    from steerlang.pipeline.selection import SiteInfo, select
+    from steerlang.pipeline.selection import select
 
     name = str(case.get("name", "unnamed"))
     res = CaseResult(file, name, True)
     try:
         tables, sizes = tables_from_spec(case.get("stats", {}), case.get("n_features"))
-        n_default = case.get("n_features")
-        sites = {}
-        for r in ir.rules:
-            for layer in r.scope.layers:
-                n = sizes.get((layer, r.scope.site), n_default)
-                if n is None:
-                    raise SteerError(
-                        f"no statistics (or n_features) for layer {layer} {r.scope.site}",
-                        help=f'add stats for "{layer}" or set n_features in the case',
-                    )
-                sites[(layer, r.scope.site)] = SiteInfo(sae="test", d_sae=int(n))
+        sites = _sites(ir, sizes, case.get("n_features"))
         out = select(ir, tables, sites, model="test")
     except SteerError as e:
         want_error = case.get("expect_error")
@@ -133,6 +127,34 @@ def run_case(ir: Any, case: dict[str, Any], file: str) -> CaseResult:
         res.ok = False
         res.problems.append(f"expected an error containing {case['expect_error']!r}")
         return res
+    res.problems = _problems(case, out)
+    res.ok = not res.problems
+    return res
+
+
+def _sites(
+    ir: Any, sizes: dict[tuple[int, str], int], n_default: int | None
+) -> dict[tuple[int, str], SiteInfo]:
+    """A stand-in SAE of the case's table size at every site a rule names."""
+    from steerlang.pipeline.selection import SiteInfo
+
+    sites: dict[tuple[int, str], SiteInfo] = {}
+    for r in ir.rules:
+        for layer in r.scope.layers:
+            n = sizes.get((layer, r.scope.site), n_default)
+            if n is None:
+                raise SteerError(
+                    f"no statistics (or n_features) for layer {layer} {r.scope.site}",
+                    help=f'add stats for "{layer}" or set n_features in the case',
+                )
+            sites[(layer, r.scope.site)] = SiteInfo(sae="test", d_sae=int(n))
+    return sites
+
+
+def _problems(case: dict[str, Any], out: SelectionResult) -> list[str]:
+    """How the selection `out` differs from the case's expect / expect_rules / expect_ops /
+    expect_warnings."""
+    problems: list[str] = []
     got: dict[tuple[int, str], dict[int, Any]] = {}
     for s in out.plan.sites:
         got[(s.layer, s.site)] = {e.feature: e for e in s.edits}
@@ -141,7 +163,7 @@ def run_case(ir: Any, case: dict[str, Any], file: str) -> CaseResult:
         have = sorted(got.get((layer, site), {}))
         want = _as_ids(ids)
         if have != want:
-            res.problems.append(
+            problems.append(
                 f"site {key}: edited features {have}, expected {want} "
                 f"(missing {sorted(set(want) - set(have))}, extra {sorted(set(have) - set(want))})"
             )
@@ -153,23 +175,19 @@ def run_case(ir: Any, case: dict[str, Any], file: str) -> CaseResult:
                 e = edits.get(int(f))
                 have = getattr(e, attr) if e is not None else None
                 if have != want:
-                    res.problems.append(
-                        f"site {key} feature {f}: {attr} {have!r}, expected {want!r}"
-                    )
+                    problems.append(f"site {key} feature {f}: {attr} {have!r}, expected {want!r}")
     if "expect_warnings" in case:
         have_w = sorted(w.code for w in out.warnings)
         want_w = sorted(str(c) for c in case.get("expect_warnings") or [])
         if have_w != want_w:
-            res.problems.append(f"warnings {have_w}, expected {want_w}")
-    res.ok = not res.problems
-    return res
+            problems.append(f"warnings {have_w}, expected {want_w}")
+    return problems
 
 
 def run_file(path: Path) -> list[CaseResult]:
     """Every case of one test file (a recipe that does not compile fails every case)."""
     import yaml
 
-    from steerlang.errors import SteerError
     from steerlang.lang.api import compile_file, compile_text
 
     try:
@@ -235,8 +253,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-
-    from steerlang.errors import SteerError
 
     root = Path(args.path)
     if not root.exists():

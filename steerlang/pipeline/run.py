@@ -299,8 +299,9 @@ def steer_units_needed(
     The selection is unchanged: skipped features get NaN steerability, and a conjunction with
     a false conjunct is false whatever the NaN comparisons give.
     """
-    from steerlang.pipeline.selection import _VecEval, rule_stats, stats_in
-    from steerlang.pipeline.statistics import tokens_key
+    from steerlang.pipeline.exprs import stats_in
+    from steerlang.pipeline.selection import rule_evaluator, rule_stats
+    from steerlang.pipeline.stats_table import tokens_key
     from steerlang.plan import And, TopSelector, WhereSelector
 
     needed: np.ndarray | None = None
@@ -318,7 +319,7 @@ def steer_units_needed(
         table = tables.get((site[0], site[1], tokens_key(r.scope.tokens)))
         if not cheap or table is None:
             return None
-        ev = _VecEval(table, ir.params, r.name)
+        ev = rule_evaluator(table, ir.params, r.name)
         mask = np.ones(table.n_features, dtype=bool)
         for c in cheap:
             mask &= ev.mask(c)
@@ -348,13 +349,12 @@ def statistics_for(
     from steerlang.pipeline.selection import needs_stats
     from steerlang.pipeline.statistics import (
         StatsSpec,
-        StatsTable,
         compute_statistics,
         image_batches,
         stats_cache_key,
         subset_indices,
-        tokens_key,
     )
+    from steerlang.pipeline.stats_table import StatsTable, tokens_key
 
     specs = sorted(
         {

@@ -1,24 +1,20 @@
 """The rule engine: from a RecipeIR and per-site statistics tables to an InterventionPlan.
 
-Why vectorised: a real SAE has ~50k features per site and a recipe may name many sites, so
-each predicate is evaluated once per site as numpy array operations over whole statistics
-columns rather than feature by feature. `reference_select` is a deliberately naive per-feature
-evaluator of the same semantics; tests check the two agree on random tables and predicates.
-
-Semantics shared by both evaluators (documented in docs/running.md):
-- comparisons follow IEEE: anything compared with NaN is false (so `not (x > t)` is true);
-- division follows IEEE (x/0 = +-inf, 0/0 = NaN), never an exception;
+Each rule is evaluated once per site over whole statistics columns (`pipeline/exprs.py`, whose
+docstring states the expression semantics); this module adds what rules mean on top:
 - `top K by E [where P]` ranks the candidates satisfying P by E (descending, or ascending for
   `bottom`), breaking ties by the lower feature id; features whose E is NaN are never ranked;
 - rules apply in file order; a later rule replaces an earlier rule's edit on the same
-  (layer, site, feature) and the replacement is recorded as an `Override`.
+  (layer, site, feature) and the replacement is recorded as an `Override`;
+- `steer explain` gets, per rule and site, the statistic values of what was selected and the
+  near misses (features within `eps` of a threshold, or ranked just below the cut).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,19 +22,16 @@ import numpy as np
 
 from steerlang.errors import SteerError
 from steerlang.facts import SITE_KINDS
-from steerlang.pipeline.statistics import StatisticsError, StatsTable, tokens_key
+from steerlang.pipeline.exprs import Evaluator, numeric_constant, param_value, stats_in
+from steerlang.pipeline.stats_table import StatisticsError, StatsTable, tokens_key
 from steerlang.plan import (
     And,
-    Arith,
-    Bool,
     Column,
     Compare,
     FeatureEdit,
     IdsSelector,
     InterventionPlan,
-    Neg,
     Not,
-    Num,
     Or,
     Override,
     ParamRef,
@@ -46,7 +39,6 @@ from steerlang.plan import (
     Rule,
     SitePlan,
     Stat,
-    Str,
     TopSelector,
     WhereSelector,
     stat_key,
@@ -56,81 +48,11 @@ log = logging.getLogger("steerlang.selection")
 
 NEAR_MISS_EPS = 0.05
 
+EditKey = tuple[int, str, int]  # (layer, site, feature)
+
 
 class SelectionError(SteerError):
     """A rule cannot be evaluated (bad feature id, missing statistic, ill-typed predicate)."""
-
-
-# ------------------------------------------------------------------------------------------
-# Expression helpers
-# ------------------------------------------------------------------------------------------
-
-
-def param_value(params: Mapping[str, Any], name: str) -> Any:
-    """The value of a recipe param; `params` maps names to ParamDef or to raw values."""
-    if name not in params:
-        raise SelectionError(
-            f"param `{name}` has no value",
-            help=f"declare `param {name} = ...` in the recipe or pass --param {name}=VALUE",
-        )
-    v = params[name]
-    return v.value if hasattr(v, "value") and hasattr(v, "type") else v
-
-
-_NOT_LEAF = object()
-
-
-def leaf_value(e: Any, params: Mapping[str, Any]) -> Any:
-    """A literal's or param's value, or `_NOT_LEAF` for anything else.
-
-    Literals and params mean the same in every evaluator (vectorised, concept, reference);
-    one definition keeps them from drifting apart.
-    """
-    if isinstance(e, Num):
-        return float(e.value)
-    if isinstance(e, Str):
-        return e.value
-    if isinstance(e, Bool):
-        return bool(e.value)
-    if isinstance(e, ParamRef):
-        v = param_value(params, e.name)
-        return v if isinstance(v, str | bool) else float(v)
-    return _NOT_LEAF
-
-
-def ieee_div(a: float, b: float) -> float:
-    """Python division with numpy's IEEE semantics (no ZeroDivisionError)."""
-    if b == 0:
-        if a == 0 or math.isnan(a):
-            return math.nan
-        return math.copysign(math.inf, a) * math.copysign(1.0, b)
-    return a / b
-
-
-def stats_in(expr: Any) -> list[Stat]:
-    """Every Stat node under `expr`, in first-appearance order, without duplicates."""
-    out: list[Stat] = []
-    seen: set[str] = set()
-
-    def walk(e: Any) -> None:
-        if e is None:
-            return
-        if isinstance(e, Stat):
-            k = stat_key(e)
-            if k not in seen:
-                seen.add(k)
-                out.append(e)
-        elif isinstance(e, Compare | Arith):
-            walk(e.left)
-            walk(e.right)
-        elif isinstance(e, Neg | Not):
-            walk(e.arg)
-        elif isinstance(e, And | Or):
-            for a in e.args:
-                walk(a)
-
-    walk(expr)
-    return out
 
 
 def rule_stats(rule: Rule) -> list[Stat]:
@@ -149,197 +71,23 @@ def rule_stats(rule: Rule) -> list[Stat]:
     return found
 
 
-_CMP: dict[str, Callable[[Any, Any], Any]] = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
+def rule_evaluator(
+    table: StatsTable, params: Mapping[str, Any], rule: str, *, eps: float | None = None
+) -> Evaluator:
+    """The evaluator of rule `rule`'s expressions over `table` (one row per feature)."""
 
-
-def _is_str(x: Any) -> bool:
-    if isinstance(x, str):
-        return True
-    return isinstance(x, np.ndarray) and x.dtype.kind in "OU"
-
-
-def _num(x: Any, what: str) -> Any:
-    if _is_str(x):
-        raise SelectionError(
-            f"{what} needs a number but got a string",
-            help='only `==` and `!=` compare strings (e.g. top_concept() == "text")',
-        )
-    return x
-
-
-class _VecEval:
-    """Evaluates predicate expressions over whole statistics columns."""
-
-    def __init__(self, table: StatsTable, params: Mapping[str, Any], rule: str) -> None:
-        self.table = table
-        self.params = params
-        self.rule = rule
-
-    def __call__(self, e: Any) -> Any:
-        v = leaf_value(e, self.params)
-        if v is not _NOT_LEAF:
-            return v
-        if isinstance(e, Stat):
-            try:
-                return self.table.column(stat_key(e))
-            except StatisticsError as err:
-                raise SelectionError(f"rule `{self.rule}`: {err.message}", help=err.help) from None
+    def lookup(e: Stat | Column) -> np.ndarray:
         if isinstance(e, Column):
             raise SelectionError(
-                f"rule `{self.rule}` reads dataset column `{e.name}` directly",
+                f"rule `{rule}` reads dataset column `{e.name}` directly",
                 help="define a concept (`concept NAME = column == value`) and use corr(NAME)",
             )
-        if isinstance(e, Compare):
-            left, right = self(e.left), self(e.right)
-            if e.op not in ("==", "!=") and (_is_str(left) or _is_str(right)):
-                _num(left if _is_str(left) else right, f"comparison `{e.op}`")
-            with np.errstate(invalid="ignore"):
-                out = _CMP[e.op](left, right)
-            return np.asarray(out, dtype=bool) if isinstance(out, np.ndarray) else bool(out)
-        if isinstance(e, Arith):
-            left = _num(self(e.left), f"`{e.op}`")
-            right = _num(self(e.right), f"`{e.op}`")
-            la = np.asarray(left, dtype=np.float64)
-            ra = np.asarray(right, dtype=np.float64)
-            with np.errstate(all="ignore"):
-                if e.op == "+":
-                    out = la + ra
-                elif e.op == "-":
-                    out = la - ra
-                elif e.op == "*":
-                    out = la * ra
-                else:
-                    out = la / ra
-            return out if out.ndim else float(out)
-        if isinstance(e, Neg):
-            v = np.asarray(_num(self(e.arg), "`-`"), dtype=np.float64)
-            return -v if v.ndim else -float(v)
-        if isinstance(e, And | Or):
-            vals = [self._bool(a) for a in e.args]
-            acc = vals[0]
-            for v in vals[1:]:
-                acc = (acc & v) if isinstance(e, And) else (acc | v)
-            return acc
-        if isinstance(e, Not):
-            v = self._bool(e.arg)
-            return ~v if isinstance(v, np.ndarray) else (not v)
-        raise SelectionError(f"rule `{self.rule}`: cannot evaluate expression {e!r}")
+        try:
+            return table.column(stat_key(e))
+        except StatisticsError as err:
+            raise SelectionError(f"rule `{rule}`: {err.message}", help=err.help) from None
 
-    def _bool(self, e: Any) -> Any:
-        v = self(e)
-        if isinstance(v, np.ndarray):
-            if v.dtype != bool:
-                raise SelectionError(
-                    f"rule `{self.rule}`: a predicate must be true/false, got numbers",
-                    help="compare the statistic with a threshold, e.g. corr(c) > 0.3",
-                )
-            return v
-        if not isinstance(v, bool):
-            raise SelectionError(
-                f"rule `{self.rule}`: a predicate must be true/false, got `{v}`",
-                help="compare the statistic with a threshold, e.g. corr(c) > 0.3",
-            )
-        return v
-
-    def mask(self, e: Any) -> np.ndarray:
-        v = self._bool(e)
-        if isinstance(v, np.ndarray):
-            return v
-        return np.full(self.table.n_features, v, dtype=bool)
-
-    def values(self, e: Any) -> np.ndarray:
-        v = _num(self(e), "`by`")
-        arr = np.asarray(v, dtype=np.float64)
-        if arr.ndim == 0:
-            return np.full(self.table.n_features, float(arr), dtype=np.float64)
-        return arr
-
-
-def eval_column_expr(
-    expr: Any,
-    column: Callable[[str], np.ndarray],
-    n_rows: int,
-    params: Mapping[str, Any],
-    *,
-    concept: str,
-) -> np.ndarray:
-    """Evaluate a concept definition over dataset columns to a boolean array of `n_rows`."""
-
-    def ev(e: Any) -> Any:
-        v = leaf_value(e, params)
-        if v is not _NOT_LEAF:
-            return v
-        if isinstance(e, Column):
-            return column(e.name)
-        if isinstance(e, Compare):
-            left, right = ev(e.left), ev(e.right)
-            # A numeric column compared with a string literal (or vice versa): compare as text.
-            if _is_str(left) != _is_str(right):
-                left = _to_str(left)
-                right = _to_str(right)
-            with np.errstate(invalid="ignore"):
-                out = _CMP[e.op](left, right)
-            return np.asarray(out, dtype=bool) if isinstance(out, np.ndarray) else bool(out)
-        if isinstance(e, Arith):
-            la = np.asarray(ev(e.left), dtype=np.float64)
-            ra = np.asarray(ev(e.right), dtype=np.float64)
-            with np.errstate(all="ignore"):
-                return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[e.op](
-                    la, ra
-                )
-        if isinstance(e, Neg):
-            return -np.asarray(ev(e.arg), dtype=np.float64)
-        if isinstance(e, And | Or):
-            vals = [ev(a) for a in e.args]
-            acc = vals[0]
-            for v in vals[1:]:
-                acc = np.logical_and(acc, v) if isinstance(e, And) else np.logical_or(acc, v)
-            return acc
-        if isinstance(e, Not):
-            return np.logical_not(ev(e.arg))
-        if isinstance(e, Stat):
-            raise SelectionError(
-                f"concept `{concept}` uses the feature statistic `{stat_key(e)}`",
-                help="concepts are defined over dataset columns, e.g. `concept water = place == 1`",
-            )
-        raise SelectionError(f"concept `{concept}`: cannot evaluate expression {e!r}")
-
-    val = ev(expr)
-    arr = np.asarray(val)
-    if arr.ndim == 0:
-        arr = np.full(n_rows, bool(arr))
-    if arr.dtype != bool:
-        # A bare column used as a concept: nonzero / "true"-like values count as true.
-        arr = np.asarray([_truthy(v) for v in arr.tolist()], dtype=bool)
-    return arr
-
-
-def _to_str(x: Any) -> Any:
-    def s(v: Any) -> str:
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v)
-
-    if isinstance(x, np.ndarray):
-        return np.asarray([s(v) for v in x.tolist()], dtype=object)
-    return s(x)
-
-
-def _truthy(v: Any) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() not in ("", "0", "false", "no", "-1", "nan")
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return bool(v)
-    return f > 0
+    return Evaluator(lookup, params, table.n_features, label=f"rule `{rule}`", eps=eps)
 
 
 # ------------------------------------------------------------------------------------------
@@ -430,7 +178,7 @@ def select_rule_vectorised(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Selected feature ids (in rank order for `top`, ascending otherwise) and the
     `where`-candidate mask, for a rule whose selector is `where` or `top`."""
-    ev = _VecEval(table, params, rule.name)
+    ev = rule_evaluator(table, params, rule.name)
     sel = rule.selector
     if isinstance(sel, WhereSelector):
         m = ev.mask(sel.where)
@@ -509,134 +257,185 @@ def select(
 ) -> SelectionResult:
     """Evaluate every rule in file order and build the InterventionPlan."""
     lookup = _as_lookup(tables)
-    params = ir.params
-    edits: dict[tuple[int, str, int], FeatureEdit] = {}
-    history: dict[tuple[int, str, int], list[str]] = {}
+    edits = _Edits()
     per_rule: list[RuleSiteResult] = []
     warnings: list[SelectionWarning] = []
-    error_mode = ir.setting("error_mode")
-    results_by_key: dict[tuple[int, str, int], RuleSiteResult] = {}
-
     for rule in sorted(ir.rules, key=lambda r: r.index):
-        value = action_value(rule, params)
-        site = rule.scope.site
+        value = action_value(rule, ir.params)
         for layer in rule.scope.layers:
-            info = sites.get((layer, site))
-            if info is None:
-                raise SelectionError(
-                    f"rule `{rule.name}`: no SAE is bound at layer {layer} {site}",
-                    help=f"add `sae layer {layer} = REF` to the recipe, pass --sae {layer}=REF, "
-                    "or map it in steer.yaml",
-                )
-            table = lookup(layer, site, rule.scope.tokens) if needs_stats(rule) else None
-            if needs_stats(rule) and table is None:
-                raise SelectionError(
-                    f"rule `{rule.name}`: no statistics for layer {layer} {site} "
-                    f"tokens {tokens_key(rule.scope.tokens)}"
-                )
-            if table is not None and table.n_features != info.d_sae:
-                raise SelectionError(
-                    f"statistics for layer {layer} {site} have {table.n_features} features but "
-                    f"the SAE has {info.d_sae}",
-                    help="delete the stale statistics cache entry or rerun with --no-cache",
-                )
-            stats = rule_stats(rule)
-            keys = [stat_key(s) for s in stats]
-            if isinstance(rule.selector, IdsSelector):
-                bad = [i for i in rule.selector.ids if i < 0 or i >= info.d_sae]
-                if bad:
-                    raise SelectionError(
-                        f"rule `{rule.name}`: feature {bad[0]} is out of range at layer {layer} "
-                        f"{site} (the SAE {info.sae} has features 0..{info.d_sae - 1})",
-                        help=f"use feature ids below {info.d_sae}",
-                    )
-                chosen = list(dict.fromkeys(int(i) for i in rule.selector.ids))
-                n_cand = info.d_sae
-            else:
+            info = _site_info(rule, layer, sites)
+            table = _rule_table(rule, layer, info, lookup)
+            res = _select_at_site(rule, layer, info, table, ir.params, near_miss_eps)
+            per_rule.append(res)
+            warning = _coverage_warning(rule, res)
+            if warning is not None:
+                warnings.append(warning)
+            edits.apply(rule, res, value, table)
+    edits.mark_winners(per_rule)
+    plan = InterventionPlan(
+        recipe=ir.name,
+        recipe_hash=ir.source_hash,
+        model=model or ir.model,
+        stats_key=stats_key,
+        params={n: p.value for n, p in ir.params.items()},
+        sites=_site_plans(ir, edits.edits, sites),
+        overrides=edits.overrides(),
+    )
+    for w in warnings:
+        log.warning("%s", w.message)
+    return SelectionResult(plan=plan, per_rule=per_rule, warnings=warnings)
+
+
+def _site_info(rule: Rule, layer: int, sites: Mapping[tuple[int, str], SiteInfo]) -> SiteInfo:
+    info = sites.get((layer, rule.scope.site))
+    if info is None:
+        raise SelectionError(
+            f"rule `{rule.name}`: no SAE is bound at layer {layer} {rule.scope.site}",
+            help=f"add `sae layer {layer} = REF` to the recipe, pass --sae {layer}=REF, "
+            "or map it in steer.yaml",
+        )
+    return info
+
+
+def _rule_table(rule: Rule, layer: int, info: SiteInfo, lookup: TableLookup) -> StatsTable | None:
+    """The statistics table the rule reads at this site (None when it reads none), checked
+    against the SAE bound there."""
+    if not needs_stats(rule):
+        return None
+    site = rule.scope.site
+    table = lookup(layer, site, rule.scope.tokens)
+    if table is None:
+        raise SelectionError(
+            f"rule `{rule.name}`: no statistics for layer {layer} {site} "
+            f"tokens {tokens_key(rule.scope.tokens)}"
+        )
+    if table.n_features != info.d_sae:
+        raise SelectionError(
+            f"statistics for layer {layer} {site} have {table.n_features} features but "
+            f"the SAE has {info.d_sae}",
+            help="delete the stale statistics cache entry or rerun with --no-cache",
+        )
+    return table
+
+
+def _select_at_site(
+    rule: Rule,
+    layer: int,
+    info: SiteInfo,
+    table: StatsTable | None,
+    params: Mapping[str, Any],
+    near_miss_eps: float,
+) -> RuleSiteResult:
+    """What the rule selects at one site, with the values and near misses explain shows."""
+    keys = [stat_key(s) for s in rule_stats(rule)]
+    if isinstance(rule.selector, IdsSelector):
+        bad = [i for i in rule.selector.ids if i < 0 or i >= info.d_sae]
+        if bad:
+            raise SelectionError(
+                f"rule `{rule.name}`: feature {bad[0]} is out of range at layer {layer} "
+                f"{rule.scope.site} (the SAE {info.sae} has features 0..{info.d_sae - 1})",
+                help=f"use feature ids below {info.d_sae}",
+            )
+        chosen = list(dict.fromkeys(int(i) for i in rule.selector.ids))
+        n_cand = info.d_sae
+    else:
+        assert table is not None
+        ids, cand = select_rule_vectorised(rule, table, params)
+        chosen = [int(i) for i in ids]
+        n_cand = int(cand.sum())
+    res = RuleSiteResult(
+        rule=rule.name,
+        rule_index=rule.index,
+        layer=layer,
+        site=rule.scope.site,
+        tokens=rule.scope.tokens,
+        n_features=info.d_sae,
+        selected=chosen,
+        candidates=n_cand,
+        stats=keys,
+    )
+    if table is not None:
+        res.values = {f: _row_values(table, keys, f) for f in chosen}
+        if not isinstance(rule.selector, IdsSelector):
+            res.near_misses, res.thresholds = _near_misses(
+                rule, table, params, set(chosen), near_miss_eps
+            )
+    return res
+
+
+def _coverage_warning(rule: Rule, res: RuleSiteResult) -> SelectionWarning | None:
+    """W321 / W322 when a predicate selects no feature or every feature at a site."""
+    if isinstance(rule.selector, IdsSelector):
+        return None
+    where = f"layer {res.layer} {res.site}"
+    if not res.selected:
+        msg = f"rule `{rule.name}` selects no features at {where}"
+        return SelectionWarning(rule.name, res.layer, res.site, msg, code="W321")
+    if len(res.selected) == res.n_features and res.n_features > 1:
+        msg = f"rule `{rule.name}` selects every feature ({res.n_features}) at {where}"
+        return SelectionWarning(rule.name, res.layer, res.site, msg, code="W322")
+    return None
+
+
+@dataclass
+class _Edits:
+    """The plan's edits so far: the latest rule's edit per (layer, site, feature) wins."""
+
+    edits: dict[EditKey, FeatureEdit] = field(default_factory=dict)
+    history: dict[EditKey, list[str]] = field(default_factory=dict)  # rules, in file order
+    winner: dict[EditKey, RuleSiteResult] = field(default_factory=dict)
+
+    def apply(
+        self, rule: Rule, res: RuleSiteResult, value: float | None, table: StatsTable | None
+    ) -> None:
+        for f in res.selected:
+            k = (res.layer, res.site, f)
+            if rule.action.op == "mean_ablate":
                 assert table is not None
-                ids, cand = select_rule_vectorised(rule, table, params)
-                chosen = [int(i) for i in ids]
-                n_cand = int(cand.sum())
-            res = RuleSiteResult(
+                value_f = float(table.column("mean")[f])
+            else:
+                value_f = value
+            if k in self.edits:
+                self.winner[k].lost_to[f] = rule.name
+            self.history.setdefault(k, []).append(rule.name)
+            self.edits[k] = FeatureEdit(
+                feature=f,
+                op=rule.action.op,
+                value=value_f,
+                tokens=rule.scope.tokens,
                 rule=rule.name,
                 rule_index=rule.index,
-                layer=layer,
-                site=site,
-                tokens=rule.scope.tokens,
-                n_features=info.d_sae,
-                selected=chosen,
-                candidates=n_cand,
-                stats=keys,
+                stats=res.values.get(f, {}),
             )
-            if table is not None:
-                res.values = {f: _row_values(table, keys, f) for f in chosen}
-                if not isinstance(rule.selector, IdsSelector):
-                    res.near_misses, res.thresholds = _near_misses(
-                        rule, table, params, set(chosen), near_miss_eps
-                    )
-            per_rule.append(res)
-            if not isinstance(rule.selector, IdsSelector):
-                if not chosen:
-                    warnings.append(
-                        SelectionWarning(
-                            rule.name,
-                            layer,
-                            site,
-                            f"rule `{rule.name}` selects no features at layer {layer} {site}",
-                            code="W321",
-                        )
-                    )
-                elif len(chosen) == info.d_sae and info.d_sae > 1:
-                    warnings.append(
-                        SelectionWarning(
-                            rule.name,
-                            layer,
-                            site,
-                            f"rule `{rule.name}` selects every feature ({info.d_sae}) at layer "
-                            f"{layer} {site}",
-                            code="W322",
-                        )
-                    )
-            for f in chosen:
-                k = (layer, site, f)
-                ev_value = value
-                if rule.action.op == "mean_ablate":
-                    assert table is not None
-                    ev_value = float(table.column("mean")[f])
-                edit = FeatureEdit(
-                    feature=f,
-                    op=rule.action.op,
-                    value=ev_value,
-                    tokens=rule.scope.tokens,
-                    rule=rule.name,
-                    rule_index=rule.index,
-                    stats=res.values.get(f, {}),
-                )
-                if k in edits:
-                    prev = results_by_key[k]
-                    prev.lost_to[f] = rule.name
-                history.setdefault(k, []).append(rule.name)
-                edits[k] = edit
-                results_by_key[k] = res
+            self.winner[k] = res
 
-    for k, res in results_by_key.items():
-        res.won.append(k[2])
-    for res in per_rule:
-        res.won.sort()
+    def mark_winners(self, per_rule: Sequence[RuleSiteResult]) -> None:
+        for k, res in self.winner.items():
+            res.won.append(k[2])
+        for res in per_rule:
+            res.won.sort()
 
-    overrides = [
-        Override(layer=k[0], site=k[1], feature=k[2], winner=names[-1], overridden=names[:-1])  # type: ignore[arg-type]
-        for k, names in sorted(history.items(), key=lambda kv: _site_order(kv[0]))
-        if len(names) > 1
-    ]
-    site_plans: list[SitePlan] = []
+    def overrides(self) -> list[Override]:
+        return [
+            Override(layer=k[0], site=k[1], feature=k[2], winner=names[-1], overridden=names[:-1])  # type: ignore[arg-type]
+            for k, names in sorted(self.history.items(), key=lambda kv: _site_order(kv[0]))
+            if len(names) > 1
+        ]
+
+
+def _site_plans(
+    ir: RecipeIR, edits: Mapping[EditKey, FeatureEdit], sites: Mapping[tuple[int, str], SiteInfo]
+) -> list[SitePlan]:
+    """One SitePlan per site a rule names (edits sorted by feature), in layer/site order."""
+    error_mode = ir.setting("error_mode")
+    out: list[SitePlan] = []
     for layer, site in sorted({(k[0], k[1]) for k in edits} | _rule_sites(ir), key=_site_order):
         info = sites[(layer, site)]
         site_edits = sorted(
             (e for k, e in edits.items() if k[0] == layer and k[1] == site),
             key=lambda e: e.feature,
         )
-        site_plans.append(
+        out.append(
             SitePlan(
                 layer=layer,
                 site=site,  # type: ignore[arg-type]
@@ -647,18 +446,7 @@ def select(
                 edits=site_edits,
             )
         )
-    plan = InterventionPlan(
-        recipe=ir.name,
-        recipe_hash=ir.source_hash,
-        model=model or ir.model,
-        stats_key=stats_key,
-        params={n: p.value for n, p in ir.params.items()},
-        sites=site_plans,
-        overrides=overrides,
-    )
-    for w in warnings:
-        log.warning("%s", w.message)
-    return SelectionResult(plan=plan, per_rule=per_rule, warnings=warnings)
+    return out
 
 
 def _rule_sites(ir: RecipeIR) -> set[tuple[int, str]]:
@@ -704,22 +492,14 @@ def _thresholds(expr: Any, params: Mapping[str, Any]) -> list[tuple[Compare, str
     """Comparisons of a statistic against a constant: (node, stat key, threshold)."""
     out: list[tuple[Compare, str, float]] = []
 
-    def const(e: Any) -> float | None:
-        if isinstance(e, Num):
-            return float(e.value)
-        if isinstance(e, ParamRef):
-            v = param_value(params, e.name)
-            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-        if isinstance(e, Neg):
-            c = const(e.arg)
-            return None if c is None else -c
-        return None
-
     def walk(e: Any) -> None:
         if isinstance(e, Compare):
             for a, b in ((e.left, e.right), (e.right, e.left)):
-                if isinstance(a, Stat) and const(b) is not None and a.fn != "top_concept":
-                    out.append((e, stat_key(a), const(b)))  # type: ignore[arg-type]
+                if not isinstance(a, Stat) or a.fn == "top_concept":
+                    continue
+                c = numeric_constant(b, params)
+                if c is not None:
+                    out.append((e, stat_key(a), c))
                     return
         elif isinstance(e, And | Or):
             for a in e.args:
@@ -731,38 +511,6 @@ def _thresholds(expr: Any, params: Mapping[str, Any]) -> list[tuple[Compare, str
     return out
 
 
-class _RelaxedEval(_VecEval):
-    """Evaluates a predicate with every numeric comparison loosened by `eps` in the direction
-    that lets more features through (tightened under `not`), so that relaxed & ~exact are
-    the features that missed a threshold by at most eps."""
-
-    def __init__(self, table: StatsTable, params: Mapping[str, Any], rule: str, eps: float) -> None:
-        super().__init__(table, params, rule)
-        self.eps = eps
-        self.positive = True
-
-    def __call__(self, e: Any) -> Any:
-        if isinstance(e, Not):
-            self.positive = not self.positive
-            try:
-                v = self._bool(e.arg)
-            finally:
-                self.positive = not self.positive
-            return ~v if isinstance(v, np.ndarray) else (not v)
-        if isinstance(e, Compare) and e.op in ("<", "<=", ">", ">=", "==", "!="):
-            left, right = super().__call__(e.left), super().__call__(e.right)
-            if _is_str(left) or _is_str(right):
-                return super().__call__(e)
-            la = np.asarray(left, dtype=np.float64)
-            ra = np.asarray(right, dtype=np.float64)
-            with np.errstate(invalid="ignore"):
-                exact = np.asarray(_CMP[e.op](la, ra), dtype=bool)
-                close = np.abs(la - ra) <= self.eps
-            out = (exact | close) if self.positive else (exact & ~close)
-            return out if out.ndim else bool(out)
-        return super().__call__(e)
-
-
 def _near_misses(
     rule: Rule,
     table: StatsTable,
@@ -771,6 +519,8 @@ def _near_misses(
     eps: float,
     limit: int = 10,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Features that just missed the rule (within eps of a threshold, or ranked just below
+    a `top K` cut), closest first, and the rule's `stat OP constant` thresholds."""
     sel = rule.selector
     where = sel.where if isinstance(sel, WhereSelector | TopSelector) else None
     keys = [stat_key(s) for s in rule_stats(rule)]
@@ -780,16 +530,7 @@ def _near_misses(
     ]
     misses: list[dict[str, Any]] = []
     if where is not None:
-        exact = _VecEval(table, params, rule.name).mask(where)
-        relaxed = _RelaxedEval(table, params, rule.name, eps).mask(where)
-        near = np.flatnonzero(relaxed & ~exact)
-        # Closest to a threshold first.
-        if len(near) and thresholds:
-            dist = np.full(len(near), np.inf)
-            for th in thresholds:
-                col = table.column(th["stat"])
-                dist = np.minimum(dist, np.abs(col[near] - th["threshold"]))
-            near = near[np.lexsort((near, dist))]
+        near = _within_eps(rule, table, params, where, thresholds, eps)
         for f in near[:limit]:
             misses.append(
                 {
@@ -815,87 +556,23 @@ def _near_misses(
     return misses, thresholds
 
 
-# ------------------------------------------------------------------------------------------
-# Reference evaluator (plain per-feature Python; tests compare it with the vectorised one)
-# ------------------------------------------------------------------------------------------
-
-
-def reference_eval(e: Any, row: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
-    """Evaluate `e` for one feature whose statistics are `row` (stat key -> value)."""
-    v = leaf_value(e, params)
-    if v is not _NOT_LEAF:
-        return v
-    if isinstance(e, Stat):
-        v = row[stat_key(e)]
-        return v if isinstance(v, str) else float(v)
-    if isinstance(e, Compare):
-        a, b = reference_eval(e.left, row, params), reference_eval(e.right, row, params)
-        return bool(_CMP[e.op](a, b))
-    if isinstance(e, Arith):
-        a = float(reference_eval(e.left, row, params))
-        b = float(reference_eval(e.right, row, params))
-        if e.op == "+":
-            return a + b
-        if e.op == "-":
-            return a - b
-        if e.op == "*":
-            return a * b
-        return ieee_div(a, b)
-    if isinstance(e, Neg):
-        return -float(reference_eval(e.arg, row, params))
-    if isinstance(e, And):
-        out = True
-        for a in e.args:  # no short-circuit: same errors as the vectorised path
-            out = bool(reference_eval(a, row, params)) and out
-        return out
-    if isinstance(e, Or):
-        out = False
-        for a in e.args:
-            out = bool(reference_eval(a, row, params)) or out
-        return out
-    if isinstance(e, Not):
-        return not bool(reference_eval(e.arg, row, params))
-    raise SelectionError(f"cannot evaluate expression {e!r}")
-
-
-def reference_select(rule: Rule, table: StatsTable, params: Mapping[str, Any]) -> list[int]:
-    """The features a rule selects, computed one feature at a time (slow, obviously right)."""
-    sel = rule.selector
-    if isinstance(sel, IdsSelector):
-        return list(dict.fromkeys(sel.ids))
-    rows = _rows(table)
-    if isinstance(sel, WhereSelector):
-        return [f for f, row in enumerate(rows) if reference_eval(sel.where, row, params)]
-    assert isinstance(sel, TopSelector)
-    k = _top_k(sel.k, params, rule.name)
-    scored: list[tuple[float, int]] = []
-    for f, row in enumerate(rows):
-        if sel.where is not None and not reference_eval(sel.where, row, params):
-            continue
-        s = float(reference_eval(sel.by, row, params))
-        if math.isnan(s):
-            continue
-        scored.append((-s if sel.order == "desc" else s, f))
-    scored.sort()
-    return [f for _, f in scored[:k]]
-
-
-def _rows(table: StatsTable) -> Iterable[dict[str, Any]]:
-    names = list(table.columns)
-    cols = [table.columns[n] for n in names]
-    for f in range(table.n_features):
-        yield {n: c[f] for n, c in zip(names, cols, strict=True)}
-
-
-def reference_plan_edits(
-    ir: RecipeIR, table_for: Callable[[int, str, Any], StatsTable]
-) -> dict[tuple[int, str, int], str]:
-    """(layer, site, feature) -> winning rule name, by applying rules one by one in file
-    order with the reference evaluator (tests compare it with the plan's edits)."""
-    out: dict[tuple[int, str, int], str] = {}
-    for rule in sorted(ir.rules, key=lambda r: r.index):
-        for layer in rule.scope.layers:
-            table = table_for(layer, rule.scope.site, rule.scope.tokens)
-            for f in reference_select(rule, table, ir.params):
-                out[(layer, rule.scope.site, f)] = rule.name
-    return out
+def _within_eps(
+    rule: Rule,
+    table: StatsTable,
+    params: Mapping[str, Any],
+    where: Any,
+    thresholds: Sequence[Mapping[str, Any]],
+    eps: float,
+) -> np.ndarray:
+    """Features the `where` part rejects but passes with every comparison loosened by eps,
+    closest to a threshold first (ties by lower id)."""
+    exact = rule_evaluator(table, params, rule.name).mask(where)
+    relaxed = rule_evaluator(table, params, rule.name, eps=eps).mask(where)
+    near = np.flatnonzero(relaxed & ~exact)
+    if len(near) and thresholds:
+        dist = np.full(len(near), np.inf)
+        for th in thresholds:
+            col = table.column(th["stat"])
+            dist = np.minimum(dist, np.abs(col[near] - th["threshold"]))
+        near = near[np.lexsort((near, dist))]
+    return near

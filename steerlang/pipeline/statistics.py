@@ -22,12 +22,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from steerlang.errors import SteerError
+from steerlang.pipeline.exprs import Evaluator, ExpressionError, Lookup
+from steerlang.pipeline.stats_table import StatisticsError, StatsTable, scope_from_key
+from steerlang.plan import Column, Stat, stat_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -35,85 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("steerlang.statistics")
 
 STATS_FORMAT_VERSION = 1
-
-
-class StatisticsError(SteerError):
-    """Statistics cannot be computed or a column a predicate needs is absent."""
-
-
-def tokens_key(tokens: str | Sequence[int]) -> str:
-    """A hashable, printable name of a token scope (`all`, `cls`, `patches`, `idx:1,2`)."""
-    if isinstance(tokens, str):
-        return tokens
-    return "idx:" + ",".join(str(int(t)) for t in tokens)
-
-
-@dataclass
-class StatsTable:
-    """One row per feature, one column per statistic (names per `steerlang.plan.stat_key`).
-
-    Numeric columns are float64 arrays of length `n_features`; string columns (`top_concept`)
-    are object arrays. `key` is the cache content key the table was stored under.
-    """
-
-    n_features: int
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
-    key: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, col in self.columns.items():
-            if len(col) != self.n_features:
-                raise StatisticsError(
-                    f"statistics column `{name}` has {len(col)} rows, expected {self.n_features}"
-                )
-        self.columns.setdefault("id", np.arange(self.n_features, dtype=np.float64))
-
-    def has(self, name: str) -> bool:
-        return name in self.columns
-
-    def column(self, name: str) -> np.ndarray:
-        try:
-            return self.columns[name]
-        except KeyError:
-            where = self.meta.get("site_label", "this site")
-            avail = ", ".join(sorted(c for c in self.columns if c != "id")) or "none"
-            raise StatisticsError(
-                f"the statistics for {where} have no column `{name}` (available: {avail})",
-                help=_column_help(name),
-            ) from None
-
-    def with_columns(
-        self, extra: Mapping[str, np.ndarray], *, key: str | None = None
-    ) -> StatsTable:
-        cols = dict(self.columns)
-        cols.update(extra)
-        meta = dict(self.meta)
-        return StatsTable(self.n_features, cols, key=key or self.key, meta=meta)
-
-    def to_json(self) -> dict[str, Any]:
-        def conv(col: np.ndarray) -> list[Any]:
-            if col.dtype.kind == "O":
-                return [str(v) for v in col.tolist()]
-            return [None if not math.isfinite(v) else float(v) for v in col.tolist()]
-
-        return {
-            "n_features": self.n_features,
-            "key": self.key,
-            "meta": self.meta,
-            "columns": {k: conv(v) for k, v in self.columns.items()},
-        }
-
-
-def _column_help(name: str) -> str:
-    if name.startswith(("corr:", "corr_not:", "mean:", "mean_not:")):
-        concept = name.split(":", 1)[1]
-        return f"declare `concept {concept} = ...` in the recipe so the statistics pass computes it"
-    if name in ("steerability", "top_concept") or name.startswith("promotes:"):
-        return (
-            "steerability columns come from a steerability sweep; run the recipe with `steer run`"
-        )
-    return "check the statistic name in the rule"
 
 
 # ------------------------------------------------------------------------------------------
@@ -256,21 +179,55 @@ def evaluate_concepts(
     is absent). Numeric-looking strings compare as numbers, so `place == 1` works whether the
     loader returns ints or the CSV's strings.
     """
-    from steerlang.pipeline.selection import eval_column_expr
-
-    out: dict[str, np.ndarray] = {}
     cache: dict[str, np.ndarray] = {}
-
-    def col(name: str) -> np.ndarray:
-        if name not in cache:
-            cache[name] = _as_comparable(np.asarray(list(column(name)), dtype=object))
-        return cache[name]
-
+    out: dict[str, np.ndarray] = {}
     for name, cdef in concepts.items():
         expr = cdef.expr if hasattr(cdef, "expr") else cdef
-        val = eval_column_expr(expr, col, n_rows, params or {}, concept=name)
-        out[name] = val
+        ev = Evaluator(
+            _dataset_columns(name, column, cache),
+            params or {},
+            n_rows,
+            label=f"concept `{name}`",
+            text_columns=True,
+            strict_logic=False,
+        )
+        arr = np.asarray(ev(expr))
+        if arr.ndim == 0:
+            arr = np.full(n_rows, bool(arr))
+        if arr.dtype != bool:
+            # A bare column used as a concept: nonzero / "true"-like values count as true.
+            arr = np.asarray([_truthy(v) for v in arr.tolist()], dtype=bool)
+        out[name] = arr
     return out
+
+
+def _dataset_columns(
+    concept: str, column: Callable[[str], Sequence[Any]], cache: dict[str, np.ndarray]
+) -> Lookup:
+    """The lookup of concept `concept`'s data leaves: dataset columns (read once, shared by
+    every concept through `cache`); a feature statistic is an error."""
+
+    def lookup(e: Stat | Column) -> np.ndarray:
+        if isinstance(e, Stat):
+            raise ExpressionError(
+                f"concept `{concept}` uses the feature statistic `{stat_key(e)}`",
+                help="concepts are defined over dataset columns, e.g. `concept water = place == 1`",
+            )
+        if e.name not in cache:
+            cache[e.name] = _as_comparable(np.asarray(list(column(e.name)), dtype=object))
+        return cache[e.name]
+
+    return lookup
+
+
+def _truthy(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() not in ("", "0", "false", "no", "-1", "nan")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return bool(v)
+    return f > 0
 
 
 def _as_comparable(values: np.ndarray) -> np.ndarray:
@@ -341,12 +298,6 @@ class StatsSpec:
     @property
     def label(self) -> str:
         return f"layer {self.layer} {self.site} tokens {self.tokens}"
-
-
-def scope_from_key(key: str) -> str | list[int]:
-    if key.startswith("idx:"):
-        return [int(t) for t in key[4:].split(",") if t]
-    return key
 
 
 def stats_cache_key(
@@ -436,9 +387,7 @@ def compute_statistics(
         )
         for s in specs
     }
-    by_site: dict[tuple[int, str], list[StatsSpec]] = {}
-    for s in specs:
-        by_site.setdefault((s.layer, s.site), []).append(s)
+    by_site = {k: {s: acc for s, acc in accs.items() if (s.layer, s.site) == k} for k in sites}
     hook_names = {k: f"blocks.{k[0]}.hook_{k[1]}" for k in sites}
     task = None
     if progress is not None:
@@ -446,41 +395,47 @@ def compute_statistics(
     with torch.inference_mode(), capture(model, list(sites), stop_early=True) as cap:
         for rows, pixels in batches:
             acts = cap.run(pixels)
-            cb = None
-            if cmat is not None:
-                cb = torch.from_numpy(cmat[rows]).to(device)
+            cb = torch.from_numpy(cmat[rows]).to(device) if cmat is not None else None
             for key in sites:
-                h = acts[hook_names[key]]
-                sae = saes[key]
-                b, t, _ = h.shape
-                step = latent_chunk_rows(t, sae.d_sae, h.device)
-                for lo in range(0, b, step):
-                    a = encode_for_stats(sae, h[lo : lo + step])
-                    cpart = cb[lo : lo + step] if cb is not None else None
-                    for spec in by_site[key]:
-                        sel = _scope_slice(a, spec.tokens)
-                        accs[spec].update(sel, cpart)
-                    del a
+                _accumulate_site(saes[key], acts[hook_names[key]], cb, by_site[key])
             if progress is not None and task is not None:
                 progress.advance(task, len(rows))
-    out: dict[StatsSpec, StatsTable] = {}
-    for spec, acc in accs.items():
-        cols = acc.finalize()
-        out[spec] = StatsTable(
-            acc.n_features,
-            cols,
-            meta={
-                "site_label": spec.label,
-                "layer": spec.layer,
-                "site": spec.site,
-                "tokens": spec.tokens,
-                "pooling": pooling,
-                "n_images": acc.n_images,
-                "n_tokens": acc.n_tokens,
-                "concepts": names,
-            },
-        )
-    return out
+    return {spec: _finished_table(spec, acc, pooling) for spec, acc in accs.items()}
+
+
+def _accumulate_site(
+    sae: Any,
+    h: torch.Tensor,
+    concepts: torch.Tensor | None,
+    accs: Mapping[StatsSpec, FeatureStatsAccumulator],
+) -> None:
+    """Encode one site's activations [B, T, D] in memory-bounded chunks of images and feed
+    every token scope's accumulator at that site."""
+    b, t, _ = h.shape
+    step = latent_chunk_rows(t, sae.d_sae, h.device)
+    for lo in range(0, b, step):
+        a = encode_for_stats(sae, h[lo : lo + step])
+        cpart = concepts[lo : lo + step] if concepts is not None else None
+        for spec, acc in accs.items():
+            acc.update(_scope_slice(a, spec.tokens), cpart)
+        del a
+
+
+def _finished_table(spec: StatsSpec, acc: FeatureStatsAccumulator, pooling: str) -> StatsTable:
+    return StatsTable(
+        acc.n_features,
+        acc.finalize(),
+        meta={
+            "site_label": spec.label,
+            "layer": spec.layer,
+            "site": spec.site,
+            "tokens": spec.tokens,
+            "pooling": pooling,
+            "n_images": acc.n_images,
+            "n_tokens": acc.n_tokens,
+            "concepts": list(acc.concepts),
+        },
+    )
 
 
 def _scope_slice(a: torch.Tensor, tokens: str) -> torch.Tensor:

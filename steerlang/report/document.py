@@ -616,7 +616,7 @@ def render_html(po: Any, report: dict[str, Any]) -> str:
         )
     parts.append("</table>")
     # Statistic histograms with each rule's thresholds.
-    from steerlang.pipeline.statistics import tokens_key
+    from steerlang.pipeline.stats_table import tokens_key
 
     shown: set[tuple[str, int, str, str]] = set()
     for r in po.selection.per_rule:

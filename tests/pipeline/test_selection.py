@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference_selection import reference_plan_edits, reference_select
 
 from steerlang.pipeline.selection import (
     SelectionError,
     SiteInfo,
-    reference_plan_edits,
-    reference_select,
     select,
     select_rule_vectorised,
 )
-from steerlang.pipeline.statistics import StatsTable
+from steerlang.pipeline.stats_table import StatsTable
 from steerlang.plan import (
     Action,
     And,

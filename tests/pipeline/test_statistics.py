@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from steerlang.pipeline.statistics import FeatureStatsAccumulator, StatsTable, evaluate_concepts
+from steerlang.pipeline.statistics import FeatureStatsAccumulator, evaluate_concepts
+from steerlang.pipeline.stats_table import StatisticsError, StatsTable
 from steerlang.plan import And, Column, Compare, ConceptDef, Not, Num, Str
 
 
@@ -87,7 +88,5 @@ def test_concepts_from_columns() -> None:
 
 
 def test_table_rejects_wrong_length_column() -> None:
-    from steerlang.pipeline.statistics import StatisticsError
-
     with pytest.raises(StatisticsError):
         StatsTable(3, {"mean": np.zeros(2)})
