@@ -14,14 +14,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from steerlang.commands._run_options import (
+from steerlang.commands.options import (
     add_binding_options,
-    compile_or_report,
     live,
     make_progress,
     options_from_args,
+    params_dict,
     setup_logging,
 )
+from steerlang.commands.recipes import compile_or_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    ir = compile_or_report(args.recipe, opts)
+    ir = compile_or_report(args.recipe, params_dict(args.param))
     if ir is None:
         return 1
     if args.rule and args.rule not in {r.name for r in ir.rules}:
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             sel = plan_ir(ir, opts, progress=progress, near_miss_eps=args.eps).selection
     data = sel.explain_json(args.rule)
     if args.json:
-        from steerlang.report.document import clean_json
+        from steerlang.report.build import clean_json
 
         print(json.dumps(clean_json(data), indent=2))
         return 0

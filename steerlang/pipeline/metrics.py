@@ -1,6 +1,7 @@
 """Task metrics (numpy only): accuracy, group metrics, typographic-attack metrics, recovery.
 
-Conventions follow the sources in method.md §6–7 and formats.md §3.1:
+Conventions follow the datasets' reference code (group_DRO, WILDS) and the typographic-attack
+papers:
 
 - Groups combine several integer columns in mixed radix: for columns (c1, …, cn) with radices
   (r1, …, rn) the group id is ((c1·r2 + c2)·r3 + c3)…, so Waterbirds' (y, place) gives
@@ -236,7 +237,9 @@ def fraction_recovered(baseline_attacked: float, steered_attacked: float, clean:
 
 
 def zero_shot_accuracy_recovered(acc_spliced: float, acc_zero: float, acc_clean: float) -> float:
-    """(acc_spliced − acc_zero) / (acc_clean − acc_zero) (method.md §6); NaN if clean = zero."""
+    """How much zero-shot accuracy survives splicing an SAE's reconstruction into the model:
+    (acc_spliced − acc_zero) / (acc_clean − acc_zero), with acc_zero the accuracy when the
+    site is zero-ablated; NaN if clean = zero."""
     denom = acc_clean - acc_zero
     if denom == 0 or any(math.isnan(v) for v in (acc_spliced, acc_zero, acc_clean)):
         return math.nan

@@ -1,5 +1,5 @@
-"""Steerability S_f exactly as the paper's authors coded it (method.md §1), and the neuron
-baseline.
+"""Steerability S_f exactly as the authors of the SAE-steerability paper coded it (described
+in docs/running.md, "`steer sweep`"), and the neuron baseline.
 
 For feature f, clamp f := s at every token (s = 150, "the asymptote"), keeping the SAE error
 term, so the residual moves by σ_tok·(s − a_f)·W_dec[f]. Read the output out against a
@@ -49,7 +49,7 @@ class SteerabilityError(SteerError):
 
 @dataclass(frozen=True)
 class SteerabilityConfig:
-    """The authors' defaults (method.md §1): s = 150, threshold 0.10, N = 192, scale 100."""
+    """The authors' defaults: s = 150, threshold 0.10, N = 192 images, readout scale 100."""
 
     strength: float = 150.0
     threshold: float = 0.1

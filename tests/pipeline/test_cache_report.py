@@ -11,13 +11,8 @@ import numpy as np
 
 from steerlang.files import atomic_write_json, content_key
 from steerlang.pipeline.cache import TableCache
-from steerlang.report.document import (
-    clean_json,
-    steer_curve,
-    svg_curves,
-    svg_grouped_bars,
-    svg_histogram,
-)
+from steerlang.report.build import clean_json
+from steerlang.report.svg import steer_curve, svg_curves, svg_grouped_bars, svg_histogram
 
 
 def test_cache_roundtrip_and_corruption(tmp_path: Path) -> None:
