@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import logging
 import os
-import sys
 from typing import Any, TextIO
 
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
@@ -204,7 +203,3 @@ def live(progress: Any) -> Any:
     """The context to run under: the progress display, or nothing when there is none."""
     return progress if progress is not None else contextlib.nullcontext()
 
-
-def write_stderr(text: str) -> None:
-    """Rendered diagnostics on stderr, always ending in a newline."""
-    write(sys.stderr, text)

@@ -31,7 +31,6 @@ class RunOptions:
     device: str | None = None  # None: the profile's device
     out: str | None = None  # folder that receives runs/<recipe>-<timestamp>/
     use_cache: bool = True
-    progress: bool = True
 
 
 def resolve_device(device: str | None) -> str:

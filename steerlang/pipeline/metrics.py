@@ -109,17 +109,6 @@ def per_group_accuracy(pred: Any, y: Any, groups: Any, n_groups: int | None = No
         return np.where(counts > 0, correct / np.maximum(counts, 1), np.nan)
 
 
-def worst_group_accuracy(pred: Any, y: Any, groups: Any, n_groups: int | None = None) -> float:
-    """Lowest accuracy over the groups that have samples."""
-    acc = per_group_accuracy(pred, y, groups, n_groups)
-    return float(np.nanmin(acc)) if np.any(~np.isnan(acc)) else math.nan
-
-
-def plain_average_accuracy(pred: Any, y: Any) -> float:
-    """Pooled accuracy over every evaluated image (the usual CLIP zero-shot convention)."""
-    return accuracy(pred, y)
-
-
 def adjusted_average_accuracy(
     pred: Any, y: Any, groups: Any, train_group_counts: Sequence[int] | np.ndarray
 ) -> float:
@@ -234,24 +223,6 @@ def fraction_recovered(baseline_attacked: float, steered_attacked: float, clean:
     if denom == 0 or any(math.isnan(v) for v in (baseline_attacked, steered_attacked, clean)):
         return math.nan
     return (steered_attacked - baseline_attacked) / denom
-
-
-def zero_shot_accuracy_recovered(acc_spliced: float, acc_zero: float, acc_clean: float) -> float:
-    """How much zero-shot accuracy survives splicing an SAE's reconstruction into the model:
-    (acc_spliced − acc_zero) / (acc_clean − acc_zero), with acc_zero the accuracy when the
-    site is zero-ablated; NaN if clean = zero."""
-    denom = acc_clean - acc_zero
-    if denom == 0 or any(math.isnan(v) for v in (acc_spliced, acc_zero, acc_clean)):
-        return math.nan
-    return (acc_spliced - acc_zero) / denom
-
-
-def confusion_matrix(pred: Any, y: Any, n_classes: int) -> np.ndarray:
-    """Counts[true, predicted]."""
-    p, t = _pair(pred, y)
-    m = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(m, (t, p), 1)
-    return m
 
 
 def metrics_dict(values: Mapping[str, Any]) -> dict[str, Any]:
