@@ -202,4 +202,3 @@ def make_progress(console: Any, quiet: bool = False) -> Any:
 def live(progress: Any) -> Any:
     """The context to run under: the progress display, or nothing when there is none."""
     return progress if progress is not None else contextlib.nullcontext()
-
