@@ -13,8 +13,7 @@ import sys
 
 from steerlang import __version__
 
-# Subcommand modules in help order. A module listed here that does not exist yet is skipped,
-# so pieces can land independently.
+# Subcommand modules in help order; each one must exist (a missing module is a packaging bug).
 COMMAND_MODULES = [
     "check",
     "fmt",
@@ -45,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"steerlang.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"steerlang.commands.{name}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f"steerlang.commands.{name}").register(sub)
     sub.add_parser("version", help="print the steerlang version").set_defaults(
         func=lambda args: print(f"steerlang {__version__}") or 0
     )

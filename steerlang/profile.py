@@ -52,13 +52,15 @@ ZOO_DATASETS: dict[str, str] = {
     "typographic": "typographic",
     "shapes": "imagefolder",
 }
-# The ViT-Prisma suite trained on this checkpoint (formats.md §1.3): every layer, both sites.
+# The ViT-Prisma SAE suite (Hugging Face, Prisma-Multimodal) trained on this checkpoint: one
+# vanilla x64 SAE for every layer and site.
 PRISMA_B32_MODEL = "openclip:ViT-B-32@datacomp_xl_s13b_b90k"
 PRISMA_B32_PATTERN = (
     "hf:Prisma-Multimodal/sparse-autoencoder-clip-b-32-sae-vanilla-x64-layer-{layer}"
     "-hook_{site}-l1-1e-05"
 )
-_DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+# The device names a profile's `device:` and the `--device` option accept.
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _SAE_KEY_RE = re.compile(r"(\d+)(?::([a-z_]+))?")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 
@@ -211,7 +213,7 @@ class ProfileFile(_Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        if not _DEVICE_RE.fullmatch(v):
+        if not DEVICE_PATTERN.fullmatch(v):
             raise ValueError(f"device '{v}' must be auto, cpu, cuda, cuda:N or mps")
         return v
 
@@ -594,70 +596,20 @@ def apply_overrides(
     model: str | None = None,
     data: Sequence[str] | None = None,
     sae: Sequence[str] | None = None,
-    device: str | None = None,
 ) -> Profile:
     """A copy of `profile` with command-line overrides applied.
 
     --model NAME|REF, --data NAME=PATH or NAME=FORMAT:PATH (format detected from the files when
-    NAME is new and no format is given), --sae LAYER[:SITE]=REF, --device.
+    NAME is new and no format is given), --sae LAYER[:SITE]=REF. (`--device` is not a profile
+    override: the runtime resolves it together with the profile's `device` when it binds.)
     """
     prof = copy.deepcopy(profile)
     if model is not None:
         prof.model_override = model
         prof._model_key("default")  # validate now, not at the first lookup
     for item in data or ():
-        name, value = _split_assignment(item, "--data", "waterbirds=/data/waterbirds")
-        fmt_given, colon, rest = value.partition(":")
-        if colon and fmt_given.lower() in FORMATS:
-            fmt: str | None = fmt_given.lower()
-            value = rest
-        else:
-            fmt = None
-        existing = prof.datasets.get(name)
-        if value == "zoo" or value.startswith("zoo:"):
-            zoo_name = value[4:] if value.startswith("zoo:") else name
-            if zoo_name not in ZOO_DATASETS:
-                raise ProfileError(
-                    f"--data {item}: the zoo has no dataset '{zoo_name}'",
-                    help=f"zoo datasets: {', '.join(ZOO_DATASETS)}",
-                )
-            prof.datasets[name] = DatasetSpec(
-                name=name,
-                format=fmt or ZOO_DATASETS[zoo_name],
-                root="zoo",
-                cache_dir=prof.cache_dir,
-                zoo_name=zoo_name,
-                origin=f"--data {item}",
-            )
-            continue
-        root = Path(_expand(value)).resolve()
-        if not root.exists():
-            raise ProfileError(
-                f"--data {item}: {root} does not exist",
-                help="pass the folder the dataset was extracted into",
-            )
-        if fmt is None:
-            if existing is not None:
-                fmt = existing.format
-            else:
-                from steerlang.data.formats import detect_format
-
-                try:
-                    fmt = detect_format(root)
-                except DatasetError as e:
-                    raise ProfileError(
-                        f"--data {item}: {e.message}",
-                        help=f"name the format: --data {name}=FORMAT:{value} "
-                        f"(formats: {', '.join(FORMATS)})",
-                    ) from None
-        prof.datasets[name] = DatasetSpec(
-            name=name,
-            format=fmt,
-            root=root,
-            options=dict(existing.options) if existing and existing.format == fmt else {},
-            cache_dir=prof.cache_dir,
-            origin=f"--data {item}",
-        )
+        name, spec = _data_override(prof, item)
+        prof.datasets[name] = spec
     for item in sae or ():
         key, ref = _split_assignment(item, "--sae", "7:resid_post=hf:ORG/REPO")
         try:
@@ -667,10 +619,59 @@ def apply_overrides(
         prof.sae_overrides[(layer, site)] = (
             str(Path(_expand(ref)).resolve()) if _is_path_ref(ref) else ref
         )
-    if device is not None:
-        if not _DEVICE_RE.fullmatch(device):
-            raise ProfileError(
-                f"--device '{device}' is not a device", help="use auto, cpu, cuda, cuda:N or mps"
-            )
-        prof.device = device
     return prof
+
+
+def _data_override(prof: Profile, item: str) -> tuple[str, DatasetSpec]:
+    """`--data NAME=[FORMAT:]PATH` (or `NAME=zoo[:ZOO_NAME]`) as a dataset entry."""
+    name, value = _split_assignment(item, "--data", "waterbirds=/data/waterbirds")
+    fmt_given, colon, rest = value.partition(":")
+    if colon and fmt_given.lower() in FORMATS:
+        fmt: str | None = fmt_given.lower()
+        value = rest
+    else:
+        fmt = None
+    if value == "zoo" or value.startswith("zoo:"):
+        zoo_name = value[4:] if value.startswith("zoo:") else name
+        if zoo_name not in ZOO_DATASETS:
+            raise ProfileError(
+                f"--data {item}: the zoo has no dataset '{zoo_name}'",
+                help=f"zoo datasets: {', '.join(ZOO_DATASETS)}",
+            )
+        return name, DatasetSpec(
+            name=name,
+            format=fmt or ZOO_DATASETS[zoo_name],
+            root="zoo",
+            cache_dir=prof.cache_dir,
+            zoo_name=zoo_name,
+            origin=f"--data {item}",
+        )
+    root = Path(_expand(value)).resolve()
+    if not root.exists():
+        raise ProfileError(
+            f"--data {item}: {root} does not exist",
+            help="pass the folder the dataset was extracted into",
+        )
+    existing = prof.datasets.get(name)
+    if fmt is None:
+        fmt = existing.format if existing is not None else _detect_format(root, item, name, value)
+    return name, DatasetSpec(
+        name=name,
+        format=fmt,
+        root=root,
+        options=dict(existing.options) if existing and existing.format == fmt else {},
+        cache_dir=prof.cache_dir,
+        origin=f"--data {item}",
+    )
+
+
+def _detect_format(root: Path, item: str, name: str, value: str) -> str:
+    from steerlang.data.formats import detect_format
+
+    try:
+        return detect_format(root)
+    except DatasetError as e:
+        raise ProfileError(
+            f"--data {item}: {e.message}",
+            help=f"name the format: --data {name}=FORMAT:{value} (formats: {', '.join(FORMATS)})",
+        ) from None

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from steerlang.lang.cli_options import (
+from steerlang.commands.options import (
     add_color_option,
     add_compile_options,
     params_dict,

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from steerlang.lang.cli_options import (
+from steerlang.commands.options import (
     add_color_option,
     add_compile_options,
     params_dict,

@@ -14,14 +14,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from steerlang.commands._run_options import (
+from steerlang.commands.options import (
     add_binding_options,
-    compile_or_report,
     live,
     make_progress,
     options_from_args,
+    params_dict,
     setup_logging,
 )
+from steerlang.commands.recipes import compile_or_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,14 +89,13 @@ def _selection_from_stats(ir: Any, path: str, eps: float) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from steerlang.errors import SteerError
     from steerlang.pipeline.run import plan_ir
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    ir = compile_or_report(args.recipe, opts)
+    ir = compile_or_report(args.recipe, params_dict(args.param))
     if ir is None:
         return 1
     if args.rule and args.rule not in {r.name for r in ir.rules}:
@@ -115,61 +115,71 @@ def run(args: argparse.Namespace) -> int:
             sel = plan_ir(ir, opts, progress=progress, near_miss_eps=args.eps).selection
     data = sel.explain_json(args.rule)
     if args.json:
-        from steerlang.report.document import clean_json
+        from steerlang.report.build import clean_json
 
         print(json.dumps(clean_json(data), indent=2))
         return 0
     out = Console()
     rules = {r.name: r for r in ir.rules}
     for res in sel.per_rule:
-        if args.rule and res.rule != args.rule:
-            continue
-        rule = rules[res.rule]
-        out.print(
-            f"[bold]rule {res.rule}[/bold]  layer {res.layer} {res.site}, tokens "
-            f"{res.tokens}, {rule.action.op}"
-        )
-        line = _source_line(ir, rule)
-        if line:
-            out.print(f"  [dim]{line}[/dim]")
-        out.print(
-            f"  selected {len(res.selected)} of {res.n_features} (rejected "
-            f"{res.n_features - len(res.selected)}); {res.candidates} satisfy the `where` part"
-        )
-        for th in res.thresholds:
-            out.print(f"  threshold: {th['stat']} {th['op']} {th['threshold']:g}")
-        if res.selected:
-            t = Table(
-                title=f"top {min(args.top, len(res.selected))} selected", title_justify="left"
-            )
-            t.add_column("feature", justify="right")
-            for k in res.stats:
-                t.add_column(k, justify="right")
-            t.add_column("outcome")
-            for f in res.selected[: args.top]:
-                vals = res.values.get(f, {})
-                outcome = f"overridden by {res.lost_to[f]}" if f in res.lost_to else "kept"
-                t.add_row(str(f), *[_fmt(vals.get(k)) for k in res.stats], outcome)
-            out.print(t)
-        if res.near_misses:
-            t = Table(title="near misses", title_justify="left")
-            t.add_column("feature", justify="right")
-            for k in res.stats:
-                t.add_column(k, justify="right")
-            t.add_column("why")
-            for m in res.near_misses[: args.top]:
-                t.add_row(str(m["feature"]), *[_fmt(m.get(k)) for k in res.stats], m["reason"])
-            out.print(t)
-        if res.lost_to:
-            lost = sorted(res.lost_to.items())
-            shown = ", ".join(f"{f} → {w}" for f, w in lost[:12])
-            more = f" … and {len(lost) - 12} more" if len(lost) > 12 else ""
-            out.print(f"  overridden by later rules: {shown}{more}")
-        out.print()
+        if not args.rule or res.rule == args.rule:
+            _print_rule(out, ir, rules[res.rule], res, args.top)
     for w in sel.warnings:
         if not args.rule or w.rule == args.rule:
             out.print(f"[yellow]warning[{w.code}][/yellow]: {w.message}")
     return 0
+
+
+def _print_rule(out: Any, ir: Any, rule: Any, res: Any, top: int) -> None:
+    """One rule at one site: counts, thresholds, top selected, near misses, overrides."""
+    out.print(
+        f"[bold]rule {res.rule}[/bold]  layer {res.layer} {res.site}, tokens "
+        f"{res.tokens}, {rule.action.op}"
+    )
+    line = _source_line(ir, rule)
+    if line:
+        out.print(f"  [dim]{line}[/dim]")
+    out.print(
+        f"  selected {len(res.selected)} of {res.n_features} (rejected "
+        f"{res.n_features - len(res.selected)}); {res.candidates} satisfy the `where` part"
+    )
+    for th in res.thresholds:
+        out.print(f"  threshold: {th['stat']} {th['op']} {th['threshold']:g}")
+    if res.selected:
+        rows = [
+            [
+                str(f),
+                *[_fmt(res.values.get(f, {}).get(k)) for k in res.stats],
+                f"overridden by {res.lost_to[f]}" if f in res.lost_to else "kept",
+            ]
+            for f in res.selected[:top]
+        ]
+        out.print(_table(f"top {min(top, len(res.selected))} selected", res.stats, "outcome", rows))
+    if res.near_misses:
+        rows = [
+            [str(m["feature"]), *[_fmt(m.get(k)) for k in res.stats], m["reason"]]
+            for m in res.near_misses[:top]
+        ]
+        out.print(_table("near misses", res.stats, "why", rows))
+    if res.lost_to:
+        lost = sorted(res.lost_to.items())
+        shown = ", ".join(f"{f} → {w}" for f, w in lost[:12])
+        more = f" … and {len(lost) - 12} more" if len(lost) > 12 else ""
+        out.print(f"  overridden by later rules: {shown}{more}")
+    out.print()
+
+
+def _table(title: str, stats: list[str], last: str, rows: list[list[str]]) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    t.add_column("feature", justify="right")
+    for k in stats:
+        t.add_column(k, justify="right")
+    t.add_column(last)
+    for row in rows:
+        t.add_row(*row)
+    return t
 
 
 def _fmt(v: Any) -> str:

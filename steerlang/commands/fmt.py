@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 
-from steerlang.lang.cli_options import add_color_option, use_color, write
+from steerlang.commands.options import add_color_option, use_color, write
 
 
 def register(sub: argparse._SubParsersAction) -> None:

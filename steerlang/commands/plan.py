@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from steerlang.commands._run_options import (
+from steerlang.commands.options import (
     add_binding_options,
-    compile_or_report,
     live,
     make_progress,
     options_from_args,
+    params_dict,
     setup_logging,
 )
+from steerlang.commands.recipes import compile_or_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    ir = compile_or_report(args.recipe, opts)
+    ir = compile_or_report(args.recipe, params_dict(args.param))
     if ir is None:
         return 1
     progress = make_progress(console, args.quiet)

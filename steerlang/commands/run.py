@@ -10,14 +10,15 @@ import argparse
 import json
 import sys
 
-from steerlang.commands._run_options import (
+from steerlang.commands.options import (
     add_binding_options,
     live,
     make_progress,
     options_from_args,
-    print_recipe_error,
+    params_dict,
     setup_logging,
 )
+from steerlang.commands.recipes import compile_or_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,18 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from steerlang.pipeline.run import RecipeError, run_recipe
-    from steerlang.report.document import print_summary
+    from steerlang.pipeline.run import run_ir
+    from steerlang.report.terminal import print_summary
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    progress = make_progress(console, args.quiet)
-    try:
-        with live(progress):
-            out = run_recipe(args.recipe, opts, progress=progress, argv=["steer", *sys.argv[1:]])
-    except RecipeError as e:
-        print_recipe_error(e)
+    ir = compile_or_report(args.recipe, params_dict(args.param))
+    if ir is None:
         return 1
+    progress = make_progress(console, args.quiet)
+    with live(progress):
+        out = run_ir(ir, opts, progress=progress, argv=["steer", *sys.argv[1:]])
     if args.json:
         sys.stdout.write(json.dumps(out.report, indent=2) + "\n")
         if not args.quiet:

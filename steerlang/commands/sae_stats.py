@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from steerlang.commands.options import add_device_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -39,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-images", type=int, default=512, metavar="N", help="evaluate N images (default 512)"
     )
     p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images per batch")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+    add_device_option(p)
     p.add_argument(
         "--dense-threshold",
         type=float,
@@ -86,12 +88,12 @@ def _run(args: argparse.Namespace) -> int:
     from steerlang.errors import SteerError
     from steerlang.model.clip import load_model
     from steerlang.model.sae.load import load_sae
+    from steerlang.pipeline.bind import resolve_device
     from steerlang.profile import load_profile
     from steerlang.training.cli_support import (
         DEFAULT_PROMPT,
         load_data,
         parse_layers,
-        resolve_device,
         zero_shot_labels,
     )
     from steerlang.training.sae_metrics import evaluate_saes
@@ -105,8 +107,8 @@ def _run(args: argparse.Namespace) -> int:
             refs.extend(ref.replace("{layer}", str(layer)) for layer in layers)
         else:
             refs.append(ref)
-    device = resolve_device(args.device)
     profile = load_profile(args.profile)
+    device = resolve_device(args.device or profile.device)
     saes = {}
     for ref in refs:
         sae = load_sae(ref, device=device)

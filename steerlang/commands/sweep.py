@@ -15,14 +15,16 @@ import argparse
 import json
 from typing import Any
 
-from steerlang.commands._run_options import (
+from steerlang.commands.options import (
     add_binding_options,
-    compile_or_report,
     live,
     make_progress,
     options_from_args,
+    params_dict,
     setup_logging,
 )
+from steerlang.commands.recipes import compile_or_report
+from steerlang.facts import SITE_KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--site",
         default="resid_post",
-        choices=["resid_post", "resid_pre", "attn_out", "mlp_out"],
+        choices=SITE_KINDS,
         help="site kind (default resid_post)",
     )
     p.add_argument(
@@ -76,12 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _ir_for(args: argparse.Namespace, opts: Any) -> Any:
+def _ir_for(args: argparse.Namespace) -> Any:
     from steerlang.errors import SteerError
     from steerlang.plan import RecipeIR
 
     if args.recipe:
-        ir = compile_or_report(args.recipe, opts)
+        ir = compile_or_report(args.recipe, params_dict(args.param))
         if ir is None:
             raise SystemExit(1)
     else:
@@ -115,18 +117,17 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from steerlang.errors import SteerError
-    from steerlang.pipeline.run import bind, steer_sites, steerability_for
+    from steerlang.pipeline.bind import bind, rule_sites
+    from steerlang.pipeline.steer_pass import steer_sites, steerability_for
     from steerlang.pipeline.steerability import parse_sample
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    ir = _ir_for(args, opts)
+    ir = _ir_for(args)
     if args.layer:
         sites = [(layer, args.site) for layer in args.layer]
     else:
-        sites = sorted(steer_sites(ir)) or sorted(
-            {(layer, r.scope.site) for r in ir.rules for layer in r.scope.layers}
-        )
+        sites = sorted(steer_sites(ir)) or rule_sites(ir)
     if not sites:
         raise SteerError("nothing to sweep: the recipe has no rules", help="pass --layer L")
     b = bind(ir, opts, sites=sites)
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 summaries.append({"layer": site[0], "site": site[1], **nres.summary()})
     if args.json:
-        from steerlang.report.document import clean_json
+        from steerlang.report.build import clean_json
 
         print(json.dumps(clean_json({"model": b.model_ref, "results": summaries}), indent=2))
         return 0

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from steerlang.commands.options import add_device_option
 from steerlang.facts import SITE_KINDS
 
 
@@ -60,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--seed", type=int, default=0)
     r = p.add_argument_group("run")
-    r.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+    add_device_option(r)
     r.add_argument(
         "--cache-acts",
         metavar="DIR",
@@ -102,13 +103,13 @@ def _run(args: argparse.Namespace) -> int:
     from steerlang.model.clip import load_model
     from steerlang.model.sae.core import SAEHook
     from steerlang.model.sites import parse_site
+    from steerlang.pipeline.bind import resolve_device
     from steerlang.profile import load_profile
     from steerlang.training.activations import StreamingTokens, collect_activations
     from steerlang.training.cli_support import (
         DEFAULT_PROMPT,
         load_data,
         parse_layers,
-        resolve_device,
         train_eval_tables,
         zero_shot_labels,
     )
@@ -122,7 +123,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.verbose or not quiet:
             print(msg, file=err)
 
-    device = resolve_device(args.device)
+    profile = load_profile(args.profile)
+    device = resolve_device(args.device or profile.device)
     layers = parse_layers(args.layer)
     overrides = {
         "l1": args.l1,
@@ -152,7 +154,6 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise SteerError(f"invalid training options: {e}") from None
 
-    profile = load_profile(args.profile)
     handle = load_model(profile.model_ref(args.model), device)
     bad = [layer for layer in layers if layer >= handle.n_layers]
     if bad:

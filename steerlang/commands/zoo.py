@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from steerlang.commands.options import add_device_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="output folder (default: the package's weights folder, replacing the shipped zoo)",
     )
-    b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
+    add_device_option(b)
     b.add_argument("--steps", type=int, default=None, help="CLIP optimiser steps")
     b.add_argument("--batch-size", type=int, default=None, help="CLIP batch size")
     b.add_argument("--images", type=int, default=None, help="distinct training images")
@@ -62,17 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from steerlang.pipeline.bind import resolve_device
     from steerlang.training.zoo.build import build_zoo
     from steerlang.training.zoo.train import TrainConfig
     from steerlang.zoo import zoo_weights_dir
@@ -87,7 +82,7 @@ def _build(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             setattr(train, field, value)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     layers = None
     if args.layers:
         from steerlang.training.cli_support import parse_layers

@@ -278,33 +278,80 @@ def evaluate(
     progress: Any = None,
 ) -> EvalResult:
     """Embed every batch with hooks off and on (and attacked copies when asked) and score."""
-    import torch
-
-    from steerlang.model.hooks import steer
-    from steerlang.pipeline.statistics import image_batches
-
     sub = table.subset(indices) if len(indices) != len(table) else table
     labels = task_labels(sub, spec.label_column, spec.classes)
-    attacked_view = None
-    attack_words = None
+    attacked_view, attack_words = _attack(sub, labels, spec)
+    out = _predictions(
+        handle,
+        plan,
+        saes,
+        sub,
+        attacked_view,
+        classifier,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )
+    gids = None
+    gnames: list[str] = []
+    if groups is not None:
+        from steerlang.pipeline.metrics import table_group_ids
+
+        gids, _ = table_group_ids(sub, groups.columns, groups.radices)
+        gnames = groups.names()
+    metrics = score(out, labels, gids, groups, attack_words, attacked=attacked_view is not None)
+    return EvalResult(
+        n=len(sub),
+        labels=labels,
+        groups=gids,
+        preds=out,
+        attack_words=attack_words,
+        metrics=metrics,
+        group_names=gnames,
+    )
+
+
+def _attack(sub: Any, labels: np.ndarray, spec: EvalSpec) -> tuple[Any | None, np.ndarray | None]:
+    """(a view of `sub` with a wrong class word written on each image, or None; the index of
+    the written word per image, or None without an attack)."""
     if spec.attack == "typographic":
         from steerlang.data.attack import attack_table
 
-        lab_col = spec.label_column
         attacked_view = attack_table(
-            with_label_indices(sub, lab_col, labels),
+            with_label_indices(sub, spec.label_column, labels),
             classes=spec.classes,
             label_column="__label__",
             seed=spec.attack_seed,
             style=spec.attack_style,
         )
-        attack_words = np.asarray(attacked_view.column("attack"), dtype=np.int64)
-    elif spec.attack_column:
-        attack_words = attack_word_index(sub, spec.attack_column, spec.classes)
-    elif spec.attack != "none":
+        return attacked_view, np.asarray(attacked_view.column("attack"), dtype=np.int64)
+    if spec.attack_column:
+        return None, attack_word_index(sub, spec.attack_column, spec.classes)
+    if spec.attack != "none":
         raise EvaluationError(
             f"unknown attack `{spec.attack}`", help='use `set attack = "typographic"` or "none"'
         )
+    return None, None
+
+
+def _predictions(
+    handle: Any,
+    plan: Any,
+    saes: Mapping[tuple[int, str], Any],
+    sub: Any,
+    attacked_view: Any | None,
+    classifier: Classifier,
+    *,
+    batch_size: int,
+    device: Any,
+    progress: Any,
+) -> dict[str, np.ndarray]:
+    """Class predictions of the baseline and the steered model, on the clean images and (with
+    an attack) on their attacked copies, batch by batch on the same images."""
+    import torch
+
+    from steerlang.model.hooks import steer
+    from steerlang.pipeline.statistics import image_batches
 
     steered_needed = plan is not None and plan.n_edits > 0
     preds: dict[str, list[np.ndarray]] = {"baseline": [], "steered": []}
@@ -339,25 +386,7 @@ def evaluate(
             run(apx, "_attacked")
         if progress is not None and task is not None:
             progress.advance(task, len(rows))
-
-    out = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
-    gids = None
-    gnames: list[str] = []
-    if groups is not None:
-        from steerlang.pipeline.metrics import table_group_ids
-
-        gids, _ = table_group_ids(sub, groups.columns, groups.radices)
-        gnames = groups.names()
-    metrics = score(out, labels, gids, groups, attack_words, attacked=attacked_view is not None)
-    return EvalResult(
-        n=len(sub),
-        labels=labels,
-        groups=gids,
-        preds=out,
-        attack_words=attack_words,
-        metrics=metrics,
-        group_names=gnames,
-    )
+    return {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
 
 
 def with_label_indices(table: Any, label_column: str, labels: np.ndarray) -> Any:

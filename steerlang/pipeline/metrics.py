@@ -1,6 +1,7 @@
 """Task metrics (numpy only): accuracy, group metrics, typographic-attack metrics, recovery.
 
-Conventions follow the sources in method.md §6–7 and formats.md §3.1:
+Conventions follow the datasets' reference code (group_DRO, WILDS) and the typographic-attack
+papers:
 
 - Groups combine several integer columns in mixed radix: for columns (c1, …, cn) with radices
   (r1, …, rn) the group id is ((c1·r2 + c2)·r3 + c3)…, so Waterbirds' (y, place) gives
@@ -106,17 +107,6 @@ def per_group_accuracy(pred: Any, y: Any, groups: Any, n_groups: int | None = No
     counts = group_counts(g, n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, correct / np.maximum(counts, 1), np.nan)
-
-
-def worst_group_accuracy(pred: Any, y: Any, groups: Any, n_groups: int | None = None) -> float:
-    """Lowest accuracy over the groups that have samples."""
-    acc = per_group_accuracy(pred, y, groups, n_groups)
-    return float(np.nanmin(acc)) if np.any(~np.isnan(acc)) else math.nan
-
-
-def plain_average_accuracy(pred: Any, y: Any) -> float:
-    """Pooled accuracy over every evaluated image (the usual CLIP zero-shot convention)."""
-    return accuracy(pred, y)
 
 
 def adjusted_average_accuracy(
@@ -233,22 +223,6 @@ def fraction_recovered(baseline_attacked: float, steered_attacked: float, clean:
     if denom == 0 or any(math.isnan(v) for v in (baseline_attacked, steered_attacked, clean)):
         return math.nan
     return (steered_attacked - baseline_attacked) / denom
-
-
-def zero_shot_accuracy_recovered(acc_spliced: float, acc_zero: float, acc_clean: float) -> float:
-    """(acc_spliced − acc_zero) / (acc_clean − acc_zero) (method.md §6); NaN if clean = zero."""
-    denom = acc_clean - acc_zero
-    if denom == 0 or any(math.isnan(v) for v in (acc_spliced, acc_zero, acc_clean)):
-        return math.nan
-    return (acc_spliced - acc_zero) / denom
-
-
-def confusion_matrix(pred: Any, y: Any, n_classes: int) -> np.ndarray:
-    """Counts[true, predicted]."""
-    p, t = _pair(pred, y)
-    m = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(m, (t, p), 1)
-    return m
 
 
 def metrics_dict(values: Mapping[str, Any]) -> dict[str, Any]:

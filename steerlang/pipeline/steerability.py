@@ -1,5 +1,5 @@
-"""Steerability S_f exactly as the paper's authors coded it (method.md §1), and the neuron
-baseline.
+"""Steerability S_f exactly as the authors of the SAE-steerability paper coded it (described
+in docs/running.md, "`steer sweep`"), and the neuron baseline.
 
 For feature f, clamp f := s at every token (s = 150, "the asymptote"), keeping the SAE error
 term, so the residual moves by σ_tok·(s − a_f)·W_dec[f]. Read the output out against a
@@ -49,7 +49,7 @@ class SteerabilityError(SteerError):
 
 @dataclass(frozen=True)
 class SteerabilityConfig:
-    """The authors' defaults (method.md §1): s = 150, threshold 0.10, N = 192, scale 100."""
+    """The authors' defaults: s = 150, threshold 0.10, N = 192 images, readout scale 100."""
 
     strength: float = 150.0
     threshold: float = 0.1
@@ -400,6 +400,105 @@ def _autocast(device: Any, precision: str) -> Any:
     return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
 
 
+@dataclass
+class _SaeEdit:
+    """What clamping an SAE feature adds to the residual: per-token normalisation scale and
+    (for TopK) the full activations, computed once, since a TopK latent's value depends on
+    all the others."""
+
+    sae: Any
+    norm_scale: Any  # [N, T, 1] tensor on the sweep device, or a float
+    full_acts: Any | None  # [N, T, M] on the SAE's device (TopK only)
+
+    @classmethod
+    def prepare(cls, sae: Any, h: Any, device: Any) -> _SaeEdit:
+        import torch
+
+        hs = h.to(sae.device)
+        _, ctx = sae.normalize(hs.to(sae.dtype))
+        norm_scale = ctx.scale
+        if isinstance(norm_scale, torch.Tensor):
+            norm_scale = norm_scale.to(device, torch.float32)  # [N, T, 1]
+        full_acts = sae.encode(hs) if sae.cfg.activation == "topk" else None  # [N, T, M]
+        return cls(sae, norm_scale, full_acts)
+
+    def edited(
+        self, hb: Any, rb: Any, lo: int, chunk_t: Any, s: float, tok_f: Any, device: Any
+    ) -> Any:
+        """[k, b, T, d]: the residual batch `rb` with each feature of `chunk_t` clamped to s."""
+        import torch
+
+        sae, sae_dev = self.sae, self.sae.device
+        k, b, d = len(chunk_t), hb.shape[0], rb.shape[-1]
+        if self.full_acts is not None:
+            a = self.full_acts[lo : lo + b].index_select(-1, chunk_t.to(sae_dev))
+        else:
+            a = sae.encode_subset(hb.to(sae_dev), chunk_t.to(sae_dev))
+        a = a.to(device, torch.float32)  # [b, T, k]
+        coef = (s - a) * tok_f  # clamp f := s on the token scope
+        if isinstance(self.norm_scale, torch.Tensor):
+            coef = coef * self.norm_scale[lo : lo + b]
+        elif self.norm_scale != 1.0:
+            coef = coef * float(self.norm_scale)
+        rows = sae.W_dec.index_select(0, chunk_t.to(sae_dev)).to(device, torch.float32)
+        # [k, b, T, d] = coef[k, b, T, 1] * rows[k, 1, 1, d]
+        delta = coef.permute(2, 0, 1).unsqueeze(-1) * rows.view(k, 1, 1, d)
+        return rb.unsqueeze(0).to(torch.float32) + delta
+
+
+def _neuron_edited(hb: Any, rb: Any, chunk_t: Any, s: float, tok_f: Any) -> Any:
+    """[k, b, T, d]: the neuron baseline, coordinate j of the site activation overwritten
+    with s for each j of `chunk_t`."""
+    import torch
+
+    k, b, n_tok = len(chunk_t), hb.shape[0], hb.shape[1]
+    cur = hb.index_select(-1, chunk_t).permute(2, 0, 1)  # [k, b, T]
+    add = ((s - cur) * tok_f.view(1, 1, n_tok)).unsqueeze(-1).to(torch.float32)
+    edited = rb.unsqueeze(0).to(torch.float32).repeat(k, 1, 1, 1)
+    edited.scatter_add_(-1, chunk_t.view(k, 1, 1, 1).expand(k, b, n_tok, 1), add)
+    return edited
+
+
+class _SweepColumns:
+    """The per-unit results of a sweep, filled chunk by chunk from Δ_f(v)."""
+
+    def __init__(
+        self, n: int, n_vocab: int, vocabulary: Sequence[str], promote_words: Sequence[str]
+    ) -> None:
+        self.vocabulary = list(vocabulary)
+        self.S = np.zeros(n)
+        self.P = np.zeros(n)
+        self.top = np.empty(n, dtype=object)
+        self.k_top = min(5, n_vocab)
+        self.top_w = np.zeros((n, self.k_top), dtype=np.int64)
+        self.top_d = np.zeros((n, self.k_top))
+        self.prom = {w: np.zeros(n) for w in promote_words}
+        self.word_idx = {w: self.vocabulary.index(w) for w in promote_words}
+
+    def record(self, sl: slice, delta_v: Any) -> None:
+        """Steerability, power, top concepts and promoted words of the units in `sl`."""
+        self.S[sl] = (delta_v**2).sum(-1).cpu().numpy()
+        pv, pi = delta_v.max(-1)
+        self.P[sl] = pv.cpu().numpy()
+        self.top[sl] = [self.vocabulary[int(i)] for i in pi.cpu().tolist()]
+        tv, ti = delta_v.topk(self.k_top, dim=-1)
+        self.top_w[sl] = ti.cpu().numpy()
+        self.top_d[sl] = tv.cpu().numpy()
+        for w, j in self.word_idx.items():
+            self.prom[w][sl] = delta_v[:, j].cpu().numpy()
+
+
+def _batch_sizes(
+    rows_per_batch: int | None, n_img: int, n_tok: int, d: int, device: Any
+) -> tuple[int, int]:
+    """(images, features) per forward, so that one batch of edited residuals fits the budget."""
+    if rows_per_batch is None:
+        budget = (1 << 28) if device.type != "cpu" else (1 << 24)
+        rows_per_batch = max(1, budget // max(1, n_tok * d))
+    img_bs = min(n_img, rows_per_batch)
+    return img_bs, max(1, rows_per_batch // img_bs)
+
+
 def sweep(
     handle: Any,
     layer: int,
@@ -428,7 +527,6 @@ def sweep(
 
     runner = SuffixRunner(handle, layer, site)
     device = pixels.device
-    kind = "sae" if sae is not None else "neuron"
     with torch.inference_mode():
         h, resid = runner.prepare(pixels)
         n_img, n_tok, d = h.shape
@@ -441,13 +539,7 @@ def sweep(
         s = float(cfg.strength)
         tok = token_mask(cfg.tokens if cfg.tokens != "all" else "all", n_tok, device)
         tok_f = tok.to(torch.float32).view(1, n_tok, 1)
-        word_idx = [list(vocabulary).index(w) for w in promote_words]
-
-        if rows_per_batch is None:
-            budget = (1 << 28) if device.type != "cpu" else (1 << 24)
-            rows_per_batch = max(1, budget // max(1, n_tok * d))
-        img_bs = min(n_img, rows_per_batch)
-        feat_bs = max(1, rows_per_batch // img_bs)
+        img_bs, feat_bs = _batch_sizes(rows_per_batch, n_img, n_tok, d, device)
 
         def readout(resid_batch: Any) -> Any:
             with _autocast(device, precision):
@@ -459,32 +551,11 @@ def sweep(
             p0 += readout(resid[lo : lo + img_bs]).sum(0, dtype=torch.float64)
         p0 /= n_img
 
-        # SAE quantities the delta needs: per-token normalisation scale and (for TopK) the
-        # full activations once, since a TopK latent's value depends on all the others.
-        full_acts = None
-        norm_scale: Any = 1.0
-        if sae is not None:
-            sae_dev = sae.device
-            hs = h.to(sae_dev)
-            _, ctx = sae.normalize(hs.to(sae.dtype))
-            norm_scale = ctx.scale
-            if isinstance(norm_scale, torch.Tensor):
-                norm_scale = norm_scale.to(device, torch.float32)  # [N, T, 1]
-            if sae.cfg.activation == "topk":
-                full_acts = sae.encode(hs)  # [N, T, M]
-            W_dec = sae.W_dec
-
-        S = np.zeros(len(ids))
-        P = np.zeros(len(ids))
-        top = np.empty(len(ids), dtype=object)
-        k_top = min(5, T.shape[0])
-        top_w = np.zeros((len(ids), k_top), dtype=np.int64)
-        top_d = np.zeros((len(ids), k_top))
-        prom = {w: np.zeros(len(ids)) for w in promote_words}
+        edit = _SaeEdit.prepare(sae, h, device) if sae is not None else None
+        out = _SweepColumns(len(ids), T.shape[0], vocabulary, promote_words)
         task = (
             progress.add_task(f"steerability L{layer} {site}", total=len(ids)) if progress else None
         )
-
         for c0 in range(0, len(ids), feat_bs):
             chunk = ids[c0 : c0 + feat_bs]
             k = len(chunk)
@@ -494,55 +565,28 @@ def sweep(
                 hb = h[lo : lo + img_bs]
                 rb = resid[lo : lo + img_bs]
                 b = hb.shape[0]
-                if sae is not None:
-                    if full_acts is not None:
-                        a = full_acts[lo : lo + img_bs].index_select(-1, chunk_t.to(sae_dev))
-                    else:
-                        a = sae.encode_subset(hb.to(sae_dev), chunk_t.to(sae_dev))
-                    a = a.to(device, torch.float32)  # [b, T, k]
-                    coef = (s - a) * tok_f  # clamp f := s on the token scope
-                    if isinstance(norm_scale, torch.Tensor):
-                        coef = coef * norm_scale[lo : lo + img_bs]
-                    elif norm_scale != 1.0:
-                        coef = coef * float(norm_scale)
-                    rows = W_dec.index_select(0, chunk_t.to(sae_dev)).to(device, torch.float32)
-                    # [k, b, T, d] = coef[k, b, T, 1] * rows[k, 1, 1, d]
-                    delta = coef.permute(2, 0, 1).unsqueeze(-1) * rows.view(k, 1, 1, d)
-                    edited = rb.unsqueeze(0).to(torch.float32) + delta
+                if edit is not None:
+                    edited = edit.edited(hb, rb, lo, chunk_t, s, tok_f, device)
                 else:
-                    # Neuron baseline: overwrite coordinate j of the site activation with s.
-                    cur = hb.index_select(-1, chunk_t).permute(2, 0, 1)  # [k, b, T]
-                    add = ((s - cur) * tok_f.view(1, 1, n_tok)).unsqueeze(-1).to(torch.float32)
-                    edited = rb.unsqueeze(0).to(torch.float32).repeat(k, 1, 1, 1)
-                    edited.scatter_add_(-1, chunk_t.view(k, 1, 1, 1).expand(k, b, n_tok, 1), add)
+                    edited = _neuron_edited(hb, rb, chunk_t, s, tok_f)
                 pr = readout(edited.reshape(k * b, n_tok, d).to(rb.dtype))
                 ps += pr.view(k, b, -1).sum(1, dtype=torch.float64)
                 del edited
-            delta_v = ps / n_img - p0.unsqueeze(0)  # Δ_f(v), [k, V]
-            sl = slice(c0, c0 + k)
-            S[sl] = (delta_v**2).sum(-1).cpu().numpy()
-            pv, pi = delta_v.max(-1)
-            P[sl] = pv.cpu().numpy()
-            top[sl] = [vocabulary[int(i)] for i in pi.cpu().tolist()]
-            tv, ti = delta_v.topk(k_top, dim=-1)
-            top_w[sl] = ti.cpu().numpy()
-            top_d[sl] = tv.cpu().numpy()
-            for w, j in zip(promote_words, word_idx, strict=True):
-                prom[w][sl] = delta_v[:, j].cpu().numpy()
+            out.record(slice(c0, c0 + k), ps / n_img - p0.unsqueeze(0))  # Δ_f(v), [k, V]
             if progress is not None and task is not None:
                 progress.advance(task, k)
             if on_chunk is not None:
                 on_chunk(k)
 
     return SteerabilityResult(
-        kind=kind,
+        kind="sae" if sae is not None else "neuron",
         units=ids,
-        steerability=S,
-        power=P,
-        top_concept=top,
-        promotes=prom,
-        top_words=top_w,
-        top_deltas=top_d,
+        steerability=out.S,
+        power=out.P,
+        top_concept=out.top,
+        promotes=out.prom,
+        top_words=out.top_w,
+        top_deltas=out.top_d,
         vocabulary=list(vocabulary),
         threshold=float(cfg.threshold),
         strength=s,

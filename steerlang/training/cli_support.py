@@ -1,5 +1,5 @@
 """Argument handling shared by `steer train-sae` and `steer sae-stats`: data specs, layer
-lists, devices, evaluation splits and zero-shot labels, so both commands read the same way."""
+lists, evaluation splits and zero-shot labels, so both commands read the same way."""
 
 from __future__ import annotations
 
@@ -32,15 +32,6 @@ def parse_layers(text: str) -> list[int]:
         else:
             raise SteerError(f"cannot read layer(s) {text!r}", help="write e.g. 7, 0..11 or 3,5,7")
     return sorted(out)
-
-
-def resolve_device(device: str | None) -> str:
-    """'auto' (or None) -> 'cuda' when available, else 'cpu'; anything else unchanged."""
-    if device in (None, "", "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
 
 
 @dataclass

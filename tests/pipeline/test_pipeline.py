@@ -119,6 +119,7 @@ def test_steerability_sweeps_only_features_that_can_change_the_selection(
     tiny_handle: Any, sae_dirs: Any, wb_root: Path, tmp_path: Path, monkeypatch: Any
 ) -> None:
     from steerlang.pipeline import run as pipeline
+    from steerlang.pipeline import steer_pass
     from steerlang.plan import (
         Action,
         And,
@@ -163,7 +164,7 @@ def test_steerability_sweeps_only_features_that_can_change_the_selection(
     swept = fast.stats.steerability["11:resid_post"].units
     assert swept.tolist() == np.flatnonzero(freq > 0.5).tolist()
     assert 0 < len(swept) < len(freq)
-    monkeypatch.setattr(pipeline, "steer_units_needed", lambda *a: None)
+    monkeypatch.setattr(steer_pass, "steer_units_needed", lambda *a: None)
     full = pipeline.plan_ir(ir, opts, handle=tiny_handle)
     assert len(full.stats.steerability["11:resid_post"].units) == len(freq)
     assert full.selection.plan.sites == fast.selection.plan.sites

@@ -1,0 +1,204 @@
+"""Command-line options every `steer` command shares, defined once so that each flag parses and
+reads the same way everywhere: `--param NAME=VALUE`, `--layers N`, `--color`, `--device` and the
+binding options of the runtime commands (`--profile --model --data --sae --no-cache -q`), plus
+the logging and progress helpers of the runtime commands.
+
+Importing this module must stay cheap (`steer check` starts without torch, pydantic or the
+runtime): everything heavier loads inside the helpers that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+from typing import Any, TextIO
+
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
+DEVICE_HELP = f"{DEVICE_NAMES} (default: the profile's `device`, else auto: CUDA when available)"
+
+
+# ------------------------------------------------------------------------------------------
+# Value types
+# ------------------------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, found {value}")
+    return value
+
+
+def param_pair(text: str) -> tuple[str, str]:
+    """`NAME=VALUE` -> (NAME, VALUE), both without surrounding whitespace."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE (e.g. --param thr=0.25), found {text!r}"
+        )
+    return name.strip(), value.strip()
+
+
+def device_name(text: str) -> str:
+    """A device name as a profile's `device:` accepts it (checked here, resolved at binding)."""
+    from steerlang.profile import DEVICE_PATTERN
+
+    name = text.strip()
+    if not DEVICE_PATTERN.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {DEVICE_NAMES}")
+    return name
+
+
+def params_dict(pairs: list[tuple[str, str]] | None) -> dict[str, str]:
+    """The `--param` pairs as a mapping (a later pair for the same name wins)."""
+    return dict(pairs or [])
+
+
+# ------------------------------------------------------------------------------------------
+# Options
+# ------------------------------------------------------------------------------------------
+
+
+def add_param_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--param",
+        type=param_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a declared param (repeatable)",
+    )
+
+
+def add_compile_options(p: argparse.ArgumentParser) -> None:
+    """`--layers N` and `--param NAME=VALUE`, for the commands that only compile."""
+    p.add_argument(
+        "--layers",
+        type=positive_int,
+        metavar="N",
+        help="model depth for layer range checks (default: from the recipe's model)",
+    )
+    add_param_option(p)
+
+
+def add_color_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour diagnostics (auto: when writing to a terminal)",
+    )
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    """`--device DEV`; None when not given, so the profile's device (or auto) applies."""
+    p.add_argument("--device", type=device_name, default=None, metavar="DEV", help=DEVICE_HELP)
+
+
+def add_binding_options(p: argparse.ArgumentParser) -> None:
+    """Options that bind a recipe's names to real things (shared by run/plan/explain/sweep)."""
+    add_param_option(p)
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="steer.yaml profile (default: ./steer.yaml if present, else the built-in zoo profile)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="REF",
+        help="model name from the profile or a reference "
+        "such as openclip:ViT-B-32@datacomp_xl_s13b_b90k",
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="NAME=[FORMAT:]PATH",
+        help="point a dataset name at a folder (repeatable)",
+    )
+    p.add_argument(
+        "--sae",
+        action="append",
+        default=[],
+        metavar="LAYER[:SITE]=REF",
+        help="SAE for a layer/site: a folder, hf:REPO or zoo:sae/L7/resid_post (repeatable)",
+    )
+    add_device_option(p)
+    p.add_argument("--no-cache", action="store_true", help="recompute statistics even if cached")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings on stderr")
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """The pipeline's RunOptions from the binding options."""
+    from steerlang.pipeline.bind import RunOptions
+
+    return RunOptions(
+        profile=args.profile,
+        model=args.model,
+        data=list(args.data or []),
+        sae=list(args.sae or []),
+        device=args.device,
+        out=getattr(args, "out", None),
+        use_cache=not args.no_cache,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Output
+# ------------------------------------------------------------------------------------------
+
+
+def use_color(choice: str, stream: TextIO) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def write(stream: TextIO, text: str) -> None:
+    """`text` on `stream`, ending in a newline; nothing when empty."""
+    if text:
+        stream.write(text if text.endswith("\n") else text + "\n")
+
+
+def setup_logging(quiet: bool = False) -> Any:
+    """Logs go to stderr (rich), so stdout stays clean for JSON; returns the stderr console."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    console = Console(stderr=True)
+    logger = logging.getLogger("steerlang")
+    for h in list(logger.handlers):
+        if getattr(h, "_steer_cli", False):
+            logger.removeHandler(h)
+    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+    handler._steer_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    # Some libraries configure the root logger; without this every line would print twice.
+    logger.propagate = False
+    return console
+
+
+def make_progress(console: Any, quiet: bool = False) -> Any:
+    """A rich progress display on stderr, or None when stderr is not a terminal."""
+    if quiet or not console.is_terminal:
+        return None
+    from steerlang.training.progress import rich_progress
+
+    return rich_progress(console)
+
+
+def live(progress: Any) -> Any:
+    """The context to run under: the progress display, or nothing when there is none."""
+    return progress if progress is not None else contextlib.nullcontext()

@@ -1,0 +1,32 @@
+"""Recipe files into RecipeIR for the runtime commands (run, plan, explain, sweep).
+
+This is where the command line meets the language layer: a command compiles the recipe here and
+hands the pipeline the RecipeIR only, so the runtime never reads recipe text. The language
+layer loads inside the function, keeping command registration cheap.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from steerlang.commands.options import write
+from steerlang.plan import RecipeIR
+
+
+def compile_or_report(recipe: str, params: dict[str, str]) -> RecipeIR | None:
+    """Compile `recipe` with the `--param` overrides; on errors print the diagnostics and an
+    `error:` line on stderr and return None.
+
+    Warnings are printed on stderr either way, so stdout stays clean for JSON.
+    """
+    from steerlang.lang.api import compile_file
+
+    res = compile_file(recipe, params=params or None)
+    if not res.ok or res.ir is None:
+        n = len(res.errors) or 1
+        write(sys.stderr, res.render(color=False))
+        print(f"error: {recipe}: {n} error{'s' if n != 1 else ''} in the recipe", file=sys.stderr)
+        return None
+    if res.warnings:
+        write(sys.stderr, res.render(color=False))
+    return res.ir

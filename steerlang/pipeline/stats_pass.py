@@ -1,0 +1,231 @@
+"""The statistics stage of a run: every feature-statistics table the rules read, loaded from
+the cache or computed in one pass of the unsteered model over the statistics images.
+
+The images are the recipe's `stats_split` (at most `stats_limit` rows, drawn with `seed`), clean
+or with the typographic attack written on them per `stats_images`. A table's cache key covers
+the model, the SAE, the site and token scope, the images, the concepts, the pooling and the
+sampling, so a rerun of the same recipe recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from steerlang.errors import SteerError
+from steerlang.facts import ATTACK_COLUMNS
+from steerlang.pipeline.bind import Binding, attack_style_for, split_of
+from steerlang.pipeline.fingerprint import dataset_fingerprint
+from steerlang.pipeline.selection import needs_stats
+from steerlang.pipeline.statistics import (
+    StatsSpec,
+    compute_statistics,
+    evaluate_concepts,
+    image_batches,
+    stats_cache_key,
+    subset_indices,
+)
+from steerlang.pipeline.stats_table import StatsTable, tokens_key
+from steerlang.plan import RecipeIR
+
+log = logging.getLogger("steerlang.run")
+
+
+@dataclass
+class StatsOutcome:
+    tables: dict[tuple[int, str, str], Any]  # (layer, site, tokens_key) -> StatsTable
+    keys: dict[str, str]  # "layer:site:tokens" -> cache key
+    cached: list[str]
+    computed: list[str]
+    steerability: dict[str, Any] = field(default_factory=dict)  # "layer:site" -> result
+
+
+@dataclass
+class _StatsImages:
+    """The rows a statistics pass reads, and what identifies them for the cache key."""
+
+    split: str
+    table: Any
+    idx: np.ndarray
+    data_id: dict[str, Any]
+
+
+def stats_specs(ir: RecipeIR) -> list[StatsSpec]:
+    """One table per (layer, site, token scope) that some rule reads statistics from."""
+    return sorted(
+        {
+            StatsSpec(layer, r.scope.site, tokens_key(r.scope.tokens))
+            for r in ir.rules
+            if needs_stats(r)
+            for layer in r.scope.layers
+        },
+        key=lambda s: (s.layer, s.site, s.tokens),
+    )
+
+
+def statistics_for(
+    ir: RecipeIR,
+    b: Binding,
+    *,
+    use_cache: bool = True,
+    progress: Any = None,
+) -> StatsOutcome:
+    """Load or compute every statistics table the rules read (one pass for all missing)."""
+    specs = stats_specs(ir)
+    out = StatsOutcome({}, {}, [], [])
+    if not specs:
+        return out
+    if b.table is None:
+        raise SteerError(
+            "the recipe's rules read feature statistics but it names no dataset",
+            help="add `dataset NAME` (e.g. `dataset waterbirds`) to the recipe",
+        )
+    images = _statistics_images(ir, b)
+    concept_vals = _concepts_or_hint(ir, images.table)
+    keys = {s: _cache_key(ir, b, s, images.data_id) for s in specs}
+    missing: list[StatsSpec] = []
+    for s in specs:
+        out.keys[f"{s.layer}:{s.site}:{s.tokens}"] = keys[s]
+        hit = b.cache.load("stats", keys[s]) if use_cache else None
+        if hit is not None:
+            cols, meta = hit
+            n = int(meta.get("n_features", len(next(iter(cols.values())))))
+            out.tables[(s.layer, s.site, s.tokens)] = StatsTable(n, cols, key=keys[s], meta=meta)
+            out.cached.append(keys[s])
+            log.info("using cached statistics %s (%s)", keys[s], s.label)
+        else:
+            missing.append(s)
+    if missing:
+        _compute_missing(ir, b, missing, keys, images, concept_vals, out, progress)
+    return out
+
+
+def _statistics_images(ir: RecipeIR, b: Binding) -> _StatsImages:
+    split = str(ir.setting("stats_split"))
+    table = split_of(b.table, split, "statistics")
+    idx = subset_indices(len(table), int(ir.setting("stats_limit")), int(ir.setting("seed")))
+    data_id = dataset_fingerprint(b.dataset, table, split, idx)
+    table, idx, images = stats_images_view(ir, b, table, idx)
+    if images:
+        data_id["images"] = images
+    return _StatsImages(split, table, idx, data_id)
+
+
+def _cache_key(ir: RecipeIR, b: Binding, s: StatsSpec, data_id: dict[str, Any]) -> str:
+    return stats_cache_key(
+        model_hash=b.handle.content_hash,
+        sae_hash=b.saes[(s.layer, s.site)].content_hash(),
+        spec=s,
+        dataset=data_id,
+        concepts=ir.concepts,
+        pooling=str(ir.setting("pooling")),
+        limit=int(ir.setting("stats_limit")),
+        seed=int(ir.setting("seed")),
+    )
+
+
+def _compute_missing(
+    ir: RecipeIR,
+    b: Binding,
+    missing: list[StatsSpec],
+    keys: dict[StatsSpec, str],
+    images: _StatsImages,
+    concept_vals: dict[str, np.ndarray],
+    out: StatsOutcome,
+    progress: Any,
+) -> None:
+    """One pass of the model for every missing table; each is stored in the cache."""
+    log.info(
+        "computing statistics for %s on %s/%s (%d images)",
+        ", ".join(s.label for s in missing),
+        getattr(b.table, "name", "?"),
+        images.split,
+        len(images.idx),
+    )
+    batches = image_batches(
+        images.table,
+        images.idx,
+        b.handle.preprocess,
+        int(ir.setting("batch_size")),
+        device=b.device,
+    )
+    tables = compute_statistics(
+        b.handle,
+        b.saes,
+        missing,
+        batches,
+        concept_vals,
+        pooling=str(ir.setting("pooling")),
+        device=b.device,
+        n_images=len(images.idx),
+        progress=progress,
+    )
+    for s, t in tables.items():
+        t.key = keys[s]
+        t.meta["n_features"] = t.n_features
+        t.meta["dataset"] = images.data_id
+        cols = {k: v for k, v in t.columns.items() if k != "id"}
+        b.cache.store("stats", keys[s], cols, t.meta)
+        out.tables[(s.layer, s.site, s.tokens)] = t
+        out.computed.append(keys[s])
+        log.info("stored statistics %s (%s)", keys[s], s.label)
+
+
+def stats_images_view(
+    ir: RecipeIR, b: Binding, table: Any, idx: np.ndarray
+) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The statistics images per `stats_images`: the clean rows, or a view that writes the
+    typographic attack on them (every row attacked, or each row clean then attacked), with
+    the rows to read and what identifies the rendering for the cache key."""
+    from steerlang.data.attack import attack_table
+    from steerlang.pipeline.evaluate import TYPOGRAPHIC_DATASETS, task_labels, with_label_indices
+
+    mode = str(ir.setting("stats_images"))
+    if mode == "clean":
+        return table, idx, {}
+    if ir.task is None:
+        raise SteerError(
+            f'`set stats_images = "{mode}"` writes a wrong class word on the statistics '
+            "images, but the recipe has no task to draw the words from",
+            help='add a `task classify COLUMN as [...]` line, or use `set stats_images = "clean"`',
+        )
+    if getattr(table, "format", "") in TYPOGRAPHIC_DATASETS:
+        raise SteerError(
+            f"dataset {table.name} is a typographic-attack set (its images already carry "
+            f'words), so `set stats_images = "{mode}"` would write a second word on them',
+            help='use `set stats_images = "clean"`; its `text` column names the written word',
+        )
+    sub = table.subset(idx)
+    labels = task_labels(sub, ir.task.label, ir.task.classes)
+    style = attack_style_for(ir, b)
+    seed = int(ir.setting("seed"))
+    view = attack_table(
+        with_label_indices(sub, ir.task.label, labels),
+        classes=list(ir.task.classes),
+        label_column="__label__",
+        seed=seed,
+        style=style,
+        copies="both" if mode == "both" else "attacked",
+    )
+    ident = {"copies": mode, "style": style, "seed": seed, "classes": list(ir.task.classes)}
+    return view, np.arange(len(view)), ident
+
+
+def _concepts_or_hint(ir: RecipeIR, table: Any) -> dict[str, np.ndarray]:
+    """Concept masks over the statistics rows; a concept that reads an attack column on clean
+    images gets told which setting provides it."""
+
+    def column(name: str) -> Any:
+        if name in ATTACK_COLUMNS and name not in table.columns:
+            raise SteerError(
+                f"a concept reads the column `{name}`, which exists only on attacked copies "
+                "of the statistics images",
+                help='add `set attack = "typographic"` and `set stats_images = "both"` (each '
+                'image clean and attacked) or `"attacked"` to the recipe',
+            )
+        return table.column(name)
+
+    return evaluate_concepts(ir.concepts, column, len(table), ir.params)

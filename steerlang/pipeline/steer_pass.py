@@ -1,0 +1,225 @@
+"""The steerability stage of a run: for rules that read `steerability()`, `promotes(word)` or
+`top_concept()`, a cached sweep that clamps each feature and reads the change in CLIP's output
+against a vocabulary (see steerlang/pipeline/steerability.py for the measure itself).
+
+Sweeps are the expensive part of a run, so a sweep covers only the features whose steerability
+can change what the rules select, and its result is cached under a content key like the
+statistics tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from steerlang.errors import SteerError
+from steerlang.files import content_key
+from steerlang.pipeline.bind import Binding, split_of
+from steerlang.pipeline.exprs import stats_in
+from steerlang.pipeline.fingerprint import dataset_fingerprint
+from steerlang.pipeline.selection import rule_evaluator, rule_stats
+from steerlang.pipeline.statistics import image_batches
+from steerlang.pipeline.stats_pass import StatsOutcome
+from steerlang.pipeline.stats_table import tokens_key
+from steerlang.pipeline.steerability import (
+    SteerabilityConfig,
+    SteerabilityResult,
+    load_vocabulary,
+    steer_cache_key,
+    sweep,
+    text_embeddings,
+)
+from steerlang.plan import And, RecipeIR, TopSelector, WhereSelector
+
+log = logging.getLogger("steerlang.run")
+
+STEER_FNS = ("steerability", "promotes", "top_concept")
+
+
+def steer_sites(ir: RecipeIR) -> dict[tuple[int, str], list[str]]:
+    """Sites whose rules read steerability columns, with the `promotes` words they name."""
+    out: dict[tuple[int, str], list[str]] = {}
+    for r in ir.rules:
+        stats = rule_stats(r)
+        if not any(s.fn in STEER_FNS for s in stats):
+            continue
+        words = [s.word for s in stats if s.fn == "promotes" and s.word]
+        for layer in r.scope.layers:
+            cur = out.setdefault((layer, r.scope.site), [])
+            cur.extend(w for w in words if w not in cur)
+    return out
+
+
+def steer_units_needed(
+    ir: RecipeIR, site: tuple[int, str], tables: dict[tuple[int, str, str], Any]
+) -> np.ndarray | None:
+    """The features whose steerability can change what the rules at `site` select, or None
+    for all of them.
+
+    A rule `... where A and B and ...` can only select a feature that passes every conjunct,
+    so conjuncts that read no steerability column (e.g. `freq() > 0.01`, `corr(c) > 0.3`) are
+    evaluated first from the cheap statistics and the sweep skips features that fail them.
+    The selection is unchanged: skipped features get NaN steerability, and a conjunction with
+    a false conjunct is false whatever the NaN comparisons give.
+    """
+    needed: np.ndarray | None = None
+    for r in ir.rules:
+        if r.scope.site != site[1] or site[0] not in r.scope.layers:
+            continue
+        if not any(s.fn in STEER_FNS for s in rule_stats(r)):
+            continue
+        sel = r.selector
+        where = sel.where if isinstance(sel, WhereSelector | TopSelector) else None
+        if where is None:
+            return None
+        conj = list(where.args) if isinstance(where, And) else [where]
+        cheap = [c for c in conj if not any(s.fn in STEER_FNS for s in stats_in(c))]
+        table = tables.get((site[0], site[1], tokens_key(r.scope.tokens)))
+        if not cheap or table is None:
+            return None
+        ev = rule_evaluator(table, ir.params, r.name)
+        mask = np.ones(table.n_features, dtype=bool)
+        for c in cheap:
+            mask &= ev.mask(c)
+        needed = mask if needed is None else (needed | mask)
+    if needed is None or needed.all():
+        return None
+    return np.flatnonzero(needed)
+
+
+def add_steerability(
+    ir: RecipeIR, b: Binding, stats: StatsOutcome, *, use_cache: bool, progress: Any
+) -> None:
+    """Sweep every site whose rules read steerability and add the columns to its tables."""
+    for site, words in steer_sites(ir).items():
+        units = steer_units_needed(ir, site, stats.tables)
+        if units is not None:
+            log.info(
+                "steerability at layer %d %s: %d of %d features can change the selection",
+                site[0],
+                site[1],
+                len(units),
+                b.saes[site].d_sae,
+            )
+        res = steerability_for(
+            ir,
+            b,
+            site,
+            units=units,
+            promote_words=words,
+            use_cache=use_cache,
+            progress=progress,
+        )
+        stats.steerability[f"{site[0]}:{site[1]}"] = res
+        for (layer, kind, tok), t in list(stats.tables.items()):
+            if (layer, kind) == site:
+                stats.tables[(layer, kind, tok)] = t.with_columns(res.columns(t.n_features))
+
+
+def steer_config(ir: RecipeIR, n_images: int | None = None) -> SteerabilityConfig:
+    return SteerabilityConfig(
+        strength=float(ir.setting("steer_strength")),
+        threshold=float(ir.setting("steer_threshold")),
+        n_images=int(n_images if n_images is not None else ir.setting("steer_images")),
+        logit_scale=float(ir.setting("logit_scale")),
+        vocabulary=str(ir.setting("vocabulary")),
+    )
+
+
+def steerability_for(
+    ir: RecipeIR,
+    b: Binding,
+    site: tuple[int, str],
+    *,
+    units: np.ndarray | None = None,
+    neurons: bool = False,
+    promote_words: Sequence[str] = (),
+    use_cache: bool = True,
+    progress: Any = None,
+    n_images: int | None = None,
+) -> Any:
+    """Load or run one steerability sweep (SAE features, or residual coordinates)."""
+    layer, kind = site
+    cfg = steer_config(ir, n_images)
+    words = load_vocabulary(cfg.vocabulary, extra=promote_words, model_ref=b.model_ref)
+    if b.table is None:
+        raise SteerError(
+            "steerability needs images: the recipe names no dataset",
+            help="add `dataset NAME` to the recipe or pass --data NAME=PATH",
+        )
+    split = str(ir.setting("stats_split"))
+    table = split_of(b.table, split, "steerability")
+    idx = np.arange(min(cfg.n_images, len(table)))  # the first N, unshuffled (as the authors)
+    sae = None if neurons else b.saes[site]
+    n_units = b.handle.width if neurons else sae.d_sae
+    ids = np.arange(n_units) if units is None else np.asarray(units, dtype=np.int64)
+    key = steer_cache_key(
+        model_hash=b.handle.content_hash,
+        sae_hash=None if neurons else sae.content_hash(),
+        layer=layer,
+        site=kind,
+        images=dataset_fingerprint(b.dataset, table, split, idx),
+        vocabulary=words,
+        units=ids,
+        cfg=cfg,
+        promote_words=promote_words,
+    )
+    what = f"{'neurons' if neurons else 'SAE features'} at layer {layer} {kind}"
+    hit = b.cache.load("steer", key) if use_cache else None
+    if hit is not None:
+        log.info("using cached steerability %s (%s)", key, what)
+        res = SteerabilityResult.from_cache(hit[0], hit[1], key)
+        res.threshold = cfg.threshold
+        return res
+    log.info("steerability sweep of %d %s over %d images", len(ids), what, len(idx))
+    vocab_emb = _vocab_embeddings(b, words)
+    res = sweep(
+        b.handle,
+        layer,
+        kind,
+        _pixels(ir, b, table, idx),
+        vocab_emb,
+        words,
+        sae=sae,
+        units=ids,
+        cfg=cfg,
+        promote_words=list(promote_words),
+        progress=progress,
+    )
+    res.key = key
+    cols, meta = res.to_cache()
+    b.cache.store("steer", key, cols, meta)
+    return res
+
+
+def _pixels(ir: RecipeIR, b: Binding, table: Any, idx: np.ndarray) -> Any:
+    """The sweep's images, preprocessed, as one tensor on the device."""
+    import torch
+
+    batches = image_batches(
+        table, idx, b.handle.preprocess, int(ir.setting("batch_size")), device=b.device
+    )
+    return torch.cat([px for _, px in batches])
+
+
+def _vocab_embeddings(b: Binding, words: Sequence[str]) -> Any:
+    """The vocabulary's text embeddings, cached per model and word list."""
+    import torch
+
+    key = content_key(
+        {
+            "model": b.handle.content_hash,
+            "words": hashlib.sha256("\n".join(words).encode()).hexdigest(),
+        },
+        prefix="vocab-",
+    )
+    hit = b.cache.load("text", key)
+    if hit is not None and "emb" in hit[0] and hit[0]["emb"].shape[0] == len(words):
+        return torch.as_tensor(hit[0]["emb"], dtype=torch.float32, device=b.device)
+    emb = text_embeddings(b.handle, words)
+    b.cache.store("text", key, {"emb": emb.double().cpu().numpy()}, {"n": len(words)})
+    return emb
