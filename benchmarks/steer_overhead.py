@@ -1,9 +1,9 @@
 """Steering overhead: steered forward ÷ plain forward, fast path vs naive full splice.
 
-Setup (brief §6): open_clip ViT-B-32 (random weights: the ratio does not depend on the
-values), one 49,152-latent SAE at blocks.7.hook_resid_post with the released Prisma suite's
-normalisation (per-token layer norm + b_dec pre-centring), a plan suppressing 100 features on
-all tokens. ReLU and TopK (k=64) SAEs; `fast` is steerlang's hook, `full` the naive splice
+Setup (targets and measured ratios: docs/runtime.md, "Benchmark"): open_clip ViT-B-32 (random
+weights: the ratio does not depend on the values), one 49,152-latent SAE at
+blocks.7.hook_resid_post with the released Prisma suite's normalisation (per-token layer norm +
+b_dec pre-centring), a plan suppressing 100 features on all tokens. ReLU and TopK (k=64) SAEs; `fast` is steerlang's hook, `full` the naive splice
 (encode every latent, decode edited and clean, add the error term).
 
 All configurations are timed in one process, interleaved repeat by repeat (so drift and

@@ -102,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     from steerlang.errors import SteerError
     from steerlang.model.clip import load_model
     from steerlang.model.sae.core import SAEHook
+    from steerlang.model.sae.load import save_sae
     from steerlang.model.sites import parse_site
     from steerlang.pipeline.bind import resolve_device
     from steerlang.profile import load_profile
@@ -254,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
                 "eval_images": len(eval_table) if eval_table is not None else 0,
             }
             rows.append(results[name].to_dict())
-        sae.save(out)
+        save_sae(sae, out)
         log(f"saved {name} -> {out}")
     if args.json:
         doc = {

@@ -1,4 +1,5 @@
-"""The public Python surface of the runtime, shared by the CLI and notebooks.
+"""The public Python surface of the model side (CLIP, sites, steering hooks, SAEs), shared by the
+CLI and notebooks.
 
     from steerlang.model.api import load_model, load_sae, steer
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from steerlang.errors import CheckpointError, OfflineError, SteerError
 from steerlang.files import sha256_file
+from steerlang.zoo import load_zoo_clip
 
 _CKPT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
@@ -190,7 +191,7 @@ def _load_checkpoint(name: str, path: Path, ref: str, device: torch.device) -> C
     model, preprocess = _create_random(name)
     try:
         if path.suffix == ".safetensors":
-            from steerlang.model.sae.load import read_safetensors
+            from steerlang.model.sae.tensors import read_safetensors
 
             state = read_safetensors(path)
         else:
@@ -356,15 +357,6 @@ def load_model(
 
 
 def _load_zoo(ref: str, device: torch.device) -> ClipHandle:
-    try:
-        from steerlang.zoo import load_zoo_clip  # type: ignore[attr-defined]
-    except ImportError:
-        raise SteerError(
-            f"model {ref}: the embedded zoo CLIP is not available in this installation "
-            "(steerlang.zoo.load_zoo_clip is missing)",
-            help="build it with `steer zoo build`, or name a real model: "
-            "openclip:ViT-B-32@datacomp_xl_s13b_b90k",
-        ) from None
     try:
         model, preprocess, tokenizer = load_zoo_clip(device)
     except SteerError:

@@ -1,9 +1,9 @@
 """Execute an InterventionPlan inside an open_clip vision tower through SAE hooks.
 
-Semantics (brief §4, method.md §4): at a site with activation h and SAE (encode, decode),
-an edit a -> a' replaces h by h + decode(a') - decode(a). The SAE's reconstruction error is
-kept, an empty plan installs nothing (bit-identical output), and each edit moves the output by
-exactly its own effect. Because the decoder is linear the delta needs only the edited latents:
+Semantics (docs/runtime.md, "Intervention semantics"): at a site with activation h and SAE
+(encode, decode), an edit a -> a' replaces h by h + decode(a') - decode(a). The SAE's
+reconstruction error is kept, an empty plan installs nothing (bit-identical output), and each
+edit moves the output by exactly its own effect. Because the decoder is linear the delta needs only the edited latents:
 
     Δh = denorm( Σ_f (a'_f - a_f) · W_dec[f] )        (b_dec cancels)
 

@@ -1,8 +1,8 @@
 """Site map for open_clip vision transformers, and activation capture.
 
 A site is `(layer, kind)`, canonically named as in TransformerLens / ViT-Prisma
-(`blocks.7.hook_resid_post`) so SAE configs and plans compare by string. formats.md §2.1 maps
-each name to an open_clip module hook:
+(`blocks.7.hook_resid_post`) so SAE configs and plans compare by string. Each name maps to an
+open_clip module hook (docs/runtime.md, "Sites and token scopes"):
 
 | site          | module hook                                     |
 |---------------|-------------------------------------------------|
@@ -31,8 +31,9 @@ from steerlang.errors import SteerError
 from steerlang.facts import SITE_KINDS, SITE_ORDER
 from steerlang.plan import SiteRef, TokenScope
 
-_HOOK_RE = re.compile(r"^blocks\.(\d+)\.(?:hook_)?(resid_post|resid_pre|attn_out|mlp_out)$")
-_SHORT_RE = re.compile(r"^(?:L|layer)?(\d+)[:/.](resid_post|resid_pre|attn_out|mlp_out)$")
+_KINDS = "|".join(SITE_KINDS)
+_HOOK_RE = re.compile(rf"^blocks\.(\d+)\.(?:hook_)?({_KINDS})$")
+_SHORT_RE = re.compile(rf"^(?:L|layer)?(\d+)[:/.]({_KINDS})$")
 
 SiteLike = SiteRef | str | tuple[int, str]
 
@@ -76,10 +77,6 @@ def resolve_visual(obj: Any) -> nn.Module:
         help="pass a ClipHandle from steerlang.model.clip.load_model, an open_clip CLIP "
         "model, or its .visual module",
     )
-
-
-def n_layers(model: Any) -> int:
-    return len(resolve_visual(model).transformer.resblocks)
 
 
 def is_batch_first(model: Any) -> bool:
@@ -195,11 +192,6 @@ class Capture:
 
     visual: nn.Module
     sites: list[SiteRef]
-    tokens: TokenScope
-    stop_early: bool
-    detach: bool = True
-    to_dtype: torch.dtype | None = None
-    device: torch.device | str | None = None
     acts: dict[str, Tensor] = field(default_factory=dict)
 
     def __getitem__(self, site: SiteLike) -> Tensor:
@@ -252,15 +244,7 @@ def capture(
     refs = sorted({parse_site(s).hook_name: parse_site(s) for s in sites}.values(), key=_site_order)
     if not refs:
         raise SteerError("capture needs at least one site")
-    cap = Capture(
-        visual=visual,
-        sites=refs,
-        tokens=tokens,
-        stop_early=stop_early,
-        detach=detach,
-        to_dtype=dtype,
-        device=device,
-    )
+    cap = Capture(visual=visual, sites=refs)
     last = refs[-1].hook_name
     handles: list[RemovableHandle] = []
 

@@ -124,7 +124,7 @@ class ShardTokens:
         self.buffer_bytes = buffer_bytes
 
     def _load(self, path: Path) -> Tensor:
-        from steerlang.model.sae.load import read_safetensors
+        from steerlang.model.sae.tensors import read_safetensors
 
         return _scope_tokens(read_safetensors(path)["acts"], self.tokens)
 
@@ -392,7 +392,7 @@ class ActivationSet:
         if self.tensor is not None:
             yield self.tensor
             return
-        from steerlang.model.sae.load import read_safetensors
+        from steerlang.model.sae.tensors import read_safetensors
 
         for p in self.shards:
             yield read_safetensors(p)["acts"]

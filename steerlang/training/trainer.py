@@ -43,6 +43,8 @@ from torch import Tensor
 
 from steerlang.errors import CheckpointError, SteerError
 from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
+from steerlang.model.sae.load import load_sae, save_sae
+from steerlang.model.sae.tensors import read_json, read_safetensors
 from steerlang.plan import TokenScope
 from steerlang.training.activations import TensorTokens, TokenSource
 from steerlang.training.progress import progress_bar
@@ -269,7 +271,7 @@ def save_checkpoint(
     final = folder / f"{CHECKPOINT_PREFIX}{state['step']:07d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
     try:
-        sae.save(tmp)
+        save_sae(sae, tmp)
         opt_sd = opt.state_dict()
         tensors = {"since_fired": since_fired.detach().cpu().contiguous()}
         for idx, st in opt_sd["state"].items():
@@ -295,9 +297,7 @@ def load_checkpoint(
 ) -> tuple[SAE, dict[str, Any], dict[str, Tensor]]:
     """(SAE, state JSON, state tensors) of a checkpoint folder; a truncated or altered file is
     a CheckpointError naming it."""
-    from steerlang.model.sae.load import read_json, read_safetensors
-
-    sae = SAE.load(path, device=device)
+    sae = load_sae(path, device=device)
     doc = read_json(path / TRAIN_STATE_JSON)
     tensors = read_safetensors(path / TRAIN_STATE_FILE)
     for key in ("step", "tokens_seen", "train_config", "param_groups"):
@@ -584,7 +584,7 @@ def train_site_saes(
     measured on it (FVU, L0, dead/dense; with `eval_labels` and `classes` also zero-shot
     accuracy recovered) and the numbers are stored in `sae.cfg.metadata["metrics"]`.
     Returns `{hook_name: TrainedSAE}` in the order of `sites`; saving is the caller's choice
-    (`sae.save(folder)`).
+    (`save_sae(sae, folder)`).
     """
     from steerlang.model.sites import parse_site
     from steerlang.training.activations import collect_activations

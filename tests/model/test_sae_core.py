@@ -1,4 +1,4 @@
-"""The canonical SAE: encode/decode maths, sparse helpers, normalisation, save/load, hashing."""
+"""The canonical SAE: encode/decode maths, sparse helpers, normalisation, hashing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from steerlang.errors import CheckpointError
 from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
 
 ARCHS = [
@@ -33,7 +32,7 @@ def _sae(activation: str, norm: str = "none", pre_center: bool = True, **kw: obj
 
 
 def _reference_encode(sae: SAE, x: torch.Tensor) -> torch.Tensor:
-    """Independent re-statement of formats.md §1.2/§1.3 encode."""
+    """Independent re-statement of the SAELens / ViT-Prisma encode (docs/runtime.md)."""
     cfg = sae.cfg
     if cfg.input_norm == "scalar":
         x = x * cfg.norm_scale
@@ -121,37 +120,14 @@ def test_config_validation() -> None:
     assert SAEConfig(d_in=4, d_sae=8, dtype="torch.bfloat16").torch_dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("arch,kw", ARCHS)
-def test_save_load_roundtrip_and_hash(tmp_path, arch: str, kw: dict) -> None:
-    sae = _sae(arch, "per_token_ln", **kw)
-    sae.cfg.metadata["trained_on"] = "synthworld"
-    out = sae.save(tmp_path / "s")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "sae.safetensors"]
-    back = SAE.load(out)
-    assert back.cfg == sae.cfg
-    assert back.content_hash() == sae.content_hash()
-    for name, t in sae.tensors().items():
-        assert torch.equal(back.tensors()[name], t), name
-    x = torch.randn(2, 3, 12)
-    with torch.no_grad():
-        assert torch.equal(back(x)[0], sae(x)[0])
-    # The hash tracks in-place edits (training) and maths-relevant config, not metadata.
+def test_content_hash_tracks_maths_not_metadata() -> None:
+    sae = _sae("relu")
     h0 = sae.content_hash()
+    sae.cfg.metadata["trained_on"] = "synthworld"
+    assert sae.content_hash() == h0
     with torch.no_grad():
         sae.b_enc[0] += 1
     assert sae.content_hash() != h0
-
-
-def test_load_detects_modified_weights(tmp_path) -> None:
-    sae = _sae("relu")
-    sae.save(tmp_path / "a")
-    other = _sae("relu")
-    with torch.no_grad():
-        other.b_dec.add_(1.0)
-    other.save(tmp_path / "b")
-    (tmp_path / "b" / "sae.safetensors").replace(tmp_path / "a" / "sae.safetensors")
-    with pytest.raises(CheckpointError, match="content hash mismatch"):
-        SAE.load(tmp_path / "a")
 
 
 def test_bf16_sae_encodes() -> None:

@@ -1,7 +1,7 @@
 """SAE file formats: golden tests against the libraries' own forward, round-trips, bad files.
 
-Fixtures are written the way each library writes them (keys from formats.md §1.2/§1.3,
-tensors saved directly with safetensors / torch.save), and the reference forward passes below
+Fixtures are written the way each library writes them (the config keys of SAELens' `cfg.json`
+and ViT-Prisma's `config.json`, tensors saved directly with safetensors / torch.save), and the reference forward passes below
 are re-statements of the libraries' formulas, independent of steerlang's SAE class.
 """
 
@@ -20,7 +20,6 @@ from safetensors.torch import save_file
 from steerlang.errors import CheckpointError, OfflineError, SteerError
 from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
 from steerlang.model.sae.load import load_sae, save_sae
-from steerlang.model.sae.prisma import save_prisma
 
 D, M = 16, 48
 
@@ -42,7 +41,7 @@ def raw_tensors(seed: int = 0, threshold: bool = False) -> dict[str, torch.Tenso
 
 
 def saelens_forward(cfg: dict, t: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """SAELens SAE.forward (v6 semantics, formats.md §1.2)."""
+    """SAELens SAE.forward (v6 semantics)."""
     norm = cfg.get("normalize_activations", "none")
     if norm == "layer_norm":
         mu = x.mean(-1, keepdim=True)
@@ -74,7 +73,7 @@ def saelens_forward(cfg: dict, t: dict[str, torch.Tensor], x: torch.Tensor) -> t
 
 
 def prisma_forward(cfg: dict, t: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """ViT-Prisma SparseAutoencoder.forward (formats.md §1.3)."""
+    """ViT-Prisma SparseAutoencoder.forward."""
     if cfg.get("normalize_activations", "layer_norm") == "layer_norm":
         mu = x.mean(-1, keepdim=True)
         std = (x - mu).std(-1, keepdim=True)
@@ -251,7 +250,7 @@ def test_prisma_golden(tmp_path, extra: dict, fname: str) -> None:
     with torch.no_grad():
         torch.testing.assert_close(sae(X)[0], prisma_forward(cfg, t, X), rtol=1e-5, atol=1e-5)
     # Our writer produces a folder the Prisma reference reads back identically.
-    out = save_prisma(sae, tmp_path / "again")
+    out = save_sae(sae, tmp_path / "again", format="prisma")
     back_cfg = json.loads((out / "config.json").read_text())
     back_t = torch.load(out / "weights.pt", weights_only=True)
     with torch.no_grad():
@@ -287,6 +286,41 @@ def test_prisma_pickled_code_is_refused(tmp_path, payload: object) -> None:
 
 
 # ----------------------------------------------------------------- our format + writers
+
+
+@pytest.mark.parametrize("activation,k", [("relu", None), ("jumprelu", None), ("topk", 5)])
+def test_our_format_roundtrip_is_exact(tmp_path, activation: str, k: int | None) -> None:
+    cfg = SAEConfig(
+        d_in=D,
+        d_sae=M,
+        activation=activation,  # type: ignore[arg-type]
+        k=k,
+        pre_center=True,
+        input_norm="per_token_ln",
+    )
+    sae = SAE.random(cfg, seed=1, threshold=0.05)
+    sae.cfg.metadata["trained_on"] = "synthworld"
+    out = save_sae(sae, tmp_path / "s")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "sae.safetensors"]
+    back = load_sae(out)
+    assert back.cfg == sae.cfg
+    assert back.content_hash() == sae.content_hash()
+    for name, t in sae.tensors().items():
+        assert torch.equal(back.tensors()[name], t), name
+    with torch.no_grad():
+        assert torch.equal(back(X)[0], sae(X)[0])
+
+
+def test_our_format_detects_modified_weights(tmp_path) -> None:
+    cfg = SAEConfig(d_in=D, d_sae=M)
+    save_sae(SAE.random(cfg, seed=1), tmp_path / "a")
+    other = SAE.random(cfg, seed=1)
+    with torch.no_grad():
+        other.b_dec.add_(1.0)
+    save_sae(other, tmp_path / "b")
+    (tmp_path / "b" / "sae.safetensors").replace(tmp_path / "a" / "sae.safetensors")
+    with pytest.raises(CheckpointError, match="content hash mismatch"):
+        load_sae(tmp_path / "a")
 
 
 @pytest.mark.parametrize("activation,k", [("relu", None), ("jumprelu", None), ("topk", 4)])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from steerlang.errors import CheckpointError
-from steerlang.model.sae.core import SAE
+from steerlang.model.sae.load import load_sae
 from steerlang.training.activations import TensorTokens
 from steerlang.training.trainer import TrainConfig, load_checkpoint, train_sae
 
@@ -40,7 +40,7 @@ def test_checkpoints_round_trip_in_our_format(planted, tmp_path: Path) -> None: 
     sae, _ = train_sae(x[:2000], _cfg(tmp_path))
     steps = sorted(p.name for p in (tmp_path / "ck").iterdir())
     assert steps == ["step-0000020", "step-0000030"]  # keep_checkpoints=2
-    last = SAE.load(tmp_path / "ck" / "step-0000030")
+    last = load_sae(tmp_path / "ck" / "step-0000030")
     for name, t in sae.tensors().items():
         assert torch.equal(last.tensors()[name], t.detach())
     _, doc, tensors = load_checkpoint(tmp_path / "ck" / "step-0000030")
@@ -55,7 +55,7 @@ def test_truncated_checkpoint_is_a_clear_error(planted, tmp_path: Path) -> None:
     w = ck / "sae.safetensors"
     w.write_bytes(w.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="sae.safetensors"):
-        SAE.load(ck)
+        load_sae(ck)
     with pytest.raises(CheckpointError, match="sae.safetensors") as err:
         train_sae(x[:2000], _cfg(tmp_path), resume=True)
     assert err.value.help  # says how to fix it

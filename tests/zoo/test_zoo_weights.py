@@ -37,10 +37,10 @@ def test_shipped_weights_fit_25_mb() -> None:
 
 
 def test_an_sae_per_layer_loads() -> None:
-    from steerlang.model.sae.core import SAE
+    from steerlang.model.sae.load import load_sae
 
     for layer in range(N_LAYERS):
-        sae = SAE.load(zoo_sae_dir(layer, "resid_post"))
+        sae = load_sae(zoo_sae_dir(layer, "resid_post"))
         assert sae.d_in == 128 and sae.cfg.hook.layer == layer
 
 
@@ -86,11 +86,11 @@ def test_preprocess_path_agrees_with_arrays(zoo: tuple) -> None:
 
 def test_background_suppression_fixes_the_shortcut(zoo: tuple) -> None:
     """Issue 5's bar: worst-group accuracy +10 points, average accuracy down at most 5."""
-    from steerlang.model.sae.core import SAE
+    from steerlang.model.sae.load import load_sae
     from steerlang.training.zoo import phenomena
 
     model, _, tok = zoo
-    r = phenomena.waterbirds_fix(model, tok, SynthWorld(0), SAE.load(zoo_sae_dir(7)), 7, 0.3)
+    r = phenomena.waterbirds_fix(model, tok, SynthWorld(0), load_sae(zoo_sae_dir(7)), 7, 0.3)
     b, s = r["baseline"], r["steered"]
     assert s["worst_group"] - b["worst_group"] >= 0.10
     assert s["average"] >= b["average"] - 0.05
@@ -99,11 +99,11 @@ def test_background_suppression_fixes_the_shortcut(zoo: tuple) -> None:
 
 def test_text_suppression_defends_against_the_written_word(zoo: tuple) -> None:
     """Issue 5's bar: at least half of the attack's drop recovered, clean accuracy down ≤ 5."""
-    from steerlang.model.sae.core import SAE
+    from steerlang.model.sae.load import load_sae
     from steerlang.training.zoo import phenomena
 
     model, _, tok = zoo
-    r = phenomena.typographic_defence(model, tok, SynthWorld(0), SAE.load(zoo_sae_dir(3)), 3, 0.2)
+    r = phenomena.typographic_defence(model, tok, SynthWorld(0), load_sae(zoo_sae_dir(3)), 3, 0.2)
     b, s = r["baseline"], r["steered"]
     assert b["clean_accuracy"] - b["attacked_accuracy"] >= 0.30
     assert r["recovered"] >= 0.5

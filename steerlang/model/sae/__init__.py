@@ -1,1 +1,3 @@
-"""Sparse autoencoders: the core module, the file formats it reads and writes, and the loader that dispatches between them."""
+"""Sparse autoencoders: the canonical SAE (`core`), one module per file format (`native`,
+`saelens`, `prisma`; `hub` for `hf:` references), the safe readers they share (`tensors`), and
+`load`, the one table that detects a folder's format and builds the SAE."""

@@ -1,9 +1,9 @@
 """The one in-memory SAE every loader converts to, and every hook, statistic and trainer uses.
 
-Orientation follows formats.md §1.1: activations multiply on the right (`x @ W_enc`,
-`a @ W_dec`), so row i of `W_dec` is feature i's direction. All file formats (ours, SAELens,
-ViT-Prisma) are converted into this canonical form by `steerlang.model.sae.load`, so the
-encode/decode maths lives here exactly once.
+Activations multiply on the right (`x @ W_enc`, `a @ W_dec`), so row i of `W_dec` is feature
+i's direction (docs/runtime.md, "The canonical SAE"). Every file format (ours, SAELens,
+ViT-Prisma) is read into this canonical form (`SAEParts`) and assembled by
+`steerlang.model.sae.load`, so the encode/decode maths lives here exactly once.
 
 Normalisation is part of the SAE, not of the caller: `encode` takes *raw* site activations and
 `decode` returns raw-space reconstructions. The per-token context (`NormCtx`) produced while
@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,12 +26,8 @@ from torch import Tensor, nn
 
 from steerlang.errors import CheckpointError
 from steerlang.facts import SiteKind
-from steerlang.files import atomic_write_text
 
-SAE_SCHEMA_VERSION = 1
-SAE_FORMAT = "steerlang-sae"
-WEIGHTS_FILE = "sae.safetensors"
-CONFIG_FILE = "config.json"
+SAE_SCHEMA_VERSION = 1  # of `SAEConfig` as our own format stores it
 LN_EPS = 1e-5  # ViT-Prisma / SAELens `layer_norm` epsilon, added to the std (not the variance)
 
 Activation = Literal["relu", "topk", "jumprelu"]
@@ -116,11 +110,6 @@ class SAEConfig(BaseModel):
     @property
     def torch_dtype(self) -> torch.dtype:
         return parse_dtype(self.dtype)
-
-    @property
-    def is_local(self) -> bool:
-        """Whether latent f depends only on its own pre-activation (exact sparse fast path)."""
-        return self.activation in ("relu", "jumprelu")
 
     def core_dict(self) -> dict[str, Any]:
         """Fields that change the maths (hashing ignores metadata such as training metrics)."""
@@ -339,7 +328,7 @@ class SAE(nn.Module):
             self.threshold.mul_(safe)
         return norms
 
-    # ---------------------------------------------------------------- identity / persistence
+    # ---------------------------------------------------------------- identity
 
     def tensors(self) -> dict[str, Tensor]:
         out = {"W_enc": self.W_enc, "b_enc": self.b_enc, "W_dec": self.W_dec, "b_dec": self.b_dec}
@@ -366,40 +355,6 @@ class SAE(nn.Module):
         self._hash_cache = (versions, digest)
         return digest
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write our format: `sae.safetensors` + `config.json` (schema version, content hash).
-
-        Each file is written to a temp name and renamed into place, so an interrupted save never
-        leaves a half-written checkpoint under the final names.
-        """
-        from safetensors.torch import save_file
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.tensors().items()}
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=".sae.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"format": SAE_FORMAT})
-            os.replace(tmp, out / WEIGHTS_FILE)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        doc = {
-            "format": SAE_FORMAT,
-            **self.cfg.model_dump(mode="json"),
-            "content_hash": self.content_hash(),
-        }
-        atomic_write_text(out / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=False) + "\n")
-        return out
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> SAE:
-        """Load our format (validated; the content hash is verified)."""
-        from steerlang.model.sae.load import load_ours
-
-        return load_ours(Path(directory), device=device)
-
 
 def _is_one(x: Tensor | float) -> bool:
     return isinstance(x, float | int) and x == 1.0
@@ -409,6 +364,21 @@ def _tensor_bytes(t: Tensor) -> bytes:
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
     return t.numpy().tobytes()
+
+
+@dataclass(frozen=True)
+class SAEParts:
+    """What a format reader hands back: the config and the canonical tensors, already oriented
+    and validated against it (`steerlang.model.sae.tensors.validate_tensors`).
+
+    `claimed_hash` is the content hash the files record (our format), checked once the SAE is
+    built; `source` names the folder in errors.
+    """
+
+    cfg: SAEConfig
+    tensors: dict[str, Tensor]
+    source: Path
+    claimed_hash: str | None = None
 
 
 def build_sae(

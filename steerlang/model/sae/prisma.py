@@ -1,9 +1,10 @@
-"""ViT-Prisma SAE folders (formats.md §1.3): `config.json` + a `.pt` state dict of any name.
+"""ViT-Prisma SAE folders: `config.json` + a `.pt` state dict of any name.
 
 The released CLIP suite stores weights as `n_images_2600058.pt` or `weights.pt`; never
 hard-code the name. Weights are read with `torch.load(weights_only=True)`: newer Prisma files
 that pickle a `VisionModelSAERunnerConfig` object are refused with instructions, because
-unpickling would import and run code.
+unpickling would import and run code. Prisma stores tensors in the canonical orientation
+(`W_enc [d_in, d_sae]`) and takes `d_sae` from `W_enc`, not from the config.
 
 `normalize_activations="layer_norm"` (Prisma's default) is per-token standardisation with the
 SAE's b_dec subtracted afterwards: canonical `input_norm="per_token_ln"`, `pre_center=True`.
@@ -11,9 +12,8 @@ SAE's b_dec subtracted afterwards: canonical `input_norm="per_token_ln"`, `pre_c
 
 from __future__ import annotations
 
-import pickle
+import json
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,21 @@ import torch
 from torch import Tensor
 
 from steerlang.errors import CheckpointError
-from steerlang.model.sae.core import SAE, SAEConfig, SAEHook, build_sae
-from steerlang.model.sae.load import read_json, validate_tensors
+from steerlang.facts import SITE_KINDS
+from steerlang.files import atomic_write_text
+from steerlang.model.sae.core import SAE, SAEConfig, SAEHook, SAEParts
+from steerlang.model.sae.tensors import (
+    expand_scalar_threshold,
+    read_json,
+    safe_torch_load,
+    validate_tensors,
+)
 
 CONFIG_FILE = "config.json"
 _WEIGHT_SUFFIXES = (".pt", ".pth")
-_SITE_RE = re.compile(r"^(?:hook_)?(resid_post|resid_pre|attn_out|mlp_out)$")
+_SITE_RE = re.compile(rf"^(?:hook_)?({'|'.join(SITE_KINDS)})$")
+# Prisma normalize_activations -> our input_norm (anything else: no normalisation).
+_INPUT_NORMS = {"layer_norm": "per_token_ln", "constant_norm_rescale": "constant_norm_rescale"}
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -39,7 +48,7 @@ def is_prisma(directory: Path) -> bool:
     try:
         doc = read_json(directory / CONFIG_FILE)
     except CheckpointError:
-        return True  # let the loader report the broken config
+        return True  # let the reader report the broken config
     return any(k in doc for k in ("hook_point_layer", "layer_subtype", "expansion_factor"))
 
 
@@ -61,32 +70,8 @@ def _pick_weights(directory: Path) -> Path:
     )
 
 
-def safe_torch_load(path: Path) -> Any:
-    """torch.load(weights_only=True) with every failure turned into a CheckpointError."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()
-        detail = next((ln.strip() for ln in first if "GLOBAL" in ln or "global" in ln), "")
-        raise CheckpointError(
-            f"{path}: refusing to unpickle Python objects from this checkpoint"
-            + (f" ({detail[:200]})" if detail else ""),
-            help="steerlang only loads plain tensors (weights_only=True). On a machine where "
-            'you trust the file, extract the state dict: python -c "import torch; '
-            f"ck=torch.load('{path.name}', weights_only=False); "
-            "torch.save(ck.get('state_dict', ck), 'weights.pt')\" and keep only weights.pt",
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(
-            f"{path}: cannot read this checkpoint ({str(e).strip().splitlines()[0][:200]})",
-            help="the file is truncated or corrupt; re-download it",
-        ) from None
-
-
-def load_prisma(directory: Path, *, device: str | torch.device = "cpu") -> SAE:
-    cfg_path = directory / CONFIG_FILE
-    c = read_json(cfg_path)
-    wpath = _pick_weights(directory)
+def _state_dict(wpath: Path) -> dict[str, Tensor]:
+    """The tensors of a Prisma weights file (plain, or under `state_dict` / `autoencoder`)."""
     obj = safe_torch_load(wpath)
     state: Any = obj
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -98,30 +83,19 @@ def load_prisma(directory: Path, *, device: str | torch.device = "cpu") -> SAE:
             f"{wpath}: expected a state dict of tensors, found {type(state).__name__}",
             help="a Prisma SAE file holds W_enc, b_enc, W_dec, b_dec",
         )
-    tensors: dict[str, Tensor] = dict(state)
+    return dict(state)
+
+
+def read_prisma(directory: Path) -> SAEParts:
+    cfg_path = directory / CONFIG_FILE
+    c = read_json(cfg_path)
+    wpath = _pick_weights(directory)
+    tensors = _state_dict(wpath)
     if c.get("is_transcoder"):
         raise CheckpointError(
             f"{cfg_path}: transcoders are not supported", help="use a vanilla or top-k SAE"
         )
-    arch = str(c.get("architecture") or "standard").lower()
-    act_fn = str(c.get("activation_fn_str") or c.get("activation_fn") or "relu").lower()
-    if arch == "gated" or "b_gate" in tensors:
-        raise CheckpointError(
-            f"{cfg_path}: gated SAEs are not supported", help="use a vanilla or top-k SAE"
-        )
-    if act_fn == "topk" or arch == "topk":
-        activation = "topk"
-        k = (c.get("activation_fn_kwargs") or {}).get("k") or c.get("k")
-        if k is None:
-            raise CheckpointError(f"{cfg_path}: top-k SAE without activation_fn_kwargs.k")
-    elif arch == "jumprelu" or "threshold" in tensors:
-        activation, k = "jumprelu", None
-    elif act_fn == "relu":
-        activation, k = "relu", None
-    else:
-        raise CheckpointError(
-            f"{cfg_path}: activation {act_fn!r} is not supported", help="relu, topk or jumprelu"
-        )
+    activation, k = _activation(c, tensors, cfg_path)
     if "W_enc" not in tensors:
         raise CheckpointError(
             f"{wpath}: tensor 'W_enc' is missing (found: {', '.join(sorted(tensors))})"
@@ -134,51 +108,73 @@ def load_prisma(directory: Path, *, device: str | torch.device = "cpu") -> SAE:
     # d_sae comes from the weights (Prisma ignores the config's d_sae); a transposed W_enc is
     # reported by validate_tensors against d_in.
     d_sae = int(w.shape[1] if w.ndim == 2 and w.shape[0] == d_in else w.shape[0])
-    layer = c.get("hook_point_layer")
-    subtype = str(c.get("layer_subtype") or "hook_resid_post")
-    m = _SITE_RE.match(subtype)
-    if not m:
-        raise CheckpointError(
-            f"{cfg_path}: layer_subtype {subtype!r} is not a steerable site",
-            help="steerlang hooks hook_resid_post, hook_resid_pre, hook_attn_out, hook_mlp_out",
-        )
-    tokens = "cls" if c.get("cls_token_only") else "patches" if c.get("use_patches_only") else "all"
-    norm_mode = c.get("normalize_activations", "layer_norm")
-    input_norm = {"layer_norm": "per_token_ln", "constant_norm_rescale": "constant_norm_rescale"}
-    if "threshold" in tensors and tensors["threshold"].ndim == 0 and d_sae:
-        tensors["threshold"] = tensors["threshold"].expand(d_sae).clone()
-    first = next(iter(tensors.values()))
+    if d_sae:
+        expand_scalar_threshold(tensors, d_sae)
+    input_norm = _INPUT_NORMS.get(str(c.get("normalize_activations", "layer_norm")), "none")
     cfg = SAEConfig(
         d_in=d_in,
         d_sae=d_sae,
         activation=activation,  # type: ignore[arg-type]
-        k=int(k) if k is not None else None,
+        k=k,
         pre_center=True,
-        input_norm=input_norm.get(str(norm_mode), "none"),  # type: ignore[arg-type]
-        hook=SAEHook(
-            layer=int(layer) if layer is not None else None,
-            site=m.group(1),  # type: ignore[arg-type]
-            tokens=tokens,  # type: ignore[arg-type]
-            model=c.get("model_name"),
-        ),
-        dtype=str(first.dtype).removeprefix("torch."),
+        input_norm=input_norm,  # type: ignore[arg-type]
+        hook=_hook(c, cfg_path),
+        dtype=str(next(iter(tensors.values())).dtype).removeprefix("torch."),
         metadata={
             "source_format": "vit-prisma",
             "weights_file": wpath.name,
             "prisma": {k: c[k] for k in sorted(c) if isinstance(c[k], str | int | float | bool)},
         },
     )
-    tensors = validate_tensors(tensors, cfg, wpath)
-    return build_sae(cfg, tensors, device=device)
+    return SAEParts(cfg, validate_tensors(tensors, cfg, wpath), source=directory)
+
+
+def _activation(
+    c: dict[str, Any], tensors: dict[str, Tensor], cfg_path: Path
+) -> tuple[str, int | None]:
+    """(activation, k) from the config's architecture / activation_fn and the tensors present."""
+    arch = str(c.get("architecture") or "standard").lower()
+    act_fn = str(c.get("activation_fn_str") or c.get("activation_fn") or "relu").lower()
+    if arch == "gated" or "b_gate" in tensors:
+        raise CheckpointError(
+            f"{cfg_path}: gated SAEs are not supported", help="use a vanilla or top-k SAE"
+        )
+    if act_fn == "topk" or arch == "topk":
+        k = (c.get("activation_fn_kwargs") or {}).get("k") or c.get("k")
+        if k is None:
+            raise CheckpointError(f"{cfg_path}: top-k SAE without activation_fn_kwargs.k")
+        return "topk", int(k)
+    if arch == "jumprelu" or "threshold" in tensors:
+        return "jumprelu", None
+    if act_fn == "relu":
+        return "relu", None
+    raise CheckpointError(
+        f"{cfg_path}: activation {act_fn!r} is not supported", help="relu, topk or jumprelu"
+    )
+
+
+def _hook(c: dict[str, Any], cfg_path: Path) -> SAEHook:
+    """Where the SAE was trained: `hook_point_layer`, `layer_subtype` and the token flags."""
+    subtype = str(c.get("layer_subtype") or "hook_resid_post")
+    m = _SITE_RE.match(subtype)
+    if not m:
+        raise CheckpointError(
+            f"{cfg_path}: layer_subtype {subtype!r} is not a steerable site",
+            help=f"steerlang hooks {', '.join('hook_' + k for k in SITE_KINDS)}",
+        )
+    layer = c.get("hook_point_layer")
+    tokens = "cls" if c.get("cls_token_only") else "patches" if c.get("use_patches_only") else "all"
+    return SAEHook(
+        layer=int(layer) if layer is not None else None,
+        site=m.group(1),  # type: ignore[arg-type]
+        tokens=tokens,  # type: ignore[arg-type]
+        model=c.get("model_name"),
+    )
 
 
 def save_prisma(sae: SAE, directory: Path, *, weights_name: str = "weights.pt") -> Path:
-    """Write a Prisma-style folder (config.json + plain state dict). Used by tests and for
-    handing SAEs to Prisma tooling; only ReLU/TopK with layer_norm or no norm map exactly."""
-    import json
-
-    from steerlang.files import atomic_write_text
-
+    """Write a Prisma-style folder (config.json + plain state dict), for handing SAEs to Prisma
+    tooling; only pre-centred SAEs with layer_norm or no input norm map onto its config."""
     cfg = sae.cfg
     if not cfg.pre_center or cfg.input_norm not in ("per_token_ln", "none"):
         raise CheckpointError(

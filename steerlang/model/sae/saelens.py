@@ -1,8 +1,9 @@
-"""SAELens folder format (formats.md §1.2): `cfg.json` + `sae_weights.safetensors`.
+"""SAELens folder format: `cfg.json` + `sae_weights.safetensors`.
 
 Reads v6 configs and migrates pre-6.0 flat configs the way SAELens does (renamed keys,
 `apply_b_dec_to_input` defaulting to true, boolean `normalize_activations`, `activation_fn`
 "topk" -> architecture "topk"). Architectures: standard (ReLU), jumprelu, topk. Writes v6.
+SAELens stores tensors in the canonical orientation (`W_enc [d_in, d_sae]`).
 """
 
 from __future__ import annotations
@@ -18,17 +19,37 @@ import torch
 from torch import Tensor
 
 from steerlang.errors import CheckpointError
+from steerlang.facts import SITE_KINDS
 from steerlang.files import atomic_write_text
-from steerlang.model.sae.core import SAE, SAEConfig, SAEHook, build_sae, dtype_name
-from steerlang.model.sae.load import read_json, read_safetensors, validate_tensors
+from steerlang.model.sae.core import SAE, SAEConfig, SAEHook, SAEParts, dtype_name, parse_dtype
+from steerlang.model.sae.tensors import (
+    expand_scalar_threshold,
+    read_json,
+    read_safetensors,
+    validate_tensors,
+)
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
-SPARSITY_FILE = "sparsity.safetensors"
 SCALER_FILE = "activation_scaler.json"
 WRITE_VERSION = "6.0.0"  # the config schema we write; selects SAELens' v6 code path on load
 
-_HOOK_RE = re.compile(r"^blocks\.(\d+)\.hook_(resid_post|resid_pre|attn_out|mlp_out)$")
+_HOOK_RE = re.compile(rf"^blocks\.(\d+)\.hook_({'|'.join(SITE_KINDS)})$")
+# SAELens architecture -> our activation (BatchTopK SAEs are saved for inference as JumpReLU).
+_ACTIVATIONS = {
+    "standard": "relu",
+    "jumprelu": "jumprelu",
+    "topk": "topk",
+    "batchtopk": "jumprelu",
+    "matryoshka_batchtopk": "jumprelu",
+}
+# SAELens normalize_activations -> our input_norm.
+_INPUT_NORMS = {
+    "none": "none",
+    "layer_norm": "per_token_ln",
+    "constant_norm_rescale": "constant_norm_rescale",
+    "expected_average_only_in": "scalar",
+}
 
 
 def is_saelens(directory: Path) -> bool:
@@ -78,7 +99,7 @@ def _parse_hook(name: str | None, path: Path) -> SAEHook:
     if not m:
         raise CheckpointError(
             f"{path}: SAE hook {name!r} is not a steerable vision-tower site",
-            help="steerlang hooks blocks.<l>.hook_{resid_post,resid_pre,attn_out,mlp_out}",
+            help=f"steerlang hooks blocks.<l>.hook_{{{','.join(SITE_KINDS)}}}",
         )
     return SAEHook(layer=int(m.group(1)), site=m.group(2))  # type: ignore[arg-type]
 
@@ -96,11 +117,29 @@ def _scaling_factor(directory: Path, cfg: dict[str, Any]) -> float | None:
     return None
 
 
-def load_saelens(directory: Path, *, device: str | torch.device = "cpu") -> SAE:
+def read_saelens(directory: Path) -> SAEParts:
     cfg_path = directory / CFG_FILE
     raw = read_json(cfg_path)
     pre6 = is_pre_6(raw)
-    c = migrate_pre_6(raw) if pre6 else dict(raw)
+    cfg = _config(migrate_pre_6(raw) if pre6 else dict(raw), directory, pre6)
+    wpath = directory / WEIGHTS_FILE
+    tensors = read_safetensors(wpath)
+    # Legacy feature scaling (`finetuning_scaling_factor`): a' = a * s, folded into W_dec.
+    scale_t = tensors.pop("scaling_factor", None)
+    expand_scalar_threshold(tensors, cfg.d_sae)
+    tensors = validate_tensors(tensors, cfg, wpath)
+    if scale_t is not None and not torch.allclose(scale_t, torch.ones_like(scale_t)):
+        if tuple(scale_t.shape) != (cfg.d_sae,):
+            raise CheckpointError(
+                f"{wpath}: tensor 'scaling_factor' has shape {list(scale_t.shape)}"
+            )
+        tensors["W_dec"] = tensors["W_dec"] * scale_t[:, None].to(tensors["W_dec"].dtype)
+    return SAEParts(cfg, tensors, source=directory)
+
+
+def _config(c: dict[str, Any], directory: Path, pre6: bool) -> SAEConfig:
+    """A (migrated) SAELens config -> SAEConfig; unsupported variants are refused by name."""
+    cfg_path = directory / CFG_FILE
     meta = dict(c.get("metadata") or {})
     try:
         d_in, d_sae = int(c["d_in"]), int(c["d_sae"])
@@ -110,10 +149,7 @@ def load_saelens(directory: Path, *, device: str | torch.device = "cpu") -> SAE:
             help="this is not a complete SAELens cfg.json",
         ) from None
     arch = c.get("architecture", "standard")
-    if arch in ("batchtopk", "matryoshka_batchtopk"):
-        arch = "jumprelu"  # SAELens saves BatchTopK for inference as JumpReLU
-    acts = {"standard": "relu", "jumprelu": "jumprelu", "topk": "topk"}
-    if arch not in acts:
+    if arch not in _ACTIVATIONS:
         raise CheckpointError(
             f"{cfg_path}: SAELens architecture {arch!r} is not supported",
             help="steerlang runs standard (ReLU), jumprelu and topk SAEs",
@@ -129,60 +165,43 @@ def load_saelens(directory: Path, *, device: str | torch.device = "cpu") -> SAE:
             f"{cfg_path}: topk with rescale_acts_by_decoder_norm is not supported",
             help="fold the decoder norms with SAELens before exporting",
         )
-    wpath = directory / WEIGHTS_FILE
-    tensors = read_safetensors(wpath)
-    # Legacy feature scaling (`finetuning_scaling_factor`): a' = a * s, folded into W_dec.
-    scale_t = tensors.pop("scaling_factor", None)
-    norm_mode = c.get("normalize_activations") or "none"
-    modes = {
-        "none": "none",
-        "layer_norm": "per_token_ln",
-        "constant_norm_rescale": "constant_norm_rescale",
-        "expected_average_only_in": "scalar",
-    }
-    if norm_mode not in modes:
-        raise CheckpointError(f"{cfg_path}: normalize_activations={norm_mode!r} is not supported")
-    norm_scale = 1.0
-    if norm_mode == "expected_average_only_in":
-        factor = _scaling_factor(directory, c)
-        if factor is None:
-            raise CheckpointError(
-                f"{cfg_path}: normalize_activations='expected_average_only_in' but no scaling "
-                "factor is stored (cfg norm_scaling_factor or activation_scaler.json)",
-                help="fold the factor into the weights with SAELens "
-                "(fold_activation_norm_scaling_factor) and save again",
-            )
-        norm_scale = factor
-    dtype = str(c.get("dtype") or "float32")
-    cfg = SAEConfig(
+    input_norm, norm_scale = _input_norm(c, directory)
+    return SAEConfig(
         d_in=d_in,
         d_sae=d_sae,
-        activation=acts[arch],  # type: ignore[arg-type]
+        activation=_ACTIVATIONS[arch],  # type: ignore[arg-type]
         k=int(c.get("k") or 100) if arch == "topk" else None,  # SAELens' default k is 100
         pre_center=bool(c.get("apply_b_dec_to_input", False)),
-        input_norm=modes[norm_mode],  # type: ignore[arg-type]
+        input_norm=input_norm,  # type: ignore[arg-type]
         norm_scale=norm_scale,
         hook=_parse_hook(meta.get("hook_name"), cfg_path).model_copy(
             update={"model": meta.get("model_name")}
         ),
-        dtype=dtype_name(_torch_dtype(dtype, cfg_path)),
+        dtype=dtype_name(_torch_dtype(str(c.get("dtype") or "float32"), cfg_path)),
         metadata={"source_format": "saelens", "saelens_pre_6": pre6, "saelens": meta},
     )
-    if "threshold" in tensors and tensors["threshold"].ndim == 0:
-        tensors["threshold"] = tensors["threshold"].expand(d_sae).clone()
-    tensors = validate_tensors(tensors, cfg, wpath)
-    if scale_t is not None and not torch.allclose(scale_t, torch.ones_like(scale_t)):
-        if tuple(scale_t.shape) != (d_sae,):
-            raise CheckpointError(
-                f"{wpath}: tensor 'scaling_factor' has shape {list(scale_t.shape)}"
-            )
-        tensors["W_dec"] = tensors["W_dec"] * scale_t[:, None].to(tensors["W_dec"].dtype)
-    return build_sae(cfg, tensors, device=device)
+
+
+def _input_norm(c: dict[str, Any], directory: Path) -> tuple[str, float]:
+    """(input_norm, norm_scale) from `normalize_activations`; the scalar mode needs its factor."""
+    cfg_path = directory / CFG_FILE
+    norm_mode = c.get("normalize_activations") or "none"
+    if norm_mode not in _INPUT_NORMS:
+        raise CheckpointError(f"{cfg_path}: normalize_activations={norm_mode!r} is not supported")
+    if norm_mode != "expected_average_only_in":
+        return _INPUT_NORMS[norm_mode], 1.0
+    factor = _scaling_factor(directory, c)
+    if factor is None:
+        raise CheckpointError(
+            f"{cfg_path}: normalize_activations='expected_average_only_in' but no scaling "
+            "factor is stored (cfg norm_scaling_factor or activation_scaler.json)",
+            help="fold the factor into the weights with SAELens "
+            "(fold_activation_norm_scaling_factor) and save again",
+        )
+    return _INPUT_NORMS[norm_mode], factor
 
 
 def _torch_dtype(name: str, path: Path) -> torch.dtype:
-    from steerlang.model.sae.core import parse_dtype
-
     try:
         return parse_dtype(name)
     except CheckpointError as e:

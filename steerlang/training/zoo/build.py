@@ -181,7 +181,7 @@ def measure_phenomena(
     model: Any, tokenizer: Any, world: Any, weights_dir: Path, log: Log | None = None
 ) -> dict[str, Any]:
     """The SAE interventions of `steerlang.training.zoo.phenomena` at a few layers and thresholds."""
-    from steerlang.model.sae.core import SAE
+    from steerlang.model.sae.load import load_sae
     from steerlang.training.zoo import phenomena
     from steerlang.zoo import sae_subdir
 
@@ -190,7 +190,7 @@ def measure_phenomena(
         folder = Path(weights_dir) / sae_subdir(layer, SAE_SITE)
         if not folder.is_dir():
             continue
-        sae = SAE.load(folder)
+        sae = load_sae(folder)
         for thr in PHENOMENA_THRESHOLDS:
             wb = phenomena.waterbirds_fix(model, tokenizer, world, sae, layer, thr)
             ty = phenomena.typographic_defence(model, tokenizer, world, sae, layer, thr)
@@ -261,12 +261,13 @@ def build_saes(
         progress=progress,
         log=log,
     )
+    from steerlang.model.sae.load import save_sae
     from steerlang.zoo import sae_subdir
 
     doc: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "images": n_images, "layers": {}}
     for layer, site in zip(layers, sites, strict=True):
         res = trained[site]
-        res.sae.save(out / sae_subdir(layer, SAE_SITE))
+        save_sae(res.sae, out / sae_subdir(layer, SAE_SITE))
         doc["layers"][str(layer)] = {
             "train": res.train.final,
             "metrics": res.metrics.to_dict() if res.metrics is not None else None,
