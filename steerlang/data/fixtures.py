@@ -16,14 +16,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from steerlang.data.attack import attack_image, pick_wrong_word
-from steerlang.data.formats import (
-    CELEBA_ATTRS,
-    write_celeba,
-    write_disentangling,
-    write_imagefolder,
-    write_typographic,
-    write_waterbirds,
-)
+from steerlang.data.formats.celeba import CELEBA_ATTRS, write_celeba
+from steerlang.data.formats.disentangling import write_disentangling
+from steerlang.data.formats.imagefolder import write_imagefolder
+from steerlang.data.formats.typographic import write_typographic
+from steerlang.data.formats.waterbirds import write_waterbirds
 
 # Real group counts per split (formats.md §3.1, §3.2): groups g0..g3 = 2·y + spurious.
 WATERBIRDS_COUNTS: dict[str, tuple[int, int, int, int]] = {

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -594,10 +594,3 @@ def collect_activations(
     if out[missing[0]].n_images == 0:
         raise DatasetError("the image source is empty: no activations collected")
     return {n: out[n] for n in refs}
-
-
-def flatten_tokens(acts: Iterable[Tensor] | Tensor, tokens: TokenScope = "all") -> Tensor:
-    """[N, L, D] (or chunks of it) -> [T, D] tokens in scope, concatenated in memory."""
-    if isinstance(acts, Tensor):
-        return _scope_tokens(acts, tokens)
-    return torch.cat([_scope_tokens(a, tokens) for a in acts])

@@ -14,7 +14,6 @@ That keeps the file small without changing the architecture or the tokenizer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,6 @@ CLIP_WEIGHTS_FILE = "tiny_clip.safetensors"
 _EMB = "token_embedding.weight"
 _IDS = "text_token_ids"
 _ROWS = "text_token_rows"
-
-
-def model_config() -> dict[str, Any]:
-    return json.loads(CONFIG_PATH.read_text(encoding="utf-8"))
 
 
 def register_config() -> None:

@@ -126,9 +126,6 @@ class Sample:
     caption: str
     attrs: dict[str, Any] = field(default_factory=dict)
 
-    def pil(self) -> Image.Image:
-        return Image.fromarray(self.image, "RGB")
-
 
 # --------------------------------------------------------------------------------------------
 # Drawing primitives
@@ -626,16 +623,3 @@ def vocabulary() -> list[str]:
     words: list[str] = [*BIRD_TYPES, "bird", *PLACES, *SHAPES, *COLOURS, *HAIR, "hair"]
     words += [*GENDERS, "person", "text", "word", "sign"]
     return list(dict.fromkeys(words))
-
-
-def caption_corpus(seed: int = 0, n: int = 4000, config: WorldConfig | None = None) -> list[str]:
-    """Captions of the first n training samples (for tokenizer coverage checks)."""
-    w = SynthWorld(seed, config)
-    return [w.sample(i).caption for i in range(n)]
-
-
-def all_words(extra: Sequence[str] = ()) -> set[str]:
-    """Every word a caption, a prompt or the vocabulary can contain."""
-    fixed = "a an photo picture of on with the word text written it and sign that says".split()
-    fixed += ["this", "is", "person", "hair", "bird", "landbird", "waterbird"]
-    return set(fixed) | set(vocabulary()) | set(TEXT_WORDS) | set(extra)
