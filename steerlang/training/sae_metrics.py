@@ -30,6 +30,7 @@ from torch import Tensor
 from steerlang.errors import DatasetError, SteerError
 from steerlang.model.sae.core import SAE
 from steerlang.model.sites import add_site_hook, capture, parse_site, token_index
+from steerlang.model.zero_shot import DEFAULT_TEMPLATE, class_embeddings, zero_shot_logits
 from steerlang.plan import TokenScope
 from steerlang.training.activations import count_images, iter_pixel_batches
 from steerlang.training.progress import progress_bar
@@ -213,22 +214,7 @@ def reconstruction_metrics(
     return acc.result()
 
 
-# ------------------------------------------------------------------------------ zero-shot
-
-
-@torch.no_grad()
-def zero_shot_classifier(
-    handle: ClipHandle, classes: Sequence[str], templates: Sequence[str] = ("a photo of a {}.",)
-) -> Tensor:
-    """Class embeddings [C, E] from the text tower: prompt embeddings averaged over templates,
-    renormalised (the standard CLIP zero-shot recipe)."""
-    if not classes:
-        raise SteerError("zero-shot evaluation needs at least one class name")
-    rows = []
-    for c in classes:
-        e = handle.encode_text([t.format(c) for t in templates]).float().mean(0)
-        rows.append(e / e.norm().clamp_min(1e-12))
-    return torch.stack(rows)
+# ------------------------------------------------------------------------------ splicing
 
 
 SpliceMode = Literal["sae", "zero", "mean"]
@@ -258,8 +244,8 @@ def splice_hook(
 
 
 def _logits(handle: ClipHandle, pixels: Tensor, classifier: Tensor) -> Tensor:
-    feats = handle.model.encode_image(pixels, normalize=True).float()
-    return handle.logit_scale * feats @ classifier.T
+    feats = handle.model.encode_image(pixels, normalize=True)
+    return zero_shot_logits(feats, classifier, handle.logit_scale)
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -272,7 +258,7 @@ def evaluate_saes(
     *,
     labels: Sequence[int] | Tensor | None = None,
     classes: Sequence[str] | None = None,
-    templates: Sequence[str] = ("a photo of a {}.",),
+    templates: Sequence[str] = (DEFAULT_TEMPLATE,),
     batch_size: int = 64,
     max_images: int | None = None,
     dense_threshold: float = DENSE_THRESHOLD,
@@ -305,7 +291,11 @@ def evaluate_saes(
     n_images = 0
     clean_logp: list[Tensor] = []
     clean_correct = 0
-    classifier = zero_shot_classifier(handle, classes, templates) if with_acc else None
+    classifier = None
+    if with_acc:
+        if not classes:
+            raise SteerError("zero-shot evaluation needs at least one class name")
+        classifier = class_embeddings(handle.encode_text, classes, templates)
     dev = handle.device
     desc = f"evaluating {len(by_site)} SAE(s): clean pass"
     with (
