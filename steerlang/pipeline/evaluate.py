@@ -273,8 +273,8 @@ def evaluate(
     """Embed every batch with hooks off and on (and attacked copies when asked) and score."""
     import torch
 
+    from steerlang.data.batches import image_batches
     from steerlang.model.hooks import steer
-    from steerlang.pipeline.statistics import image_batches
 
     sub = table.subset(indices) if len(indices) != len(table) else table
     labels = task_labels(sub, spec.label_column, spec.classes)

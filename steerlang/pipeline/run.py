@@ -229,33 +229,6 @@ def split_of(table: Any, name: str, what: str) -> Any:
     return sub
 
 
-def dataset_fingerprint(spec: Any, table: Any, split: str, indices: np.ndarray) -> dict[str, Any]:
-    """What identifies the images of a pass: the dataset's identity, the rows, and each file's
-    relative path and size (cheap to stat; a changed file changes its size in practice)."""
-    h = hashlib.sha256()
-    root = Path(getattr(table, "root", "."))
-    for i in np.asarray(indices).tolist():
-        p = table.path(int(i))
-        try:
-            rel = p.relative_to(root).as_posix()
-        except ValueError:
-            rel = p.as_posix()
-        try:
-            size = p.stat().st_size
-        except OSError:
-            size = -1
-        h.update(f"{rel}:{size}\n".encode())
-    ident = spec.to_dict() if spec is not None and hasattr(spec, "to_dict") else {}
-    ident.pop("origin", None)
-    return {
-        "name": ident.get("name", getattr(table, "name", None)),
-        "format": ident.get("format", getattr(table, "format", None)),
-        "split": split,
-        "n": int(len(indices)),
-        "files": h.hexdigest(),
-    }
-
-
 # ------------------------------------------------------------------------------------------
 # Statistics and steerability (cached)
 # ------------------------------------------------------------------------------------------
@@ -345,14 +318,14 @@ def statistics_for(
     progress: Any = None,
 ) -> StatsOutcome:
     """Load or compute every statistics table the rules read (one pass for all missing)."""
+    from steerlang.data.batches import image_batches, subset_indices
+    from steerlang.data.fingerprint import dataset_fingerprint
     from steerlang.pipeline.selection import needs_stats
     from steerlang.pipeline.statistics import (
         StatsSpec,
         StatsTable,
         compute_statistics,
-        image_batches,
         stats_cache_key,
-        subset_indices,
         tokens_key,
     )
 
@@ -461,7 +434,8 @@ def steerability_for(
     """Load or run one steerability sweep (SAE features, or residual coordinates)."""
     import torch
 
-    from steerlang.pipeline.statistics import image_batches
+    from steerlang.data.batches import image_batches
+    from steerlang.data.fingerprint import dataset_fingerprint
     from steerlang.pipeline.steerability import (
         SteerabilityConfig,
         SteerabilityResult,
@@ -750,13 +724,13 @@ def run_ir(
     write: bool = True,
 ) -> RunOutcome:
     """Everything after compilation; tests call it with hand-built IRs."""
+    from steerlang.data.batches import image_batches, subset_indices
     from steerlang.pipeline.evaluate import (
         evaluate,
         group_spec,
         train_linear_probe,
         zero_shot_classifier,
     )
-    from steerlang.pipeline.statistics import image_batches, subset_indices
     from steerlang.report import document as R
 
     started = time.time()
@@ -817,8 +791,8 @@ def _probe(
 ) -> Any:
     import torch
 
+    from steerlang.data.batches import subset_indices
     from steerlang.pipeline.evaluate import task_labels
-    from steerlang.pipeline.statistics import subset_indices
 
     split = str(ir.setting("probe_split"))
     table = split_of(b.table, split, "probe")
