@@ -1,6 +1,6 @@
 """Typographic-attack synthesiser: write a wrong class word onto any image set.
 
-Follows the Defense-Prefix recipe (formats.md §3.4): the word is a class name of the same
+Follows the Defense-Prefix (DP) recipe for synthetic typographic attacks: the word is a class name of the same
 dataset redrawn until it differs from the true class; fill and stroke colours come from eight
 named colours (stroke ≠ fill, stroke width 1); the font size starts as an integer in [20, 40]
 (for a 224-pixel image; scaled with the image's short side here so small images get the same

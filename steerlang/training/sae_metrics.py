@@ -1,5 +1,5 @@
 """SAE quality metrics: how well an SAE reconstructs its site, how sparse it is, and what the
-model loses when the SAE replaces the site (method.md §6 definitions).
+model loses when the SAE replaces the site (docs/training.md §5 tabulates the same definitions).
 
 - FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖² with x̄ the **per-dimension** mean over all evaluated tokens,
   accumulated in float64 (Chan's parallel variance merge, so chunked streaming gives the same

@@ -1,6 +1,6 @@
 """SAE training: ReLU + L1 and TopK + AuxK, the recipe of the released CLIP suites, made small.
 
-The choices follow what the released vision SAEs and the literature agree on (method.md §2):
+The choices follow what the released vision SAEs and the literature agree on (docs/training.md §2 lists the released suites' settings):
 
 - the decoder's rows stay unit-norm: after every step they are renormalised (with the encoder
   rescaled so the SAE's function is unchanged), and before every step the gradient component

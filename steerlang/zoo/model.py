@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from steerlang.errors import CheckpointError
+from steerlang.facts import MODEL_DEPTHS
 
 ZOO_MODEL_NAME = "steer-tiny-clip"
 CONFIG_PATH = Path(__file__).with_name(f"{ZOO_MODEL_NAME}.json")
 WEIGHTS_DIR = Path(__file__).with_name("weights")
+CARD_FILE = "zoo_card.json"  # the model card `steer zoo build` writes next to the weights
+N_LAYERS = MODEL_DEPTHS["zoo:tiny-clip"]  # vision blocks, one shipped SAE each
 CLIP_WEIGHTS_FILE = "tiny_clip.safetensors"
 _EMB = "token_embedding.weight"
 _IDS = "text_token_ids"

@@ -69,7 +69,8 @@ TEXT_WORDS: tuple[str, ...] = (*SHAPES, *BIRD_TYPES, "blond")
 
 SCENES: tuple[str, ...] = ("bird", "face", "shape", "text")
 
-# DP text colours (formats.md §3.4), used by the outlined and DP text styles.
+# The eight text colours of the Defense-Prefix (DP) attack recipe (`steerlang.data.attack`),
+# used by the outlined and DP text styles.
 _TEXT_COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 255, 255),
     (0, 0, 255),
@@ -409,7 +410,7 @@ def write_word(img: Image.Image, word: str, rng: np.random.Generator, style: str
 
     Styles: `note`, a paper note with dark bold ink (bitmap font) in the top or bottom band, so
     the object stays visible; `outline`, bitmap letters in one DP colour outlined in another, in
-    the same bands; `dp`, the Defense-Prefix recipe scaled to 64 px (formats.md §3.4): a
+    the same bands; `dp`, the Defense-Prefix recipe scaled to 64 px: a
     scalable font at 8–11 px, fill and 1-px stroke from the DP colours, anywhere in the image,
     like `steerlang.data.attack` writes on real images.
     """
