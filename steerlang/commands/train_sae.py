@@ -40,7 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokens", default="all", choices=("all", "cls", "patches"), help="token scope")
     add_data_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    g = p.add_argument_group("SAE and optimisation")
+    _add_sae_args(p.add_argument_group("SAE and optimisation"))
+    _add_run_args(p.add_argument_group("run"))
+    p.set_defaults(func=_run)
+
+
+def _add_sae_args(g: argparse._ArgumentGroup) -> None:
+    """The SAE's shape and the optimiser (each default is TrainConfig's, shown in the help)."""
     g.add_argument("--arch", default="relu", choices=("relu", "topk"), help="activation")
     g.add_argument("--k", type=int, default=32, help="topk: active latents per token (32)")
     g.add_argument("--expansion", type=int, default=8, help="d_sae = E * d_model (8)")
@@ -60,7 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-normalize", action="store_true", help="do not rescale inputs to mean norm √d"
     )
     g.add_argument("--seed", type=int, default=0)
-    r = p.add_argument_group("run")
+
+
+def _add_run_args(r: argparse._ArgumentGroup) -> None:
+    """Device, activation handling, evaluation, checkpoints and output."""
     add_device_option(r)
     r.add_argument(
         "--cache-acts",
@@ -94,39 +103,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--no-accuracy", action="store_true", help="skip zero-shot accuracy")
     r.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     r.add_argument("-v", "--verbose", action="store_true", help="log training progress lines")
-    p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from steerlang.commands.sae_stats import _jsonable, print_table, stats_table
-    from steerlang.errors import SteerError
-    from steerlang.model.clip import load_model
-    from steerlang.model.sae.core import SAEHook
-    from steerlang.model.sae.load import save_sae
-    from steerlang.model.sites import parse_site
     from steerlang.pipeline.bind import resolve_device
     from steerlang.profile import load_profile
-    from steerlang.training.activations import StreamingTokens, collect_activations
     from steerlang.training.cli_support import (
-        DEFAULT_PROMPT,
         load_data,
         parse_layers,
         train_eval_tables,
-        zero_shot_labels,
     )
-    from steerlang.training.sae_metrics import evaluate_saes
-    from steerlang.training.trainer import TrainConfig, train_sae
 
     quiet = args.json
-    err = sys.stderr
 
     def log(msg: str) -> None:
         if args.verbose or not quiet:
-            print(msg, file=err)
+            print(msg, file=sys.stderr)
 
     profile = load_profile(args.profile)
     device = resolve_device(args.device or profile.device)
     layers = parse_layers(args.layer)
+    base_cfg = _train_config(args, device)
+    handle = _load_model(profile.model_ref(args.model), device, layers)
+    choice = load_data(args.data, args.dataset, profile, split=args.split)
+    train_table, eval_table = train_eval_tables(
+        choice, eval_images=args.eval_images, seed=args.seed
+    )
+    trained = _train_sites(args, handle, layers, train_table, choice.label, base_cfg, log)
+    rows = _evaluate_and_save(args, handle, trained, eval_table, choice.label, log)
+    if args.json:
+        _print_json(handle.ref, choice.label, trained)
+    elif rows:
+        from steerlang.commands.sae_stats import print_table, stats_table
+
+        print_table(stats_table(rows, title=f"held-out metrics ({choice.label})"))
+    return 0
+
+
+def _train_config(args: argparse.Namespace, device: str) -> Any:
+    """The `TrainConfig` the options describe (checkpoints under OUT/checkpoints by default)."""
+    from steerlang.errors import SteerError
+    from steerlang.training.trainer import TrainConfig
+
     overrides = {
         "l1": args.l1,
         "steps": args.steps,
@@ -137,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         "d_sae": args.d_sae,
     }
     try:
-        base_cfg = TrainConfig(
+        return TrainConfig(
             arch=args.arch,
             k=args.k,
             expansion=args.expansion,
@@ -155,26 +173,51 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise SteerError(f"invalid training options: {e}") from None
 
-    handle = load_model(profile.model_ref(args.model), device)
+
+def _load_model(ref: str, device: str, layers: list[int]) -> Any:
+    """The model, after checking that every requested layer exists in it."""
+    from steerlang.errors import SteerError
+    from steerlang.model.clip import load_model
+
+    handle = load_model(ref, device)
     bad = [layer for layer in layers if layer >= handle.n_layers]
     if bad:
         raise SteerError(
             f"layer(s) {bad} do not exist: {handle.ref} has {handle.n_layers} blocks",
             help=f"use layers 0..{handle.n_layers - 1}",
         )
-    choice = load_data(args.data, args.dataset, profile, split=args.split)
-    train_table, eval_table = train_eval_tables(
-        choice, eval_images=args.eval_images, seed=args.seed
-    )
-    sites = [parse_site((layer, args.site)) for layer in layers]
-    n_img = len(train_table) if args.max_images is None else min(len(train_table), args.max_images)
+    return handle
+
+
+def _train_sites(
+    args: argparse.Namespace,
+    handle: Any,
+    layers: list[int],
+    train_table: Any,
+    data_label: str,
+    base_cfg: Any,
+    log: Any,
+) -> dict[str, tuple[Any, Any, Path]]:
+    """Train one SAE per layer: `{hook name: (sae, training metrics, output folder)}`.
+
+    Activations of all sites come from one pass, held in memory or cached on disk, unless
+    they would exceed `--max-memory-gb` without `--cache-acts`: then each site streams its own.
+    """
     import torch
 
+    from steerlang.model.sae.core import SAEHook
+    from steerlang.model.sites import parse_site
+    from steerlang.training.activations import StreamingTokens, collect_activations
+    from steerlang.training.trainer import train_sae
+
+    quiet = args.json
+    sites = [parse_site((layer, args.site)) for layer in layers]
+    n_img = len(train_table) if args.max_images is None else min(len(train_table), args.max_images)
     acts_dtype = getattr(torch, args.acts_dtype)
     est = n_img * handle.n_tokens * handle.width * acts_dtype.itemsize * len(sites)
     stream = args.cache_acts is None and est > args.max_memory_gb * (1 << 30)
     log(
-        f"training {len(sites)} SAE(s) on {handle.ref}, {n_img} images of {choice.label} "
+        f"training {len(sites)} SAE(s) on {handle.ref}, {n_img} images of {data_label} "
         f"({'streamed' if stream else 'cached on disk' if args.cache_acts else 'in memory'})"
     )
     acts = (
@@ -230,7 +273,23 @@ def _run(args: argparse.Namespace) -> int:
             f"{name}: {tm.steps} steps, {tm.tokens_seen} tokens, {tm.seconds:.1f}s; last window "
             f"FVU {f.get('fvu', float('nan')):.4f}, L0 {f.get('l0', float('nan')):.1f}"
         )
-    acts = None
+    return trained
+
+
+def _evaluate_and_save(
+    args: argparse.Namespace,
+    handle: Any,
+    trained: dict[str, tuple[Any, Any, Path]],
+    eval_table: Any,
+    data_label: str,
+    log: Any,
+) -> list[dict[str, Any]]:
+    """Measure the SAEs on the held-out rows, store the metrics in each SAE's metadata and
+    save it; returns the metric rows for the table."""
+    from steerlang.model.sae.load import save_sae
+    from steerlang.training.cli_support import DEFAULT_PROMPT, zero_shot_labels
+    from steerlang.training.sae_metrics import evaluate_saes
+
     results = {}
     if eval_table is not None:
         labels, classes = (
@@ -244,35 +303,37 @@ def _run(args: argparse.Namespace) -> int:
             classes=classes,
             templates=args.prompt or (DEFAULT_PROMPT,),
             batch_size=args.batch_size,
-            progress=not quiet,
+            progress=not args.json,
         )
     rows = []
     for name, (sae, _, out) in trained.items():
         if name in results:
             sae.cfg.metadata["metrics"] = {
                 **results[name].to_dict(),
-                "data": choice.label,
+                "data": data_label,
                 "eval_images": len(eval_table) if eval_table is not None else 0,
             }
             rows.append(results[name].to_dict())
         save_sae(sae, out)
         log(f"saved {name} -> {out}")
-    if args.json:
-        doc = {
-            "model": handle.ref,
-            "data": choice.label,
-            "saes": {
-                name: {
-                    "path": str(out),
-                    "d_sae": sae.d_sae,
-                    "training": sae.cfg.metadata.get("training"),
-                    "metrics": sae.cfg.metadata.get("metrics"),
-                }
-                for name, (sae, _, out) in trained.items()
-            },
-        }
-        json.dump(_jsonable(doc), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif rows:
-        print_table(stats_table(rows, title=f"held-out metrics ({choice.label})"))
-    return 0
+    return rows
+
+
+def _print_json(model_ref: str, data_label: str, trained: dict[str, tuple[Any, Any, Path]]) -> None:
+    from steerlang.commands.sae_stats import _jsonable
+
+    doc = {
+        "model": model_ref,
+        "data": data_label,
+        "saes": {
+            name: {
+                "path": str(out),
+                "d_sae": sae.d_sae,
+                "training": sae.cfg.metadata.get("training"),
+                "metrics": sae.cfg.metadata.get("metrics"),
+            }
+            for name, (sae, _, out) in trained.items()
+        },
+    }
+    json.dump(_jsonable(doc), sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -144,9 +144,8 @@ def _print_card(card: dict[str, Any], out: Path) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from steerlang.training.zoo.build import CARD_FILE
     from steerlang.zoo import ZOO_DATASETS, ZOO_MODEL_NAME, zoo_weights_dir
-    from steerlang.zoo.model import CLIP_WEIGHTS_FILE
+    from steerlang.zoo.model import CARD_FILE, CLIP_WEIGHTS_FILE
 
     root = Path(args.dir) if args.dir else zoo_weights_dir()
     clip = root / CLIP_WEIGHTS_FILE

@@ -12,17 +12,12 @@ from steerlang.data.fixtures import (
     make_typographic_fixture,
     make_waterbirds_fixture,
 )
-from steerlang.data.formats import (
-    CELEBA_ATTRS,
-    FORMATS,
-    detect_format,
-    load_dataset,
-    write_celeba,
-    write_disentangling,
-    write_imagefolder,
-    write_typographic,
-    write_waterbirds,
-)
+from steerlang.data.formats import FORMATS, detect_format, load_dataset
+from steerlang.data.formats.celeba import CELEBA_ATTRS, write_celeba
+from steerlang.data.formats.disentangling import write_disentangling
+from steerlang.data.formats.imagefolder import write_imagefolder
+from steerlang.data.formats.typographic import write_typographic
+from steerlang.data.formats.waterbirds import write_waterbirds
 from steerlang.data.table import SPLIT_NAMES, ImageTable, normalize_split
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Typographic-attack synthesiser: write a wrong class word onto any image set.
 
-Follows the Defense-Prefix recipe (formats.md §3.4): the word is a class name of the same
+Follows the Defense-Prefix (DP) recipe for synthetic typographic attacks: the word is a class name of the same
 dataset redrawn until it differs from the true class; fill and stroke colours come from eight
 named colours (stroke ≠ fill, stroke width 1); the font size starts as an integer in [20, 40]
 (for a 224-pixel image; scaled with the image's short side here so small images get the same
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from steerlang.data.formats.typographic import write_typographic
 from steerlang.data.table import ImageTable
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -328,8 +329,6 @@ def write_attacked_copy(
 ) -> Path:
     """Write an attacked copy of `table` as a typographic set (`label=<true>_text=<word>.png`),
     loadable with `load_dataset('typographic', out_root)`."""
-    from steerlang.data.formats import write_typographic
-
     view = attack_table(table, classes, label_column, seed, font=font, resize=resize, style=style)
     cls = list(classes if classes is not None else (table.classes or []))
     labels = view.column(view.meta.get("label_column") if label_column is None else label_column)

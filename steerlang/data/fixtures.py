@@ -1,4 +1,4 @@
-"""Tiny seeded synthetic datasets written through the real-format writers (formats.md §3.6).
+"""Tiny seeded synthetic datasets written through the real-format writers (docs/real-data.md lists the layouts).
 
 They test plumbing, not CLIP accuracy: pixels are procedural (a bird on land or water, a face
 with blond or dark hair, a coloured shape per class) and the group ratios follow the real
@@ -16,16 +16,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from steerlang.data.attack import attack_image, pick_wrong_word
-from steerlang.data.formats import (
-    CELEBA_ATTRS,
-    write_celeba,
-    write_disentangling,
-    write_imagefolder,
-    write_typographic,
-    write_waterbirds,
-)
+from steerlang.data.formats.celeba import CELEBA_ATTRS, write_celeba
+from steerlang.data.formats.disentangling import write_disentangling
+from steerlang.data.formats.imagefolder import write_imagefolder
+from steerlang.data.formats.typographic import write_typographic
+from steerlang.data.formats.waterbirds import write_waterbirds
 
-# Real group counts per split (formats.md §3.1, §3.2): groups g0..g3 = 2·y + spurious.
+# The real datasets' group counts per split (Waterbirds: y × place; CelebA: Blond_Hair × Male):
+# groups g0..g3 = 2·y + spurious.
 WATERBIRDS_COUNTS: dict[str, tuple[int, int, int, int]] = {
     "train": (3498, 184, 56, 1057),
     "val": (467, 466, 133, 133),

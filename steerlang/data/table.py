@@ -11,7 +11,6 @@ Storage is columnar (one list per column) because statistics and metrics consume
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,8 @@ def normalize_split(name: str) -> str:
     key = str(name).strip().lower()
     if key in SPLIT_ALIASES:
         return SPLIT_ALIASES[key]
-    close = difflib.get_close_matches(key, list(SPLIT_ALIASES), n=1)
-    hint = f"did you mean '{SPLIT_ALIASES[close[0]]}'? " if close else ""
+    close = did_you_mean(key, SPLIT_ALIASES)
+    hint = f"did you mean '{SPLIT_ALIASES[close]}'? " if close else ""
     raise DatasetError(
         f"unknown split '{name}'",
         help=f"{hint}splits are named {', '.join(repr(s) for s in SPLIT_NAMES)}",
@@ -127,9 +126,10 @@ class ImageTable:
         if name == "path":
             return np.asarray(self._paths)
         if name not in self._data:
+            guess = did_you_mean(name, self.columns)
             raise DatasetError(
                 f"dataset '{self.name}' ({self.format}) has no column '{name}'",
-                help=_did_you_mean(name, self.columns)
+                help=(f"did you mean '{guess}'? " if guess else "")
                 + f"available columns: {', '.join(self.columns)}",
             )
         values = self._data[name]
@@ -142,12 +142,6 @@ class ImageTable:
         if not values:
             return np.zeros(0, dtype=np.int64)
         return np.asarray(values)
-
-    def require_columns(self, names: Sequence[str]) -> None:
-        """Fail early, naming every missing column at once."""
-        missing = [n for n in names if n not in self._data]
-        if missing:
-            self.column(missing[0])
 
     # ---- subsets -----------------------------------------------------------------------
     def subset(self, indices: Sequence[int] | np.ndarray, *, name: str | None = None) -> ImageTable:
@@ -187,12 +181,6 @@ class ImageTable:
         sub.meta = {**self.meta, "split": split}
         return sub
 
-    def split_counts(self) -> dict[str, int]:
-        if not self.has_splits:
-            return {}
-        codes = np.asarray(self._data["split"])
-        return {s: int(np.sum(codes == c)) for s, c in SPLIT_CODES.items()}
-
     # ---- images ------------------------------------------------------------------------
     def image(self, i: int) -> Image.Image:
         """Read row i as an RGB image; a missing or unreadable file is a DatasetError."""
@@ -226,8 +214,3 @@ def _as_list(v: list[Any] | np.ndarray) -> list[Any]:
 
 def _item(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
-
-
-def _did_you_mean(name: str, options: Sequence[str]) -> str:
-    guess = did_you_mean(name, options)
-    return f"did you mean '{guess}'? " if guess else ""

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from steerlang.data.batches import image_batches, subset_indices
 from steerlang.errors import SteerError
 from steerlang.pipeline.bind import Binding, attack_style_for, split_of
 from steerlang.pipeline.evaluate import (
@@ -20,7 +21,6 @@ from steerlang.pipeline.evaluate import (
     train_linear_probe,
     zero_shot_classifier,
 )
-from steerlang.pipeline.statistics import image_batches, subset_indices
 from steerlang.plan import InterventionPlan, RecipeIR
 
 log = logging.getLogger("steerlang.run")

@@ -55,26 +55,19 @@ class Classifier:
 
 
 def zero_shot_classifier(handle: Any, classes: Sequence[str], prompts: Sequence[str]) -> Classifier:
-    """Class embeddings: each prompt template filled with the class name, encoded by the same
-    model's text tower, L2-normalised, averaged over templates and renormalised (CLIP's
-    prompt-ensembling recipe)."""
-    import torch
+    """The task's classes embedded by the same model's text tower with the task's prompts
+    (`steerlang.model.zero_shot.class_embeddings`: CLIP's prompt ensembling)."""
+    from steerlang.model.zero_shot import DEFAULT_TEMPLATE, class_embeddings
 
     if not classes:
         raise EvaluationError(
             "the task names no classes", help='write `task classify y as ["a", "b"]`'
         )
-    templates = list(prompts) or ["a photo of a {}."]
-    rows = []
-    with torch.inference_mode():
-        for c in classes:
-            texts = [t.format(c) if "{}" in t else f"{t} {c}" for t in templates]
-            e = torch.nn.functional.normalize(handle.encode_text(texts).float(), dim=-1)
-            rows.append(torch.nn.functional.normalize(e.mean(0), dim=-1))
+    templates = list(prompts) or [DEFAULT_TEMPLATE]
     return Classifier(
         kind="zero_shot",
         classes=list(classes),
-        weight=torch.stack(rows).cpu(),
+        weight=class_embeddings(handle.encode_text, classes, templates).cpu(),
         info={"prompts": templates},
     )
 
@@ -350,8 +343,8 @@ def _predictions(
     an attack) on their attacked copies, batch by batch on the same images."""
     import torch
 
+    from steerlang.data.batches import image_batches
     from steerlang.model.hooks import steer
-    from steerlang.pipeline.statistics import image_batches
 
     steered_needed = plan is not None and plan.n_edits > 0
     preds: dict[str, list[np.ndarray]] = {"baseline": [], "steered": []}

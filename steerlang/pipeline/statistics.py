@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -236,50 +236,6 @@ def _as_comparable(values: np.ndarray) -> np.ndarray:
         return np.asarray([float(v) for v in values.tolist()], dtype=np.float64)
     except (TypeError, ValueError):
         return np.asarray([str(v) for v in values.tolist()], dtype=object)
-
-
-# ------------------------------------------------------------------------------------------
-# Image batches
-# ------------------------------------------------------------------------------------------
-
-
-def subset_indices(n_rows: int, limit: int, seed: int) -> np.ndarray:
-    """Rows used for a pass: all of them, or a seeded random subset of `limit` rows (sorted,
-    so batches read the files in table order)."""
-    if limit and 0 < limit < n_rows:
-        rng = np.random.default_rng(seed)
-        return np.sort(rng.choice(n_rows, size=limit, replace=False))
-    return np.arange(n_rows)
-
-
-def image_batches(
-    table: Any,
-    indices: Sequence[int] | np.ndarray,
-    preprocess: Callable[[Any], torch.Tensor],
-    batch_size: int,
-    *,
-    device: torch.device | str = "cpu",
-    transform: Callable[[Any, int], Any] | None = None,
-) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Yield (row indices, preprocessed pixel batch on `device`) in table order.
-
-    `transform(image, row)` may rewrite a PIL image before preprocessing (the typographic
-    attack writes a word onto it). Reading stays in the main process so a corrupt image
-    raises the loader's DatasetError (naming file and row) unchanged.
-    """
-    import torch
-
-    idx = np.asarray(indices, dtype=np.int64)
-    bs = max(1, int(batch_size))
-    for start in range(0, len(idx), bs):
-        chunk = idx[start : start + bs]
-        ims = []
-        for i in chunk.tolist():
-            im = table.image(int(i))
-            if transform is not None:
-                im = transform(im, int(i))
-            ims.append(preprocess(im))
-        yield chunk, torch.stack(ims).to(device, non_blocking=True)
 
 
 # ------------------------------------------------------------------------------------------

@@ -15,18 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from steerlang.data.batches import image_batches, subset_indices
+from steerlang.data.fingerprint import dataset_fingerprint
 from steerlang.errors import SteerError
 from steerlang.facts import ATTACK_COLUMNS
 from steerlang.pipeline.bind import Binding, attack_style_for, split_of
-from steerlang.pipeline.fingerprint import dataset_fingerprint
 from steerlang.pipeline.selection import needs_stats
 from steerlang.pipeline.statistics import (
     StatsSpec,
     compute_statistics,
     evaluate_concepts,
-    image_batches,
     stats_cache_key,
-    subset_indices,
 )
 from steerlang.pipeline.stats_table import StatsTable, tokens_key
 from steerlang.plan import RecipeIR

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from steerlang.data.batches import image_batches
+from steerlang.data.fingerprint import dataset_fingerprint
 from steerlang.errors import SteerError
 from steerlang.files import content_key
 from steerlang.pipeline.bind import Binding, split_of
 from steerlang.pipeline.exprs import stats_in
-from steerlang.pipeline.fingerprint import dataset_fingerprint
 from steerlang.pipeline.selection import rule_evaluator, rule_stats
-from steerlang.pipeline.statistics import image_batches
 from steerlang.pipeline.stats_pass import StatsOutcome
 from steerlang.pipeline.stats_table import tokens_key
 from steerlang.pipeline.steerability import (

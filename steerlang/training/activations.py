@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from steerlang.data.batches import image_batches
+from steerlang.data.fingerprint import files_digest
 from steerlang.errors import DatasetError, SteerError
 from steerlang.model.sites import SiteLike, capture, parse_site, token_index
 from steerlang.plan import TokenScope
@@ -305,10 +307,8 @@ def iter_pixel_batches(
         return
     if is_table(source):
         n = count_images(source, limit) or 0
-        for i in range(0, n, batch_size):
-            yield torch.stack(
-                [_pixels(source.image(j), preprocess) for j in range(i, min(i + batch_size, n))]
-            )
+        for _, pixels in image_batches(source, range(n), preprocess, batch_size):
+            yield pixels
         return
     batch: list[Tensor] = []
     for j, img in enumerate(source):
@@ -331,10 +331,10 @@ def _pixels(img: Image.Image | Tensor, preprocess: Any) -> Tensor:
 def source_fingerprint(source: ImageSource, limit: int | None = None) -> dict[str, Any]:
     """A JSON-able identity of an image source, for cache keys.
 
-    Plain `ImageTable`s are keyed by their files (path, size, mtime): hashing every pixel of a
-    large dataset would cost as much as the forward pass the cache saves. Anything whose
-    images are not plain files (tensors, PIL lists, attacked or synthetic tables) is keyed by
-    its pixels.
+    Plain `ImageTable`s are keyed by their root and their files
+    (`steerlang.data.fingerprint.files_digest`: relative path and size), as the statistics
+    cache of `steer run` is. Anything whose images are not plain files (tensors, PIL lists,
+    attacked or synthetic tables) is keyed by its pixels.
     """
     from steerlang.data.table import ImageTable
 
@@ -346,17 +346,13 @@ def source_fingerprint(source: ImageSource, limit: int | None = None) -> dict[st
         h.update(t.numpy().tobytes())
         return {"kind": "pixels", "n": n, "sha256": h.hexdigest()}
     if type(source) is ImageTable:
-        for i in range(n or 0):
-            p = source.path(i)
-            try:
-                st = p.stat()
-            except OSError:
-                raise DatasetError(
-                    f"image not found: {p} ({source.where(i)} of dataset '{source.name}')",
-                    help="restore the file, or remove its row from the metadata",
-                ) from None
-            h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        return {"kind": "files", "format": source.format, "n": n, "sha256": h.hexdigest()}
+        return {
+            "kind": "files",
+            "format": source.format,
+            "root": str(source.root.resolve()),
+            "n": n,
+            "sha256": files_digest(source, range(n or 0)),
+        }
     if not (is_table(source) or isinstance(source, Sequence)):
         raise SteerError(
             "cannot cache activations of a one-shot image iterator",
@@ -594,10 +590,3 @@ def collect_activations(
     if out[missing[0]].n_images == 0:
         raise DatasetError("the image source is empty: no activations collected")
     return {n: out[n] for n in refs}
-
-
-def flatten_tokens(acts: Iterable[Tensor] | Tensor, tokens: TokenScope = "all") -> Tensor:
-    """[N, L, D] (or chunks of it) -> [T, D] tokens in scope, concatenated in memory."""
-    if isinstance(acts, Tensor):
-        return _scope_tokens(acts, tokens)
-    return torch.cat([_scope_tokens(a, tokens) for a in acts])

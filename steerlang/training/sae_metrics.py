@@ -1,5 +1,5 @@
 """SAE quality metrics: how well an SAE reconstructs its site, how sparse it is, and what the
-model loses when the SAE replaces the site (method.md §6 definitions).
+model loses when the SAE replaces the site (docs/training.md §5 tabulates the same definitions).
 
 - FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖² with x̄ the **per-dimension** mean over all evaluated tokens,
   accumulated in float64 (Chan's parallel variance merge, so chunked streaming gives the same
@@ -30,6 +30,7 @@ from torch import Tensor
 from steerlang.errors import DatasetError, SteerError
 from steerlang.model.sae.core import SAE
 from steerlang.model.sites import add_site_hook, capture, parse_site, token_index
+from steerlang.model.zero_shot import DEFAULT_TEMPLATE, class_embeddings, zero_shot_logits
 from steerlang.plan import TokenScope
 from steerlang.training.activations import count_images, iter_pixel_batches
 from steerlang.training.progress import progress_bar
@@ -213,22 +214,7 @@ def reconstruction_metrics(
     return acc.result()
 
 
-# ------------------------------------------------------------------------------ zero-shot
-
-
-@torch.no_grad()
-def zero_shot_classifier(
-    handle: ClipHandle, classes: Sequence[str], templates: Sequence[str] = ("a photo of a {}.",)
-) -> Tensor:
-    """Class embeddings [C, E] from the text tower: prompt embeddings averaged over templates,
-    renormalised (the standard CLIP zero-shot recipe)."""
-    if not classes:
-        raise SteerError("zero-shot evaluation needs at least one class name")
-    rows = []
-    for c in classes:
-        e = handle.encode_text([t.format(c) for t in templates]).float().mean(0)
-        rows.append(e / e.norm().clamp_min(1e-12))
-    return torch.stack(rows)
+# ------------------------------------------------------------------------------ splicing
 
 
 SpliceMode = Literal["sae", "zero", "mean"]
@@ -258,8 +244,8 @@ def splice_hook(
 
 
 def _logits(handle: ClipHandle, pixels: Tensor, classifier: Tensor) -> Tensor:
-    feats = handle.model.encode_image(pixels, normalize=True).float()
-    return handle.logit_scale * feats @ classifier.T
+    feats = handle.model.encode_image(pixels, normalize=True)
+    return zero_shot_logits(feats, classifier, handle.logit_scale)
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -272,7 +258,7 @@ def evaluate_saes(
     *,
     labels: Sequence[int] | Tensor | None = None,
     classes: Sequence[str] | None = None,
-    templates: Sequence[str] = ("a photo of a {}.",),
+    templates: Sequence[str] = (DEFAULT_TEMPLATE,),
     batch_size: int = 64,
     max_images: int | None = None,
     dense_threshold: float = DENSE_THRESHOLD,
@@ -286,97 +272,15 @@ def evaluate_saes(
     placed at the site recorded in their config.
     """
     by_site = _sites_of(saes)
-    with_acc = labels is not None and classes is not None
     n_total = count_images(source, max_images)
-    label_t: Tensor | None = None
-    if with_acc:
-        label_t = torch.as_tensor(list(labels) if not isinstance(labels, Tensor) else labels)
-        label_t = label_t.long().reshape(-1)
-        if n_total is not None and label_t.numel() < n_total:
-            raise DatasetError(
-                f"{label_t.numel()} labels for {n_total} evaluation images",
-                help="give one label per image",
-            )
-    accs = {
-        name: ReconAccumulator(sae, dense_threshold=dense_threshold)
-        for name, sae in by_site.items()
-    }
-    sums: dict[str, Tensor] = {}
-    n_images = 0
-    clean_logp: list[Tensor] = []
-    clean_correct = 0
-    classifier = zero_shot_classifier(handle, classes, templates) if with_acc else None
-    dev = handle.device
-    desc = f"evaluating {len(by_site)} SAE(s): clean pass"
-    with (
-        torch.inference_mode(),
-        capture(handle.model, list(by_site), stop_early=not with_acc) as cap,
-        progress_bar(progress, desc, n_total) as advance,
-    ):
-        for pixels in iter_pixel_batches(source, handle.preprocess, batch_size, limit=max_images):
-            pixels = pixels.to(dev)
-            if with_acc:
-                assert classifier is not None and label_t is not None
-                cap.clear()
-                logits = _logits(handle, pixels, classifier)
-                acts = dict(cap.acts)
-                y = _labels_for(label_t, n_images, pixels.shape[0], dev)
-                clean_correct += int((logits.argmax(-1) == y).sum())
-                clean_logp.append(torch.log_softmax(logits, -1).cpu())
-            else:
-                acts = cap.run(pixels)
-            for name, a in acts.items():
-                accs[name].update(a)
-                s = a.double().sum(0).cpu()
-                sums[name] = sums[name] + s if name in sums else s
-            n_images += pixels.shape[0]
-            advance(pixels.shape[0])
-    if n_images == 0:
-        raise DatasetError("the evaluation image source is empty")
-
+    zs: _ZeroShot | None = None
+    if labels is not None and classes is not None:
+        zs = _ZeroShot.make(handle, labels, classes, templates, n_total)
+    batches = (source, handle.preprocess, batch_size)
+    clean = _clean_pass(handle, by_site, batches, max_images, zs, dense_threshold, progress)
     splices: dict[str, SpliceMetrics] = {}
-    if with_acc:
-        assert classifier is not None and label_t is not None
-        means = {name: (s / n_images).float().to(dev) for name, s in sums.items()}
-        correct = {name: {"sae": 0, "zero": 0, "mean": 0} for name in by_site}
-        kl = dict.fromkeys(by_site, 0.0)
-        seen = 0
-        desc = f"evaluating {len(by_site)} SAE(s): spliced / ablated"
-        with torch.inference_mode(), progress_bar(progress, desc, n_total) as advance:
-            for b, pixels in enumerate(
-                iter_pixel_batches(source, handle.preprocess, batch_size, limit=max_images)
-            ):
-                pixels = pixels.to(dev)
-                y = _labels_for(label_t, seen, pixels.shape[0], dev)
-                for name, sae in by_site.items():
-                    for mode in ("sae", "zero", "mean"):
-                        fn = splice_hook(sae, mode, sae.cfg.hook.tokens, means[name])  # type: ignore[arg-type]
-                        handle_ = add_site_hook(handle.model, name, fn)
-                        try:
-                            logits = _logits(handle, pixels, classifier)
-                        finally:
-                            handle_.remove()
-                        correct[name][mode] += int((logits.argmax(-1) == y).sum())
-                        if mode == "sae":
-                            lp = clean_logp[b]
-                            lq = torch.log_softmax(logits, -1).cpu()
-                            kl[name] += float((lp.exp() * (lp - lq)).sum())
-                seen += pixels.shape[0]
-                advance(pixels.shape[0])
-        acc_clean = clean_correct / n_images
-        for name in by_site:
-            c = correct[name]
-            acc_sp, acc_z, acc_m = (c["sae"] / n_images, c["zero"] / n_images, c["mean"] / n_images)
-            denom = acc_clean - acc_z
-            splices[name] = SpliceMetrics(
-                n_images=n_images,
-                acc_clean=acc_clean,
-                acc_spliced=acc_sp,
-                acc_zero=acc_z,
-                acc_mean=acc_m,
-                recovered=(acc_sp - acc_z) / denom if abs(denom) > 1e-12 else None,
-                kl_spliced=kl[name] / n_images,
-            )
+    if zs is not None:
+        splices = _splice_pass(handle, by_site, batches, max_images, zs, clean, progress)
     out: dict[str, SAEMetrics] = {}
     for name, sae in by_site.items():
         ref = parse_site(name)
@@ -385,8 +289,150 @@ def evaluate_saes(
             layer=ref.layer,
             d_sae=sae.d_sae,
             tokens=str(sae.cfg.hook.tokens),
-            recon=accs[name].result(),
+            recon=clean.recon[name].result(),
             splice=splices.get(name),
+        )
+    return out
+
+
+@dataclass
+class _ZeroShot:
+    """Labels and class embeddings for the accuracy part of `evaluate_saes`."""
+
+    labels: Tensor  # [N] long
+    classifier: Tensor  # [C, E]
+
+    @staticmethod
+    def make(
+        handle: ClipHandle,
+        labels: Sequence[int] | Tensor,
+        classes: Sequence[str],
+        templates: Sequence[str],
+        n_total: int | None,
+    ) -> _ZeroShot:
+        label_t = torch.as_tensor(list(labels) if not isinstance(labels, Tensor) else labels)
+        label_t = label_t.long().reshape(-1)
+        if n_total is not None and label_t.numel() < n_total:
+            raise DatasetError(
+                f"{label_t.numel()} labels for {n_total} evaluation images",
+                help="give one label per image",
+            )
+        if not classes:
+            raise SteerError("zero-shot evaluation needs at least one class name")
+        return _ZeroShot(label_t, class_embeddings(handle.encode_text, classes, templates))
+
+
+@dataclass
+class _CleanPass:
+    """What the clean pass leaves for the splice pass and the results."""
+
+    recon: dict[str, ReconAccumulator]
+    sums: dict[str, Tensor]  # per-site sum of activations over images [L, D], float64
+    n_images: int
+    clean_logp: list[Tensor]  # per batch, log-softmax of the clean logits
+    clean_correct: int
+
+
+def _clean_pass(
+    handle: ClipHandle,
+    by_site: dict[str, SAE],
+    batches: tuple[Any, Any, int],
+    max_images: int | None,
+    zs: _ZeroShot | None,
+    dense_threshold: float,
+    progress: bool,
+) -> _CleanPass:
+    """Every site captured at once: reconstruction metrics, per-position sums, clean accuracy."""
+    res = _CleanPass(
+        recon={
+            name: ReconAccumulator(sae, dense_threshold=dense_threshold)
+            for name, sae in by_site.items()
+        },
+        sums={},
+        n_images=0,
+        clean_logp=[],
+        clean_correct=0,
+    )
+    dev = handle.device
+    desc = f"evaluating {len(by_site)} SAE(s): clean pass"
+    with (
+        torch.inference_mode(),
+        capture(handle.model, list(by_site), stop_early=zs is None) as cap,
+        progress_bar(progress, desc, count_images(batches[0], max_images)) as advance,
+    ):
+        for pixels in iter_pixel_batches(*batches, limit=max_images):
+            pixels = pixels.to(dev)
+            if zs is not None:
+                cap.clear()
+                logits = _logits(handle, pixels, zs.classifier)
+                acts = dict(cap.acts)
+                y = _labels_for(zs.labels, res.n_images, pixels.shape[0], dev)
+                res.clean_correct += int((logits.argmax(-1) == y).sum())
+                res.clean_logp.append(torch.log_softmax(logits, -1).cpu())
+            else:
+                acts = cap.run(pixels)
+            for name, a in acts.items():
+                res.recon[name].update(a)
+                s = a.double().sum(0).cpu()
+                res.sums[name] = res.sums[name] + s if name in res.sums else s
+            res.n_images += pixels.shape[0]
+            advance(pixels.shape[0])
+    if res.n_images == 0:
+        raise DatasetError("the evaluation image source is empty")
+    return res
+
+
+def _splice_pass(
+    handle: ClipHandle,
+    by_site: dict[str, SAE],
+    batches: tuple[Any, Any, int],
+    max_images: int | None,
+    zs: _ZeroShot,
+    clean: _CleanPass,
+    progress: bool,
+) -> dict[str, SpliceMetrics]:
+    """Accuracy with each site replaced by the SAE reconstruction, zeros, or its mean."""
+    dev = handle.device
+    n_images = clean.n_images
+    means = {name: (s / n_images).float().to(dev) for name, s in clean.sums.items()}
+    correct = {name: {"sae": 0, "zero": 0, "mean": 0} for name in by_site}
+    kl = dict.fromkeys(by_site, 0.0)
+    seen = 0
+    desc = f"evaluating {len(by_site)} SAE(s): spliced / ablated"
+    n_total = count_images(batches[0], max_images)
+    with torch.inference_mode(), progress_bar(progress, desc, n_total) as advance:
+        for b, pixels in enumerate(iter_pixel_batches(*batches, limit=max_images)):
+            pixels = pixels.to(dev)
+            y = _labels_for(zs.labels, seen, pixels.shape[0], dev)
+            for name, sae in by_site.items():
+                for mode in ("sae", "zero", "mean"):
+                    fn = splice_hook(sae, mode, sae.cfg.hook.tokens, means[name])  # type: ignore[arg-type]
+                    handle_ = add_site_hook(handle.model, name, fn)
+                    try:
+                        logits = _logits(handle, pixels, zs.classifier)
+                    finally:
+                        handle_.remove()
+                    correct[name][mode] += int((logits.argmax(-1) == y).sum())
+                    if mode == "sae":
+                        lp = clean.clean_logp[b]
+                        lq = torch.log_softmax(logits, -1).cpu()
+                        kl[name] += float((lp.exp() * (lp - lq)).sum())
+            seen += pixels.shape[0]
+            advance(pixels.shape[0])
+    acc_clean = clean.clean_correct / n_images
+    out: dict[str, SpliceMetrics] = {}
+    for name in by_site:
+        c = correct[name]
+        acc_sp, acc_z, acc_m = (c["sae"] / n_images, c["zero"] / n_images, c["mean"] / n_images)
+        denom = acc_clean - acc_z
+        out[name] = SpliceMetrics(
+            n_images=n_images,
+            acc_clean=acc_clean,
+            acc_spliced=acc_sp,
+            acc_zero=acc_z,
+            acc_mean=acc_m,
+            recovered=(acc_sp - acc_z) / denom if abs(denom) > 1e-12 else None,
+            kl_spliced=kl[name] / n_images,
         )
     return out
 

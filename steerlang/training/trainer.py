@@ -1,6 +1,6 @@
 """SAE training: ReLU + L1 and TopK + AuxK, the recipe of the released CLIP suites, made small.
 
-The choices follow what the released vision SAEs and the literature agree on (method.md §2):
+The choices follow what the released vision SAEs and the literature agree on (docs/training.md §2 lists the released suites' settings):
 
 - the decoder's rows stay unit-norm: after every step they are renormalised (with the encoder
   rescaled so the SAE's function is unchanged), and before every step the gradient component
@@ -358,146 +358,198 @@ def train_sae(
     source = as_token_source(acts)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start_step, tokens_seen, history = 0, 0, []
-    resumed: int | None = None
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
-    latest = _checkpoints(ckpt_dir)[-1] if (resume and ckpt_dir is not None) else None
-    if latest is not None:
-        sae, doc, state_t = load_checkpoint(latest[1], device=cfg.device)
-        if doc["train_config"] != cfg.resume_identity():
-            raise SteerError(
-                f"cannot resume from {latest[1]}: it was trained with a different configuration",
-                help="use the same options, or a new --checkpoint-dir to start afresh",
-            )
-        start_step, tokens_seen = int(doc["step"]), int(doc["tokens_seen"])
-        history = list(doc.get("history", []))
-        init_info = doc.get("init", {})
-        resumed = start_step
-        gen.manual_seed(cfg.seed + start_step)  # a fresh data order after the resume point
-        if log:
-            log(f"resuming from {latest[1]} (step {start_step})")
-    else:
-        sae, init_info = init_sae(source, cfg, hook=hook)
-        state_t = None
-    sae.train()
-    sae.requires_grad_(True)
-    dev = sae.device
-    opt = _adam(sae, cfg)
-    if state_t is not None and latest is not None:
-        _restore_optimizer(opt, doc, state_t, latest[1])
-        since_fired = state_t["since_fired"].to(dev)
-    else:
-        since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=dev)
-
-    d_in, m = sae.d_in, sae.d_sae
-    aux_k = min(cfg.aux_k or max(1, d_in // 2), m)
-    use_aux = cfg.arch == "topk" and cfg.aux_coef > 0
+    st = _start(source, cfg, hook, gen, ckpt_dir if resume else None, log)
+    sae = st.sae
     window = cfg.dead_window()
     batches: Iterator[Tensor] = source.batches(cfg.batch_tokens, gen)
     acc = _Window()
     t0 = time.perf_counter()
-    last: dict[str, float] = history[-1] if history else {}
+    last: dict[str, float] = st.history[-1] if st.history else {}
     with progress_bar(progress, description, cfg.steps) as advance:
-        advance(start_step)
-        for step in range(start_step, cfg.steps):
+        advance(st.start_step)
+        for step in range(st.start_step, cfg.steps):
             lr = lr_at(step, cfg)
-            for group in opt.param_groups:
+            for group in st.opt.param_groups:
                 group["lr"] = lr
-            x = next(batches).to(dev, non_blocking=True)
-            xn, _ = sae.normalize(x.to(sae.dtype))
-            pre = sae.pre_activation(x)
-            f = sae.activate(pre)
-            x_hat = f @ sae.W_dec + sae.b_dec
-            err = x_hat - xn
-            mse = err.pow(2).sum(-1).mean()
-            loss = mse
-            sparsity = torch.zeros((), device=dev)
-            aux = torch.zeros((), device=dev)
-            if cfg.arch == "relu":
-                # Σ_i f_i‖W_dec,i‖ with unit rows: the norm factor is 1 and its gradient is
-                # parallel to the rows, which remove_parallel_grad_ drops, so f.sum is exact.
-                sparsity = f.sum(-1).mean()
-                loss = loss + _l1_at(step, cfg) * sparsity
-            dead = since_fired >= window
-            n_dead = int(dead.sum())
-            if use_aux and n_dead > 0:
-                aux = _auxk_loss(sae, pre, dead, err.detach(), xn, min(aux_k, n_dead))
-                loss = loss + cfg.aux_coef * aux
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            remove_parallel_grad_(sae)
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
-            opt.step()
-            sae.normalize_decoder_()
-            with torch.no_grad():
-                active = f > 0
-                since_fired += x.shape[0]
-                since_fired[active.any(0)] = 0
-                tokens_seen += x.shape[0]
-                var = (xn - xn.mean(0)).pow(2).sum()
-                acc.add(
-                    loss=loss.detach(),
-                    mse=mse.detach(),
-                    fvu=err.pow(2).sum() / var.clamp_min(1e-12),
-                    l0=active.sum(-1).float().mean(),
-                    l1=sparsity.detach(),
-                    aux=aux.detach(),
-                )
+            x = next(batches).to(sae.device, non_blocking=True)
+            acc.add(**_step(st, x, step, cfg, window))
             advance(1)
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
-                last = {
-                    "step": done,
-                    "lr": lr,
-                    **acc.mean(),
-                    "dead_fraction": float((since_fired >= window).float().mean()),
-                }
-                if not math.isfinite(last["loss"]):
-                    raise SteerError(
-                        f"SAE training diverged by step {done} (loss {last['loss']})",
-                        help="lower --lr, or the L1 coefficient (--l1)",
-                    )
-                history.append(last)
+                last = _close_window(st, acc, done, lr, window, cfg, log)
                 acc = _Window()
-                if log:
-                    log(
-                        f"step {done}/{cfg.steps}  loss {last['loss']:.4g}  fvu {last['fvu']:.4f}"
-                        f"  L0 {last['l0']:.1f}  dead {100 * last['dead_fraction']:.1f}%"
-                    )
             if ckpt_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                 save_checkpoint(
                     ckpt_dir,
                     sae,
-                    opt,
+                    st.opt,
                     {
                         "step": done,
-                        "tokens_seen": tokens_seen,
+                        "tokens_seen": st.tokens_seen,
                         "train_config": cfg.resume_identity(),
-                        "history": history,
-                        "init": init_info,
+                        "history": st.history,
+                        "init": st.init_info,
                     },
-                    since_fired,
+                    st.since_fired,
                     keep=cfg.keep_checkpoints,
                 )
     sae.eval()
     sae.requires_grad_(False)
     metrics = TrainMetrics(
         steps=cfg.steps,
-        tokens_seen=tokens_seen,
+        tokens_seen=st.tokens_seen,
         seconds=time.perf_counter() - t0,
         final=last,
-        history=history,
-        resumed_from_step=resumed,
+        history=st.history,
+        resumed_from_step=st.resumed,
     )
     sae.cfg.metadata["training"] = {
         "config": cfg.model_dump(mode="json"),
-        "tokens_seen": tokens_seen,
+        "tokens_seen": st.tokens_seen,
         "seconds": round(metrics.seconds, 3),
         "final": last,
-        "init": init_info,
+        "init": st.init_info,
     }
     return sae, metrics
+
+
+@dataclass
+class _TrainState:
+    """What a training run carries from step to step (and saves in a checkpoint)."""
+
+    sae: SAE
+    opt: torch.optim.Optimizer
+    since_fired: Tensor  # [d_sae] tokens since each latent last fired
+    init_info: dict[str, Any]
+    start_step: int = 0
+    tokens_seen: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed: int | None = None
+
+
+def _start(
+    source: TokenSource,
+    cfg: TrainConfig,
+    hook: SAEHook | None,
+    gen: torch.Generator,
+    resume_dir: Path | None,
+    log: Log | None,
+) -> _TrainState:
+    """A fresh SAE and optimiser, or the newest checkpoint in `resume_dir` when there is one
+    (then `gen` is reseeded so the data order after the resume point is a fresh one)."""
+    found = _checkpoints(resume_dir) if resume_dir is not None else []
+    latest = found[-1] if found else None
+    if latest is None:
+        sae, init_info = init_sae(source, cfg, hook=hook)
+        sae.train()
+        sae.requires_grad_(True)
+        since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=sae.device)
+        return _TrainState(sae, _adam(sae, cfg), since_fired, init_info)
+    sae, doc, state_t = load_checkpoint(latest[1], device=cfg.device)
+    if doc["train_config"] != cfg.resume_identity():
+        raise SteerError(
+            f"cannot resume from {latest[1]}: it was trained with a different configuration",
+            help="use the same options, or a new --checkpoint-dir to start afresh",
+        )
+    start_step = int(doc["step"])
+    gen.manual_seed(cfg.seed + start_step)  # a fresh data order after the resume point
+    if log:
+        log(f"resuming from {latest[1]} (step {start_step})")
+    sae.train()
+    sae.requires_grad_(True)
+    opt = _adam(sae, cfg)
+    _restore_optimizer(opt, doc, state_t, latest[1])
+    return _TrainState(
+        sae,
+        opt,
+        state_t["since_fired"].to(sae.device),
+        doc.get("init", {}),
+        start_step=start_step,
+        tokens_seen=int(doc["tokens_seen"]),
+        history=list(doc.get("history", [])),
+        resumed=start_step,
+    )
+
+
+def _step(
+    st: _TrainState, x: Tensor, step: int, cfg: TrainConfig, window: int
+) -> dict[str, Tensor]:
+    """One optimiser step on the batch `x`: reconstruction loss, the sparsity penalty (ReLU)
+    or the AuxK loss on dead latents (TopK), then the decoder's unit-norm constraint. Returns
+    the step's numbers for the logging window."""
+    sae, dev = st.sae, st.sae.device
+    xn, _ = sae.normalize(x.to(sae.dtype))
+    pre = sae.pre_activation(x)
+    f = sae.activate(pre)
+    x_hat = f @ sae.W_dec + sae.b_dec
+    err = x_hat - xn
+    mse = err.pow(2).sum(-1).mean()
+    loss = mse
+    sparsity = torch.zeros((), device=dev)
+    aux = torch.zeros((), device=dev)
+    if cfg.arch == "relu":
+        # Σ_i f_i‖W_dec,i‖ with unit rows: the norm factor is 1 and its gradient is
+        # parallel to the rows, which remove_parallel_grad_ drops, so f.sum is exact.
+        sparsity = f.sum(-1).mean()
+        loss = loss + _l1_at(step, cfg) * sparsity
+    dead = st.since_fired >= window
+    n_dead = int(dead.sum())
+    if cfg.arch == "topk" and cfg.aux_coef > 0 and n_dead > 0:
+        aux_k = min(cfg.aux_k or max(1, sae.d_in // 2), sae.d_sae)
+        aux = _auxk_loss(sae, pre, dead, err.detach(), xn, min(aux_k, n_dead))
+        loss = loss + cfg.aux_coef * aux
+    st.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    remove_parallel_grad_(sae)
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+    st.opt.step()
+    sae.normalize_decoder_()
+    with torch.no_grad():
+        active = f > 0
+        st.since_fired += x.shape[0]
+        st.since_fired[active.any(0)] = 0
+        st.tokens_seen += x.shape[0]
+        var = (xn - xn.mean(0)).pow(2).sum()
+        return {
+            "loss": loss.detach(),
+            "mse": mse.detach(),
+            "fvu": err.pow(2).sum() / var.clamp_min(1e-12),
+            "l0": active.sum(-1).float().mean(),
+            "l1": sparsity.detach(),
+            "aux": aux.detach(),
+        }
+
+
+def _close_window(
+    st: _TrainState,
+    acc: _Window,
+    done: int,
+    lr: float,
+    window: int,
+    cfg: TrainConfig,
+    log: Log | None,
+) -> dict[str, float]:
+    """The logging window's means, appended to the history; a non-finite loss stops training."""
+    last = {
+        "step": done,
+        "lr": lr,
+        **acc.mean(),
+        "dead_fraction": float((st.since_fired >= window).float().mean()),
+    }
+    if not math.isfinite(last["loss"]):
+        raise SteerError(
+            f"SAE training diverged by step {done} (loss {last['loss']})",
+            help="lower --lr, or the L1 coefficient (--l1)",
+        )
+    st.history.append(last)
+    if log:
+        log(
+            f"step {done}/{cfg.steps}  loss {last['loss']:.4g}  fvu {last['fvu']:.4f}"
+            f"  L0 {last['l0']:.1f}  dead {100 * last['dead_fraction']:.1f}%"
+        )
+    return last
 
 
 def _adam(sae: SAE, cfg: TrainConfig) -> torch.optim.Optimizer:

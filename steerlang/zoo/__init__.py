@@ -16,7 +16,7 @@ from typing import Any
 
 from steerlang.facts import SITE_KINDS
 from steerlang.zoo.datasets import ZOO_DATASETS, materialize_dataset
-from steerlang.zoo.model import CLIP_WEIGHTS_FILE, WEIGHTS_DIR, ZOO_MODEL_NAME
+from steerlang.zoo.model import CLIP_WEIGHTS_FILE, N_LAYERS, WEIGHTS_DIR, ZOO_MODEL_NAME
 
 __all__ = [
     "ZOO_DATASETS",
@@ -43,8 +43,8 @@ def sae_subdir(layer: int, site: str = "resid_post") -> Path:
     """The SAE folder for (layer, site) relative to a zoo weights folder."""
     if site not in SITE_KINDS:
         raise ValueError(f"unknown site {site!r}; sites: {', '.join(SITE_KINDS)}")
-    if not 0 <= int(layer) < 12:
-        raise ValueError(f"the zoo CLIP has layers 0..11, not {layer}")
+    if not 0 <= int(layer) < N_LAYERS:
+        raise ValueError(f"the zoo CLIP has layers 0..{N_LAYERS - 1}, not {layer}")
     return Path("sae") / f"L{int(layer)}" / site
 
 

@@ -1,7 +1,7 @@
 """Write the zoo's evaluation splits in the real dataset formats, once, into a cache.
 
 `materialize_dataset(name, cache_dir)` generates a dataset from SynthWorld with the project's
-writers (`steerlang.data.formats`), so the same loaders serve real and synthetic data. The
+writers (`steerlang.data.formats`, one module per format), so the same loaders serve real and synthetic data. The
 folder is keyed by the generator version and seed, written to a temporary sibling first and
 renamed into place, so a killed run leaves no half-written dataset and a finished one is reused.
 """
@@ -35,23 +35,26 @@ def dataset_key(name: str, seed: int = ZOO_SEED) -> str:
 
 
 def _write(name: str, root: Path, seed: int) -> dict[str, Any]:
-    from steerlang.data import formats
+    from steerlang.data.formats.celeba import write_celeba
+    from steerlang.data.formats.imagefolder import write_imagefolder
+    from steerlang.data.formats.typographic import write_typographic
+    from steerlang.data.formats.waterbirds import write_waterbirds
     from steerlang.zoo import splits
     from steerlang.zoo.world import SynthWorld
 
     world = SynthWorld(seed)
     if name == "waterbirds":
         recs = splits.waterbirds_records(world)
-        formats.write_waterbirds(root, recs)
+        write_waterbirds(root, recs)
     elif name == "celeba":
         recs = splits.celeba_records(world)
-        formats.write_celeba(root, recs)
+        write_celeba(root, recs)
     elif name == "typographic":
         recs = splits.typographic_records(world)
-        formats.write_typographic(root, recs)
+        write_typographic(root, recs)
     elif name == "shapes":
         recs = splits.shapes_records(world)
-        formats.write_imagefolder(root, recs)
+        write_imagefolder(root, recs)
     else:  # pragma: no cover - guarded by materialize_dataset
         raise AssertionError(name)
     return {"n_images": len(recs)}

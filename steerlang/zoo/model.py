@@ -14,23 +14,21 @@ That keeps the file small without changing the architecture or the tokenizer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from steerlang.errors import CheckpointError
+from steerlang.facts import MODEL_DEPTHS
 
 ZOO_MODEL_NAME = "steer-tiny-clip"
 CONFIG_PATH = Path(__file__).with_name(f"{ZOO_MODEL_NAME}.json")
 WEIGHTS_DIR = Path(__file__).with_name("weights")
+CARD_FILE = "zoo_card.json"  # the model card `steer zoo build` writes next to the weights
+N_LAYERS = MODEL_DEPTHS["zoo:tiny-clip"]  # vision blocks, one shipped SAE each
 CLIP_WEIGHTS_FILE = "tiny_clip.safetensors"
 _EMB = "token_embedding.weight"
 _IDS = "text_token_ids"
 _ROWS = "text_token_rows"
-
-
-def model_config() -> dict[str, Any]:
-    return json.loads(CONFIG_PATH.read_text(encoding="utf-8"))
 
 
 def register_config() -> None:

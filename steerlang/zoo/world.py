@@ -69,7 +69,8 @@ TEXT_WORDS: tuple[str, ...] = (*SHAPES, *BIRD_TYPES, "blond")
 
 SCENES: tuple[str, ...] = ("bird", "face", "shape", "text")
 
-# DP text colours (formats.md §3.4), used by the outlined and DP text styles.
+# The eight text colours of the Defense-Prefix (DP) attack recipe (`steerlang.data.attack`),
+# used by the outlined and DP text styles.
 _TEXT_COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 255, 255),
     (0, 0, 255),
@@ -125,9 +126,6 @@ class Sample:
     image: np.ndarray  # uint8 [H, W, 3]
     caption: str
     attrs: dict[str, Any] = field(default_factory=dict)
-
-    def pil(self) -> Image.Image:
-        return Image.fromarray(self.image, "RGB")
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,7 +410,7 @@ def write_word(img: Image.Image, word: str, rng: np.random.Generator, style: str
 
     Styles: `note`, a paper note with dark bold ink (bitmap font) in the top or bottom band, so
     the object stays visible; `outline`, bitmap letters in one DP colour outlined in another, in
-    the same bands; `dp`, the Defense-Prefix recipe scaled to 64 px (formats.md §3.4): a
+    the same bands; `dp`, the Defense-Prefix recipe scaled to 64 px: a
     scalable font at 8–11 px, fill and 1-px stroke from the DP colours, anywhere in the image,
     like `steerlang.data.attack` writes on real images.
     """
@@ -626,16 +624,3 @@ def vocabulary() -> list[str]:
     words: list[str] = [*BIRD_TYPES, "bird", *PLACES, *SHAPES, *COLOURS, *HAIR, "hair"]
     words += [*GENDERS, "person", "text", "word", "sign"]
     return list(dict.fromkeys(words))
-
-
-def caption_corpus(seed: int = 0, n: int = 4000, config: WorldConfig | None = None) -> list[str]:
-    """Captions of the first n training samples (for tokenizer coverage checks)."""
-    w = SynthWorld(seed, config)
-    return [w.sample(i).caption for i in range(n)]
-
-
-def all_words(extra: Sequence[str] = ()) -> set[str]:
-    """Every word a caption, a prompt or the vocabulary can contain."""
-    fixed = "a an photo picture of on with the word text written it and sign that says".split()
-    fixed += ["this", "is", "person", "hair", "bird", "landbird", "waterbird"]
-    return set(fixed) | set(vocabulary()) | set(TEXT_WORDS) | set(extra)

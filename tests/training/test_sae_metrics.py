@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
+from steerlang.model.zero_shot import class_embeddings
 from steerlang.training.sae_metrics import (
     ReconAccumulator,
     evaluate_saes,
     reconstruction_metrics,
-    zero_shot_classifier,
 )
 
 
@@ -99,7 +99,7 @@ def test_splice_of_a_perfect_sae_recovers_everything(tiny_clip, tiny_pixels) -> 
     labels = torch.arange(tiny_pixels.shape[0]) % 3
     hooks_before = _hook_count(tiny_clip.model)
     with torch.no_grad():
-        clf = zero_shot_classifier(tiny_clip, classes)
+        clf = class_embeddings(tiny_clip.encode_text, classes)
         logits = tiny_clip.model.encode_image(tiny_pixels, normalize=True) @ clf.T
     acc_clean = float((logits.argmax(-1) == labels).float().mean())
     res = evaluate_saes(
@@ -140,7 +140,7 @@ def test_zero_ablation_matches_a_manual_hook(tiny_clip, tiny_pixels) -> None:  #
     res = evaluate_saes(
         tiny_clip, [_relu_sae_wide(64, 3)], tiny_pixels, labels=labels, classes=classes
     )
-    clf = zero_shot_classifier(tiny_clip, classes)
+    clf = class_embeddings(tiny_clip.encode_text, classes)
     h = add_site_hook(tiny_clip.model, "blocks.3.hook_resid_post", torch.zeros_like)
     try:
         with torch.no_grad():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from steerlang.cli import main
-from steerlang.training.zoo.build import CARD_FILE
 from steerlang.zoo import sae_subdir
+from steerlang.zoo.model import CARD_FILE
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_preprocess_matches_training_input() -> None:
 def test_tokenizer_works_offline() -> None:
     tok = M.get_tokenizer()
     ids = tok(["a photo of a waterbird."])
-    assert ids.shape == (1, M.model_config()["text_cfg"]["context_length"])
+    assert ids.shape == (1, json.loads(M.CONFIG_PATH.read_text())["text_cfg"]["context_length"])
     assert ids[0, 0].item() == 49406 and 49407 in ids[0].tolist()
 
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from steerlang.training.zoo.build import CARD_FILE, N_LAYERS
 from steerlang.zoo import load_zoo_clip, zoo_clip_path, zoo_sae_dir, zoo_weights_dir
+from steerlang.zoo.model import CARD_FILE, N_LAYERS
 from steerlang.zoo.world import SynthWorld
 
 pytestmark = pytest.mark.skipif(

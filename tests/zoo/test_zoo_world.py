@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -100,9 +101,9 @@ def test_vocabulary_covers_class_names() -> None:
 def test_world_captions_fit_the_text_context() -> None:
     from open_clip.tokenizer import SimpleTokenizer
 
-    from steerlang.zoo.model import model_config
+    from steerlang.zoo.model import CONFIG_PATH
 
-    ctx = model_config()["text_cfg"]["context_length"]
+    ctx = json.loads(CONFIG_PATH.read_text())["text_cfg"]["context_length"]
     tok = SimpleTokenizer()
     caps = {s.caption for s in SynthWorld(0).samples(0, 600)}
     assert max(len(tok.encode(c)) for c in caps) + 2 <= ctx

@@ -11,19 +11,18 @@ Outputs (in `out`, the package's `weights/` folder by default), each written ato
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from steerlang.files import atomic_write_text
 from steerlang.training.zoo.train import TrainConfig
+from steerlang.zoo.model import CARD_FILE, N_LAYERS
 from steerlang.zoo.world import GENERATOR_VERSION, WorldConfig
 
-CARD_FILE = "zoo_card.json"
 SAE_SITE = "resid_post"
-N_LAYERS = 12
 
 # SAE training for the zoo (steerlang.training.trainer.TrainConfig fields).
 SAE_DEFAULTS: dict[str, Any] = {
@@ -41,9 +40,7 @@ Log = Callable[[str], None]
 
 
 def _atomic_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
 def _stage_progress(enabled: bool) -> tuple[Any, Callable[[str, int, int, dict[str, float]], None]]:

@@ -12,22 +12,20 @@ from typing import Any
 
 import numpy as np
 
+from steerlang.model.zero_shot import DEFAULT_TEMPLATE, class_embeddings, zero_shot_logits
 from steerlang.zoo.world import BIRD_TYPES, SHAPES, SynthWorld
-
-TEMPLATE = "a photo of a {}."
 
 
 def text_classifier(
-    model: Any, tokenizer: Any, classes: list[str], template: str = TEMPLATE
+    model: Any, tokenizer: Any, classes: list[str], template: str = DEFAULT_TEMPLATE
 ) -> Any:
-    import torch
-
-    with torch.no_grad():
-        dev = next(model.parameters()).device
-        t = model.encode_text(
-            tokenizer([template.format(c) for c in classes]).to(dev), normalize=True
-        )
-    return t
+    """Class embeddings [C, E] from the open_clip model's text tower, one prompt per class."""
+    dev = next(model.parameters()).device
+    return class_embeddings(
+        lambda texts: model.encode_text(tokenizer(texts).to(dev), normalize=True),
+        classes,
+        (template,),
+    )
 
 
 def predict(model: Any, images: np.ndarray, text: Any, batch: int = 256) -> np.ndarray:
@@ -41,7 +39,7 @@ def predict(model: Any, images: np.ndarray, text: Any, batch: int = 256) -> np.n
     with torch.no_grad():
         for s in range(0, len(images), batch):
             f = model.encode_image(to_model_input(images[s : s + batch], str(dev)), normalize=True)
-            out.append((f @ text.t()).argmax(1).cpu().numpy())
+            out.append(zero_shot_logits(f, text).argmax(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 

@@ -101,7 +101,6 @@ def train_clip(
     2-core machine).
     """
     import torch
-    import torch.nn.functional as F
 
     if not str(device).startswith("cuda"):
         torch.set_num_threads(threads)
@@ -118,41 +117,8 @@ def train_clip(
     torch.manual_seed(cfg.seed)
     model, _ = create_model(device)
     model.train()
-    # Train on a compact token embedding holding only the rows SynthWorld's captions use: the
-    # other rows get no gradient and no weight decay, so this is the same optimisation as the
-    # full 49,408-row table at a fraction of the optimiser cost. Remapping keeps token order,
-    # so the end-of-text token stays the largest id (open_clip pools the text at argmax(id)).
-    ids = torch.unique(tokens)
-    remap = torch.zeros(model.vocab_size, dtype=torch.long)
-    remap[ids] = torch.arange(len(ids))
-    full_embedding = model.token_embedding
-    model.token_embedding = torch.nn.Embedding(len(ids), full_embedding.weight.shape[1]).to(device)
-    with torch.no_grad():
-        model.token_embedding.weight.copy_(full_embedding.weight[ids.to(device)])
-    tokens = remap[tokens]
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or "embedding" in name or "logit_scale" in name else decay).append(
-            p
-        )
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-        eps=1e-6,
-    )
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * (
-            cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-        )
-
+    ids, full_embedding, tokens = _compact_token_embedding(model, tokens, device)
+    opt = _adamw(model, cfg)
     order_rng = np.random.default_rng([cfg.seed, 99])
     order = order_rng.permutation(cfg.n_images)
     pos = 0
@@ -168,15 +134,9 @@ def train_clip(
         pos += cfg.batch_size
         x = to_model_input(images_t[idx].to(device), device)
         ci = torch.from_numpy(cap_idx[idx]).to(device)
-        uniq, inverse = torch.unique(ci, return_inverse=True)  # encode each caption once
-        same = (ci[:, None] == ci[None, :]).float()
-        target = same / same.sum(1, keepdim=True)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        img_f = model.encode_image(x, normalize=True)
-        txt_f = model.encode_text(tokens[uniq], normalize=True)[inverse]
-        logits = model.logit_scale.exp() * img_f @ txt_f.t()
-        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+            g["lr"] = _lr_at(step, cfg)
+        loss = _contrastive_loss(model, x, tokens, ci)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -190,7 +150,7 @@ def train_clip(
         full_embedding.weight[ids.to(device)] = model.token_embedding.weight
     model.token_embedding = full_embedding
     model.eval()
-    log = {
+    return model, {
         "train_config": cfg.to_dict(),
         "world_config": world.config.to_dict(),
         "device": device,
@@ -203,4 +163,65 @@ def train_clip(
         "n_captions": int(tokens.shape[0]),
         "token_ids": [int(i) for i in ids.tolist()],
     }
-    return model, log
+
+
+def _compact_token_embedding(model: Any, tokens: Any, device: str) -> tuple[Any, Any, Any]:
+    """Swap in a token embedding holding only the rows SynthWorld's captions use; returns
+    (used ids, the full embedding to restore after training, tokens remapped to the rows).
+
+    The other rows get no gradient and no weight decay, so this is the same optimisation as the
+    full 49,408-row table at a fraction of the optimiser cost. Remapping keeps token order, so
+    the end-of-text token stays the largest id (open_clip pools the text at argmax(id)).
+    """
+    import torch
+
+    ids = torch.unique(tokens)
+    remap = torch.zeros(model.vocab_size, dtype=torch.long)
+    remap[ids] = torch.arange(len(ids))
+    full_embedding = model.token_embedding
+    model.token_embedding = torch.nn.Embedding(len(ids), full_embedding.weight.shape[1]).to(device)
+    with torch.no_grad():
+        model.token_embedding.weight.copy_(full_embedding.weight[ids.to(device)])
+    return ids, full_embedding, remap[tokens]
+
+
+def _adamw(model: Any, cfg: TrainConfig) -> Any:
+    """AdamW with weight decay on matrices only (not biases, norms, embeddings, the scale)."""
+    import torch
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "embedding" in name or "logit_scale" in name else decay).append(
+            p
+        )
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to `min_lr_ratio` of the peak."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _contrastive_loss(model: Any, x: Any, tokens: Any, ci: Any) -> Any:
+    """Symmetric InfoNCE where every pair in the batch with the same caption is a positive."""
+    import torch
+    import torch.nn.functional as F
+
+    uniq, inverse = torch.unique(ci, return_inverse=True)  # encode each caption once
+    same = (ci[:, None] == ci[None, :]).float()
+    target = same / same.sum(1, keepdim=True)
+    img_f = model.encode_image(x, normalize=True)
+    txt_f = model.encode_text(tokens[uniq], normalize=True)[inverse]
+    logits = model.logit_scale.exp() * img_f @ txt_f.t()
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))

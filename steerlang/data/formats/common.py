@@ -1,0 +1,154 @@
+"""Helpers every dataset format shares: reading records handed to writers, writing files
+atomically, and reading metadata files so that every bad file, row or field becomes a
+`DatasetError` naming the file, the line and the fix.
+
+Records given to writers are mappings (or objects with the same attribute names); see each
+writer's docstring for the keys.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from steerlang.data.table import SPLIT_CODES, normalize_split
+from steerlang.errors import DatasetError, did_you_mean
+from steerlang.files import atomic_write_bytes, atomic_write_text
+
+IMAGE_EXTS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+_MISSING = object()
+
+
+def record_field(rec: Any, key: str, default: Any = _MISSING) -> Any:
+    """`rec[key]` for a mapping, `rec.key` otherwise; without `default`, a missing key raises."""
+    if isinstance(rec, Mapping):
+        if key in rec:
+            return rec[key]
+    elif hasattr(rec, key):
+        return getattr(rec, key)
+    if default is _MISSING:
+        raise KeyError(f"record is missing '{key}': {rec!r}"[:300])
+    return default
+
+
+def split_code(value: Any) -> int:
+    """0 / 1 / 2 for train / val / test, from a code or any split name or alias."""
+    if isinstance(value, int) and value in (0, 1, 2):
+        return value
+    return SPLIT_CODES[normalize_split(str(value))]
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic, without fsync: written datasets are fixtures and caches, cheap to regenerate."""
+    atomic_write_text(path, text, fsync=False)
+
+
+def save_image(img: Image.Image, path: Path, **kw: Any) -> None:
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unsupported image extension: {path.suffix}")
+    buf = io.BytesIO()
+    im = img.convert("RGB") if img.mode != "RGB" else img
+    if fmt == "JPEG":
+        kw.setdefault("quality", 95)
+    im.save(buf, format=fmt, **kw)
+    atomic_write_bytes(path, buf.getvalue(), fsync=False)
+
+
+def require_root(root: Path | str, fmt: str) -> Path:
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(
+            f"{fmt} dataset root not found: {root}",
+            help="point the profile's `datasets:` entry (or `--data NAME=PATH`) at the folder "
+            "you extracted the dataset into; steerlang never downloads datasets",
+        )
+    if not root.is_dir():
+        raise DatasetError(f"{fmt} dataset root is not a folder: {root}")
+    return root
+
+
+def int_field(
+    value: str, *, file: Path, line: int, column: str, allowed: Sequence[int] | None
+) -> int:
+    try:
+        v = int(value.strip())
+    except (ValueError, AttributeError):
+        raise DatasetError(
+            f"{file}:{line}: column '{column}' has '{value}', expected an integer",
+            help=f"fix or delete line {line} of {file.name} (the file may be truncated)",
+        ) from None
+    if allowed is not None and v not in allowed:
+        raise DatasetError(
+            f"{file}:{line}: column '{column}' has {v}, expected one of {list(allowed)}",
+            help=f"fix or delete line {line} of {file.name}",
+        )
+    return v
+
+
+def read_csv(file: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, fields) rows; every row must have the header's width."""
+    if not file.is_file():
+        raise DatasetError(
+            f"metadata file not found: {file}",
+            help="the dataset root must contain the metadata file shipped with the dataset",
+        )
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {file}: {e}") from e
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DatasetError(f"{file} is empty", help="re-extract the dataset archive") from None
+    except csv.Error as e:
+        raise DatasetError(f"{file}:1: malformed CSV header: {e}") from e
+    header = [h.strip() for h in header]
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for fields in reader:
+            line = reader.line_num
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                raise DatasetError(
+                    f"{file}:{line}: row has {len(fields)} fields, the header has {len(header)}",
+                    help=f"fix or delete line {line} of {file.name} (the file may be truncated)",
+                )
+            rows.append((line, fields))
+    except csv.Error as e:
+        raise DatasetError(
+            f"{file}:{reader.line_num}: malformed CSV: {e}",
+            help="the file may be truncated; re-extract the dataset archive",
+        ) from e
+    return header, rows
+
+
+def require_header(file: Path, header: Sequence[str], needed: Sequence[str]) -> dict[str, int]:
+    """Column positions by name; a missing needed column names the file and a close match."""
+    pos = {h: i for i, h in enumerate(header)}
+    for col in needed:
+        if col not in pos:
+            guess = did_you_mean(col, header)
+            raise DatasetError(
+                f"{file}:1: missing column '{col}' (header: {','.join(header)})",
+                help=(f"did you mean '{guess}'? " if guess else "")
+                + f"{file.name} needs the columns {', '.join(needed)}",
+            )
+    return pos
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()

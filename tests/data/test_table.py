@@ -1,0 +1,48 @@
+"""ImageTable: image read errors, column and split names with their did-you-mean hints."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from steerlang.data import (
+    load_dataset,
+)
+from steerlang.errors import DatasetError
+
+
+def test_missing_and_corrupt_images_name_file_and_row(wb_root: Path, tmp_path: Path) -> None:
+    root = shutil.copytree(wb_root, tmp_path / "wb")
+    t = load_dataset("waterbirds", root)
+    t.path(3).unlink()
+    with pytest.raises(DatasetError) as e:
+        t.image(3)
+    msg = str(e.value)
+    assert str(t.path(3)) in msg and "row 3" in msg and "line 5 of" in msg
+    assert e.value.help and "metadata" in e.value.help
+    t.path(4).write_bytes(b"not a jpeg at all")
+    with pytest.raises(DatasetError, match="cannot read image .*row 4"):
+        t.image(4)
+    data = t.path(5).read_bytes()
+    t.path(5).write_bytes(data[: len(data) // 2])  # truncated JPEG
+    with pytest.raises(DatasetError, match="row 5"):
+        t.image(5)
+    assert t.image(6).mode == "RGB"  # other rows still load
+
+
+def test_unknown_column_did_you_mean(wb_root: Path) -> None:
+    t = load_dataset("waterbirds", wb_root)
+    with pytest.raises(DatasetError) as e:
+        t.column("plce")
+    assert "did you mean 'place'" in (e.value.help or "")
+    assert "img_filename" in (e.value.help or "")
+
+
+def test_split_aliases_and_unknown_split(wb_root: Path) -> None:
+    t = load_dataset("waterbirds", wb_root)
+    assert len(t.split("validation")) == len(t.split("val")) == len(t.split("valid"))
+    with pytest.raises(DatasetError) as e:
+        t.split("tset")
+    assert "did you mean 'test'" in (e.value.help or "")
