@@ -84,3 +84,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, default=json_default) + "\n")
+
+
+def default_cache_dir() -> Path:
+    """`$STEER_CACHE`, else `~/.cache/steerlang`: where derived data (statistics, the zoo's
+    datasets, activations) is kept unless a profile's `cache:` names another folder."""
+    env = os.environ.get("STEER_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "steerlang"

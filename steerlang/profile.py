@@ -27,7 +27,6 @@ dataset is actually needed.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -39,8 +38,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
 from steerlang.data.formats import FORMATS
-from steerlang.errors import DatasetError, ProfileError
+from steerlang.errors import DatasetError, ProfileError, did_you_mean
 from steerlang.facts import SITE_KINDS
+from steerlang.files import default_cache_dir
 
 PROFILE_FILENAME = "steer.yaml"
 DEFAULT_SITE = "resid_post"
@@ -66,13 +66,9 @@ _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 
 
 def _did_you_mean(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'? " if close else ""
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("STEER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "steerlang"
+    """The hint that opens a profile error's help, from the one picker in steerlang/errors.py."""
+    close = did_you_mean(name, list(options))
+    return f"did you mean '{close}'? " if close else ""
 
 
 def _expand(s: str) -> str:

@@ -90,7 +90,7 @@ def _selection_from_stats(ir: Any, path: str, eps: float) -> Any:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from steerlang.errors import SteerError
+    from steerlang.errors import SteerError, did_you_mean
     from steerlang.pipeline.run import plan_ir
 
     console = setup_logging(args.quiet)
@@ -99,13 +99,11 @@ def run(args: argparse.Namespace) -> int:
     if ir is None:
         return 1
     if args.rule and args.rule not in {r.name for r in ir.rules}:
-        import difflib
-
         names = [r.name for r in ir.rules]
-        close = difflib.get_close_matches(args.rule, names, n=1)
+        close = did_you_mean(args.rule, names)
         raise SteerError(
             f"the recipe has no rule `{args.rule}`",
-            help=(f"did you mean `{close[0]}`? " if close else "") + f"rules: {', '.join(names)}",
+            help=(f"did you mean `{close}`? " if close else "") + f"rules: {', '.join(names)}",
         )
     if args.stats:
         sel = _selection_from_stats(ir, args.stats, args.eps)

@@ -12,7 +12,6 @@ References (docs/architecture.md):
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from steerlang.errors import CheckpointError, OfflineError, SteerError
+from steerlang.errors import CheckpointError, OfflineError, SteerError, did_you_mean
 from steerlang.files import sha256_file
 from steerlang.zoo import load_zoo_clip
 
@@ -132,10 +131,10 @@ def _check_model_name(name: str) -> None:
 
     models = open_clip.list_models()
     if name not in models:
-        close = difflib.get_close_matches(name, models, n=3)
+        close = did_you_mean(name, models)
         raise SteerError(
             f"unknown open_clip architecture {name!r}",
-            help=(f"did you mean {', '.join(close)}? " if close else "")
+            help=(f"did you mean {close}? " if close else "")
             + "list them with `python -c 'import open_clip; print(open_clip.list_models())'`",
         )
 
@@ -274,10 +273,10 @@ def _load_pretrained(
 
     tags = open_clip.list_pretrained_tags_by_model(name)
     if tag not in tags:
-        close = difflib.get_close_matches(tag, tags, n=3)
+        close = did_you_mean(tag, tags)
         raise SteerError(
             f"open_clip has no pretrained tag {tag!r} for {name}",
-            help=(f"did you mean {', '.join(close)}? " if close else "")
+            help=(f"did you mean {close}? " if close else "")
             + f"known tags: {', '.join(tags) or 'none'}; or pass a checkpoint path after '@'",
         )
     pcfg = open_clip.get_pretrained_cfg(name, tag)

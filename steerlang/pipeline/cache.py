@@ -22,20 +22,13 @@ from typing import Any
 import numpy as np
 
 from steerlang.errors import SteerError
-from steerlang.files import json_default
+from steerlang.files import default_cache_dir, json_default
 
 CACHE_FORMAT_VERSION = 1
 
 
 class CacheError(SteerError):
     """A cache entry or cache folder that cannot be read or written."""
-
-
-def default_cache_dir() -> Path:
-    """`$STEER_CACHE` (as the profile reads it), else `~/.cache/steerlang`. The pipeline
-    always passes the profile's `cache` folder explicitly; this default serves library use."""
-    env = os.environ.get("STEER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "steerlang"
 
 
 class TableCache:

@@ -91,11 +91,8 @@ def build_zoo(
     log: Log | None = None,
 ) -> dict[str, Any]:
     """Build the zoo into `out`; returns the model card document (also written to out)."""
-    import torch
-
     from steerlang.training.zoo import evaluate
-    from steerlang.training.zoo.train import train_clip
-    from steerlang.zoo.model import CLIP_WEIGHTS_FILE, save_weights
+    from steerlang.zoo.model import get_tokenizer
     from steerlang.zoo.world import SynthWorld
 
     say = log or (lambda s: None)
@@ -104,6 +101,45 @@ def build_zoo(
     train = train or TrainConfig()
     world_cfg = world or WorldConfig()
     t0 = time.time()
+    model, tlog, clip_path = _train_clip(out, train, world_cfg, device, threads, progress, say)
+    tok = get_tokenizer()
+    w = SynthWorld(train.seed, world_cfg)
+    card = _card(train, world_cfg, device, threads, tlog, clip_path)
+    card["zero_shot"] = evaluate.all_metrics(model, tok, w)
+    if saes:
+        card["saes"] = build_saes(
+            model,
+            out,
+            device=device,
+            world=w,
+            overrides=sae_overrides,
+            n_images=sae_images,
+            layers=layers,
+            progress=progress,
+            log=say,
+        )
+        _atomic_json(out / CARD_FILE, card)  # the weights are safe before the checks below
+        card["phenomena"] = measure_phenomena(model, tok, w, out, log=say)
+    card["build_seconds"] = round(time.time() - t0, 1)
+    _atomic_json(out / CARD_FILE, card)
+    return card
+
+
+def _train_clip(
+    out: Path,
+    train: TrainConfig,
+    world_cfg: WorldConfig,
+    device: str,
+    threads: int,
+    progress: bool,
+    say: Log,
+) -> tuple[Any, dict[str, Any], Path]:
+    """Train the tiny CLIP and write its weights; (model, training log, weights path)."""
+    import torch
+
+    from steerlang.training.zoo.train import train_clip
+    from steerlang.zoo.model import CLIP_WEIGHTS_FILE, save_weights
+
     bar, cb = _stage_progress(progress)
     if bar is not None:
         bar.start()
@@ -126,12 +162,21 @@ def build_zoo(
     }
     clip_path = save_weights(model, tlog["token_ids"], out / CLIP_WEIGHTS_FILE, meta)
     say(f"wrote {clip_path} ({clip_path.stat().st_size / 1e6:.1f} MB)")
+    return model, tlog, clip_path
 
-    from steerlang.zoo.model import get_tokenizer
 
-    tok = get_tokenizer()
-    w = SynthWorld(train.seed, world_cfg)
-    card: dict[str, Any] = {
+def _card(
+    train: TrainConfig,
+    world_cfg: WorldConfig,
+    device: str,
+    threads: int,
+    tlog: dict[str, Any],
+    clip_path: Path,
+) -> dict[str, Any]:
+    """The model card's head: how the CLIP was built and what its training measured."""
+    import torch
+
+    return {
         "model": "steer-tiny-clip",
         "generator_version": GENERATOR_VERSION,
         "seed": train.seed,
@@ -149,25 +194,7 @@ def build_zoo(
             "logit_scale": tlog["logit_scale"],
             "weights_bytes": clip_path.stat().st_size,
         },
-        "zero_shot": evaluate.all_metrics(model, tok, w),
     }
-    if saes:
-        card["saes"] = build_saes(
-            model,
-            out,
-            device=device,
-            world=w,
-            overrides=sae_overrides,
-            n_images=sae_images,
-            layers=layers,
-            progress=progress,
-            log=say,
-        )
-        _atomic_json(out / CARD_FILE, card)  # the weights are safe before the checks below
-        card["phenomena"] = measure_phenomena(model, tok, w, out, log=say)
-    card["build_seconds"] = round(time.time() - t0, 1)
-    _atomic_json(out / CARD_FILE, card)
-    return card
 
 
 PHENOMENA_LAYERS = (3, 5, 7, 9)
