@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from steerlang.errors import CheckpointError
-from steerlang.files import atomic_write_text
+from steerlang.files import atomic_write_json
 from steerlang.model.sae.core import SAE, SAE_SCHEMA_VERSION, SAEConfig, SAEParts
 from steerlang.model.sae.tensors import read_json, read_safetensors, validate_tensors
 
@@ -82,5 +82,5 @@ def save_native(sae: SAE, directory: Path) -> Path:
         **sae.cfg.model_dump(mode="json"),
         "content_hash": sae.content_hash(),
     }
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    atomic_write_json(directory / CONFIG_FILE, doc)
     return directory

@@ -12,7 +12,6 @@ SAE's b_dec subtracted afterwards: canonical `input_norm="per_token_ln"`, `pre_c
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from torch import Tensor
 
 from steerlang.errors import CheckpointError
 from steerlang.facts import SITE_KINDS
-from steerlang.files import atomic_write_text
+from steerlang.files import atomic_write_json
 from steerlang.model.sae.core import SAE, SAEConfig, SAEHook, SAEParts
 from steerlang.model.sae.tensors import (
     expand_scalar_threshold,
@@ -200,5 +199,5 @@ def save_prisma(sae: SAE, directory: Path, *, weights_name: str = "weights.pt") 
     tmp = directory / f".{weights_name}.tmp"
     torch.save(state, tmp)
     tmp.replace(directory / weights_name)
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(doc, indent=2) + "\n")
+    atomic_write_json(directory / CONFIG_FILE, doc)
     return directory

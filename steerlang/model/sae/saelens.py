@@ -8,7 +8,6 @@ SAELens stores tensors in the canonical orientation (`W_enc [d_in, d_sae]`).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -20,7 +19,7 @@ from torch import Tensor
 
 from steerlang.errors import CheckpointError
 from steerlang.facts import SITE_KINDS
-from steerlang.files import atomic_write_text
+from steerlang.files import atomic_write_json
 from steerlang.model.sae.core import SAE, SAEConfig, SAEHook, SAEParts, dtype_name, parse_dtype
 from steerlang.model.sae.tensors import (
     expand_scalar_threshold,
@@ -256,5 +255,5 @@ def save_saelens(sae: SAE, directory: Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    atomic_write_text(directory / CFG_FILE, json.dumps(doc, indent=2) + "\n")
+    atomic_write_json(directory / CFG_FILE, doc)
     return directory

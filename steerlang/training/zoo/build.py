@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from steerlang.files import atomic_write_text
+from steerlang.files import atomic_write_json
 from steerlang.training.zoo.train import TrainConfig
 from steerlang.zoo.model import CARD_FILE, N_LAYERS
 from steerlang.zoo.world import GENERATOR_VERSION, WorldConfig
@@ -37,10 +37,6 @@ SAE_DEFAULTS: dict[str, Any] = {
 SAE_IMAGES = 3000  # world images whose tokens (17 per image) train the SAEs
 
 Log = Callable[[str], None]
-
-
-def _atomic_json(path: Path, doc: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
 def _stage_progress(enabled: bool) -> tuple[Any, Callable[[str, int, int, dict[str, float]], None]]:
@@ -118,10 +114,10 @@ def build_zoo(
             progress=progress,
             log=say,
         )
-        _atomic_json(out / CARD_FILE, card)  # the weights are safe before the checks below
+        atomic_write_json(out / CARD_FILE, card)  # the weights are safe before the checks below
         card["phenomena"] = measure_phenomena(model, tok, w, out, log=say)
     card["build_seconds"] = round(time.time() - t0, 1)
-    _atomic_json(out / CARD_FILE, card)
+    atomic_write_json(out / CARD_FILE, card)
     return card
 
 
