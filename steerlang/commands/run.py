@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from steerlang.commands.options import (
     add_binding_options,
@@ -38,22 +39,42 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from steerlang.pipeline.run import run_ir
-    from steerlang.report.terminal import print_summary
+    from steerlang.report.folder import RunFolderError, check_out_root
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
+    # Before compiling, binding or computing anything: the run folder is written last.
+    check_out_root(opts.out)
     ir = compile_or_report(args.recipe, params_dict(args.param))
     if ir is None:
         return 1
     progress = make_progress(console, args.quiet)
-    with live(progress):
-        out = run_ir(ir, opts, progress=progress, argv=["steer", *sys.argv[1:]])
-    if args.json:
-        sys.stdout.write(json.dumps(out.report, indent=2) + "\n")
-        if not args.quiet:
-            print_summary(out.report, console)
-    else:
-        from rich.console import Console
-
-        print_summary(out.report, Console())
+    try:
+        with live(progress):
+            out = run_ir(ir, opts, progress=progress, argv=["steer", *sys.argv[1:]])
+    except RunFolderError as e:
+        # The numbers are computed: show them as a finished run would, and print the JSON
+        # when no copy reached the disk; the CLI then prints where the results are.
+        _show(e.report, args, console, json_anyway=e.kept is None)
+        raise
+    _show(out.report, args, console)
     return 0
+
+
+def _show(
+    report: dict[str, Any], args: argparse.Namespace, console: Any, *, json_anyway: bool = False
+) -> None:
+    """The report as `--json` asks; with `json_anyway` the JSON follows the summary even
+    without `--json` (the only copy of the numbers is then the terminal's)."""
+    from steerlang.report.terminal import print_summary
+
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        if not args.quiet:
+            print_summary(report, console)
+        return
+    from rich.console import Console
+
+    print_summary(report, Console())
+    if json_anyway:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")

@@ -26,7 +26,7 @@ from steerlang.pipeline.stats_table import tokens_key
 from steerlang.pipeline.steer_pass import add_steerability
 from steerlang.plan import RecipeIR
 from steerlang.report.build import build_report
-from steerlang.report.folder import write_run_folder
+from steerlang.report.folder import check_out_root, write_run_folder
 from steerlang.report.record import RunRecord
 
 
@@ -100,7 +100,14 @@ def run_ir(
     write: bool = True,
 ) -> RunOutcome:
     """Plan, evaluate the task (when the recipe has one), build the report and (with `write`)
-    the run folder. Tests call it with hand-built IRs."""
+    the run folder. Tests call it with hand-built IRs.
+
+    With `write`, the output folder is checked before anything is bound or computed, so an
+    unusable `--out` fails in milliseconds; a folder that still cannot be written at the end
+    raises `steerlang.report.folder.RunFolderError`, which carries the report and says where
+    it was saved."""
+    if write:
+        check_out_root(opts.out)
     started = time.time()
     po = plan_ir(ir, opts, handle=handle, progress=progress)
     ev = None

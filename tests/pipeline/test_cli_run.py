@@ -4,6 +4,7 @@ on a tiny random open_clip model with tiny SAEs, over fixtures in every dataset 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,99 @@ def test_recipe_sae_lines_resolve_relative_to_the_recipe_and_sites_must_match(
     rc = main(["run", str(recipe), *base, "--sae", f"3={sae_dirs[7]}"])
     err = capsys.readouterr().err
     assert rc == 1 and "trained on blocks.7.hook_resid_post" in err and "help:" in err
+
+
+# ------------------------------------------------------------------------------------------
+# --out: checked before any work; a failed write at the end keeps the results
+# ------------------------------------------------------------------------------------------
+
+
+def _no_model(monkeypatch: Any) -> None:
+    """Fail the test if the run gets as far as binding (loading the model, SAEs, data)."""
+
+    def bind(*a: Any, **k: Any) -> None:
+        raise AssertionError("the run bound a model before checking --out")
+
+    monkeypatch.setattr("steerlang.pipeline.run.bind", bind)
+    monkeypatch.setattr("steerlang.pipeline.bind.bind", bind)
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_out_naming_a_file_fails_before_any_work(
+    where: str,
+    datasets: _Datasets,
+    sae_dirs: dict[int, Path],
+    tmp_path: Path,
+    monkeypatch: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Works as root (CI): a file in the way stops root as it stops anyone."""
+    _no_model(monkeypatch)
+    recipe = _recipe(tmp_path, "waterbirds")
+    f = tmp_path / "results.txt"
+    f.write_text("not a folder")
+    out = f if where == "file" else f / "runs"
+    args = _args("waterbirds", datasets["waterbirds"], sae_dirs, tmp_path)[:-2]
+    rc = main(["run", str(recipe), "--json", *args, "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 1 and cap.out == ""
+    assert f"{f} is a file, not a folder" in cap.err and "help: pass `--out DIR`" in cap.err
+    assert "Traceback" not in cap.err and f.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_unwritable_out_fails_before_any_work(
+    datasets: _Datasets,
+    sae_dirs: dict[int, Path],
+    tmp_path: Path,
+    monkeypatch: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _no_model(monkeypatch)
+    recipe = _recipe(tmp_path, "waterbirds")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        args = _args("waterbirds", datasets["waterbirds"], sae_dirs, tmp_path)[:-2]
+        rc = main(["run", str(recipe), *args, "--out", str(ro)])
+    finally:
+        ro.chmod(0o700)
+    err = capsys.readouterr().err
+    assert rc == 1 and f"cannot write in {ro}" in err
+
+
+def test_a_write_failing_at_the_end_still_reports_and_says_where(
+    datasets: _Datasets,
+    sae_dirs: dict[int, Path],
+    tmp_path: Path,
+    monkeypatch: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The disk fills while the run folder is written: the numbers reach stdout, the kept
+    folder holds report.json, and the error names it."""
+    import errno
+
+    from steerlang.report import folder
+
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    real_write = folder._write
+
+    def full_disk(path: Path, text: str) -> None:
+        if path.name == "report.html":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, text)
+
+    monkeypatch.setattr(folder, "_write", full_disk)
+    recipe = _recipe(tmp_path, "imagefolder")
+    args = _args("imagefolder", datasets["imagefolder"], sae_dirs, tmp_path)
+    rc = main(["run", str(recipe), "--json", *args])
+    cap = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in cap.err
+    printed = json.loads(cap.out)
+    kept = Path(printed["run_dir"])
+    assert kept.parent == tmp_path / "runs" and kept.name.startswith(".imagefolder_cli-")
+    assert "No space left on device" in cap.err and f"kept in {kept}" in cap.err
+    on_disk = json.loads((kept / "report.json").read_text())
+    assert on_disk["metrics"] == printed["metrics"] and "accuracy" in on_disk["metrics"]["baseline"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [kept.name]
