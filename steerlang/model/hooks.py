@@ -22,8 +22,9 @@ per-(token, latent) tables, so one hook per site applies all rules with one mult
 from __future__ import annotations
 
 import copy
+import math
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,6 +41,10 @@ from steerlang.plan import FeatureEdit, InterventionPlan, SitePlan
 Mode = Literal["fast", "full"]
 SaeKey = tuple[int, str]
 
+# The largest finite float32: hooks compute in fp32, so an edit value (or the activation change
+# it causes) beyond it can only produce inf, then NaN, in every later layer.
+F32_MAX = float(torch.finfo(torch.float32).max)
+
 
 def _affine(edit: FeatureEdit, where: str) -> tuple[float, float]:
     op, v = edit.op, edit.value
@@ -50,6 +55,19 @@ def _affine(edit: FeatureEdit, where: str) -> tuple[float, float]:
         raise SteerError(
             f"{where}: {op} of feature {edit.feature} (rule {edit.rule}) has no value",
             help=f"{op} needs {need}; re-run selection to fill it",
+        )
+    if not math.isfinite(v) or abs(v) > F32_MAX:
+        raise SteerError(
+            f"{where}: {op} of feature {edit.feature} (rule {edit.rule}) with value {v:g} is "
+            f"outside float32's range (±{F32_MAX:.3g}); the steered activations would be "
+            "inf or NaN",
+            help=(
+                "the feature's mean in the statistics is not finite: delete the statistics "
+                "cache entry (or run with --no-cache) to recompute it"
+                if op == "mean_ablate"
+                else f"use a finite {op} value well below {F32_MAX:.3g} (activations are "
+                "usually below 1e3)"
+            ),
         )
     if op == "clamp" or op == "mean_ablate":
         return 0.0, float(v)
@@ -177,6 +195,7 @@ class SiteEditor:
                 if sae.threshold is not None
                 else None
             )
+            self._check_delta_range(edits)
             self.topk = sae.cfg.activation == "topk"
             self.topk_k = int(sae.cfg.k or 0)
             # Normalisation folded into the encoder: with x̃ = (x - shift)·inv and pre-centring,
@@ -193,6 +212,31 @@ class SiteEditor:
             # Build the affine tables now (host work + uploads), so the first steered forward
             # costs the same as every later one.
             self.tables(n_tokens)
+
+    def _check_delta_range(self, edits: list[FeatureEdit]) -> None:
+        """Reject an edit whose own activation change |β|·‖d_f‖ (in raw units, for
+        normalisations with a fixed scale) cannot be represented in float32: it would turn
+        the site's output into inf before the forward pass could say which rule did it."""
+        norms = self.D_sub.double().norm(dim=1).tolist()
+        scale = 1.0
+        if self.cfg.input_norm == "scalar":
+            scale = 1.0 / float(self.cfg.norm_scale)
+        elif self.cfg.input_norm != "none":
+            return  # the scale depends on each token's norm: the forward-pass check covers it
+        for e, (col, _, beta, _) in zip(edits, self.steps, strict=True):
+            factor = norms[col] * scale
+            moved = abs(beta) * factor
+            if moved > F32_MAX:
+                how = f"the decoder row's norm {norms[col]:.3g}"
+                if scale != 1.0:
+                    how += f" times the SAE's output scale {scale:.3g}"
+                raise SteerError(
+                    f"{self.where}: {e.op} of feature {e.feature} (rule {e.rule}) with value "
+                    f"{e.value:g} moves the activation by {moved:.3g} (the value times {how}), "
+                    f"beyond float32's range (±{F32_MAX:.3g})",
+                    help=f"use a smaller {e.op} value (far below {F32_MAX / factor:.3g}; "
+                    "activations are usually below 1e3)",
+                )
 
     # ------------------------------------------------------------------ tables
 
@@ -501,3 +545,64 @@ def _check_sae(sae: SAE, sp: SitePlan, name: str, check_sites: bool) -> None:
             f"{name}: this SAE was trained on {hook.hook_name}",
             help="use the SAE trained for this site, or pass check_sites=False to force it",
         )
+
+
+def blame_non_finite(
+    model: Any,
+    plan: InterventionPlan | Iterable[SitePlan],
+    saes: Mapping[Any, SAE],
+    forward: Callable[[], Tensor],
+    *,
+    mode: Mode = "fast",
+    what: str = "image embeddings",
+) -> SteerError:
+    """The error to raise when `forward()` (e.g. encoding one batch) gave non-finite values
+    under `plan`: which rule at which site, with which value, is responsible.
+
+    The forward pass is re-run under each (site, rule) group of edits alone, in plan order; the
+    first group that alone makes the output non-finite is named, with its largest-magnitude
+    value. When no group does it alone, the combination is named. Only called after a failure,
+    so the extra passes (one per group, on one batch) cost nothing on a healthy run.
+    """
+    sites = list(plan.sites if isinstance(plan, InterventionPlan) else plan)
+    groups: dict[tuple[int, str, str], tuple[SitePlan, list[FeatureEdit]]] = {}
+    for sp in sites:
+        for e in sp.edits:
+            groups.setdefault((sp.layer, sp.site, e.rule), (sp, []))[1].append(e)
+
+    def value(e: FeatureEdit) -> str:
+        return "no value" if e.value is None else f"value {e.value:g}"
+
+    def biggest(edits: list[FeatureEdit]) -> FeatureEdit:
+        return max(edits, key=lambda e: abs(e.value) if e.value is not None else 0.0)
+
+    def is_finite(out: Tensor) -> bool:
+        return bool(torch.isfinite(out).all())
+
+    for (layer, site, rule), (sp, edits) in groups.items():
+        alone = sp.model_copy(update={"edits": edits})
+        with torch.inference_mode(), steer(model, [alone], saes, mode=mode):
+            ok = is_finite(forward())
+        if not ok:
+            e = biggest(edits)
+            return SteerError(
+                f"rule {rule} at blocks.{layer}.hook_{site} makes the steered {what} "
+                f"non-finite (inf or NaN): its {e.op} of feature {e.feature} with {value(e)} "
+                f"({len(edits)} edit{'s' if len(edits) != 1 else ''} at this site)",
+                help="the value overflows float32 inside the model (activations are usually "
+                "below 1e3); use a smaller value",
+            )
+    every = [e for _, edits in groups.values() for e in edits]
+    if not every:
+        return SteerError(
+            f"the steered {what} are non-finite (inf or NaN) though the plan edits nothing",
+            help="the SAE's weights hold inf or NaN; check the SAE file",
+        )
+    e = biggest(every)
+    where = ", ".join(f"{r} at blocks.{la}.hook_{si}" for la, si, r in groups)
+    return SteerError(
+        f"the steered {what} are non-finite (inf or NaN) under the rules together ({where}); "
+        f"no rule does it alone; the largest value is rule {e.rule}'s {e.op} of feature "
+        f"{e.feature} with {value(e)}",
+        help="the edits add up beyond float32's range inside the model; use smaller values",
+    )

@@ -114,6 +114,13 @@ def _linear_probe(ir: RecipeIR, b: Binding, spec: EvalSpec) -> Any:
         ):
             feats.append(b.handle.encode_image(px).float().cpu())
     x = torch.cat(feats)
+    if not bool(torch.isfinite(x).all()):
+        raise SteerError(
+            f"the unsteered model `{b.model_ref}` gives non-finite image embeddings (inf or "
+            f"NaN) on the {split} split, so no linear probe can be trained on them",
+            help="the model's weights hold inf or NaN, or its precision overflows (fp16); "
+            "check the checkpoint, or run in float32",
+        )
     log.info("trained a linear probe on %d %s images", len(sub), split)
     return train_linear_probe(
         x, labels, len(spec.classes), seed=int(ir.setting("seed")), classes=spec.classes

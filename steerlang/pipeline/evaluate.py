@@ -131,27 +131,65 @@ def train_linear_probe(
 def task_labels(table: Any, label_column: str, classes: Sequence[str]) -> np.ndarray:
     """Class indices (into the task's `classes`) for every row.
 
-    Integer columns of tables that carry their own class list (typographic sets) are mapped
-    by name; other integer columns (Waterbirds `y`) index the task's classes directly; string
-    columns are matched by name.
+    `task classify COLUMN as [...]` lists the classes in label-index order (docs/language.md):
+
+    - an integer column whose values the dataset names row by row (a `COLUMN_name` column:
+      the typographic sets, Disentangling, ImageFolder) is matched by those names, in any
+      order, because the dataset's class list (file or folder names) is the truth there;
+    - any other integer column (Waterbirds `y` and `place`, CelebA attributes) maps value i to
+      class i, whatever the classes are called (`["a land bird", "a water bird"]` works);
+    - a string column is matched by name.
+
+    A mismatch is an EvaluationError naming the column and the values it holds.
     """
     col = table.column(label_column)
-    tcls = getattr(table, "classes", None)
     cls = list(classes)
     if col.dtype.kind in "iub":
-        vals = col.astype(np.int64)
-        if tcls:
-            names = [tcls[int(v)] if 0 <= int(v) < len(tcls) else None for v in vals]
-            return _names_to_idx(names, cls, label_column, table)
-        bad = vals[(vals < 0) | (vals >= len(cls))]
-        if bad.size:
-            raise EvaluationError(
-                f"column `{label_column}` holds class index {int(bad[0])} but the task has "
-                f"{len(cls)} classes",
-                help="list every class in `task classify ... as [...]`, in label order",
-            )
-        return vals
+        name_col = f"{label_column}_name"
+        if name_col in (getattr(table, "columns", None) or []):
+            names = [str(v) for v in table.column(name_col).tolist()]
+            return _names_to_idx(names, cls, name_col, table)
+        return _values_to_idx(col.astype(np.int64), cls, label_column, table)
     return _names_to_idx([str(v) for v in col.tolist()], cls, label_column, table)
+
+
+def declared_values(table: Any, column: str) -> list[str] | None:
+    """Names of the values 0..n-1 an integer column can hold, when the dataset's format
+    declares them (Waterbirds: y 0 landbird / 1 waterbird, place 0 land / 1 water)."""
+    names = (getattr(table, "meta", None) or {}).get("value_names", {}).get(column)
+    return list(names) if names else None
+
+
+def _values_to_idx(vals: np.ndarray, classes: list[str], col: str, table: Any) -> np.ndarray:
+    """Value i is class i; every value must have a class, and a column whose values the
+    format declares needs exactly one class per value."""
+    declared = declared_values(table, col)
+    found = sorted({int(v) for v in np.unique(vals)}) if vals.size else []
+    dataset = getattr(table, "name", "dataset")
+    if declared is not None:
+        values = ", ".join(f"{i} {n}" for i, n in enumerate(declared))
+        if len(classes) != len(declared):
+            raise EvaluationError(
+                f"the task lists {len(classes)} classes for column `{col}` of `{dataset}`, "
+                f"which holds {len(declared)} values ({values})",
+                help=f"list one class per value, in label-index order: class i is `{col}` == i "
+                f"(e.g. {_example(col, declared)})",
+            )
+    bad = [v for v in found if not 0 <= v < len(classes)]
+    if bad:
+        shown = ", ".join(str(v) for v in found[:12]) + (" ..." if len(found) > 12 else "")
+        raise EvaluationError(
+            f"column `{col}` of `{dataset}` holds the values {shown}, but the task lists "
+            f"{len(classes)} classes, so value {bad[0]} has no class",
+            help=f"class i is `{col}` == i: list one class per value 0..{max(found)}, in that "
+            "order",
+        )
+    return vals
+
+
+def _example(col: str, names: list[str]) -> str:
+    inner = ", ".join(f'"{n}"' for n in names)
+    return f"`task classify {col} as [{inner}]`"
 
 
 def _names_to_idx(
@@ -161,10 +199,14 @@ def _names_to_idx(
     out = np.empty(len(names), dtype=np.int64)
     for i, n in enumerate(names):
         if n not in index:
+            found = sorted({str(x) for x in names})
+            shown = ", ".join(found[:12]) + (" ..." if len(found) > 12 else "")
             raise EvaluationError(
                 f"row {i} of `{getattr(table, 'name', 'dataset')}` has label `{n}` (column "
-                f"`{col}`), which is not one of the task's classes {classes[:8]}",
-                help="add it to `task classify ... as [...]`",
+                f"`{col}`), which is not one of the task's classes {classes[:8]}; the column "
+                f"holds {len(found)} names: {shown}",
+                help="this dataset names its classes, so the task's classes must use those "
+                "names (in any order); phrase them for the text tower with `prompt`",
             )
         out[i] = index[n]
     return out
@@ -205,8 +247,11 @@ class GroupSpec:
 
 
 def group_spec(full_table: Any, columns: Sequence[str]) -> GroupSpec | None:
-    """Radices from the whole dataset (so every split numbers groups alike) and the train
-    split's group counts for the adjusted average (group_DRO / WILDS convention)."""
+    """The groups: every combination of the group columns' values, each column's values being
+    0..r-1 with r from the whole dataset (the values its format declares, else the largest
+    value in any split + 1), so every split numbers groups alike and a group missing from the
+    evaluated split is known to be missing. Also the train split's group counts for the
+    adjusted average (group_DRO / WILDS convention)."""
     from steerlang.pipeline.metrics import group_counts, table_group_ids
 
     if not columns:
@@ -219,7 +264,10 @@ def group_spec(full_table: Any, columns: Sequence[str]) -> GroupSpec | None:
                 f"group column `{c}` must hold integers, found {col.dtype}",
                 help="group by integer columns such as Waterbirds' y and place",
             )
-        radices.append(int(col.max()) + 1 if col.size else 1)
+        # Every value the format declares, else every value seen in any split: a group of
+        # this product with no evaluated images is then reported as empty, not dropped.
+        seen = int(col.max()) + 1 if col.size else 1
+        radices.append(max(seen, len(declared_values(full_table, c) or [])))
     train_counts = None
     if getattr(full_table, "has_splits", False):
         train = full_table.split("train")
@@ -254,6 +302,8 @@ class EvalResult:
     attack_words: np.ndarray | None
     metrics: dict[str, Any]
     group_names: list[str] = field(default_factory=list)
+    # Groups (of every combination of the group columns' values) without evaluated images.
+    empty_groups: list[str] = field(default_factory=list)
 
 
 def evaluate(
@@ -293,6 +343,20 @@ def evaluate(
         gids, _ = table_group_ids(sub, groups.columns, groups.radices)
         gnames = groups.names()
     metrics = score(out, labels, gids, groups, attack_words, attacked=attacked_view is not None)
+    empty: list[str] = []
+    if groups is not None and gids is not None:
+        from steerlang.pipeline.metrics import group_counts
+
+        counts = group_counts(gids, groups.n_groups)
+        empty = [gnames[i] for i in np.flatnonzero(counts == 0)]
+        if empty:
+            log.warning(
+                "%d of %d groups have no images in the evaluated split (%s): worst-group "
+                "accuracy covers only the other groups",
+                len(empty),
+                groups.n_groups,
+                ", ".join(empty),
+            )
     return EvalResult(
         n=len(sub),
         labels=labels,
@@ -301,6 +365,7 @@ def evaluate(
         attack_words=attack_words,
         metrics=metrics,
         group_names=gnames,
+        empty_groups=empty,
     )
 
 
@@ -344,7 +409,7 @@ def _predictions(
     import torch
 
     from steerlang.data.batches import image_batches
-    from steerlang.model.hooks import steer
+    from steerlang.model.hooks import blame_non_finite, steer
 
     steered_needed = plan is not None and plan.n_edits > 0
     preds: dict[str, list[np.ndarray]] = {"baseline": [], "steered": []}
@@ -356,11 +421,25 @@ def _predictions(
     def run(pixels: Any, prefix: str) -> None:
         with torch.inference_mode():
             e0 = handle.encode_image(pixels)
-            p0 = classifier.predict(e0)
+            l0 = classifier.logits(e0)
+            check_baseline_finite(handle, classifier, e0, l0)
+            p0 = l0.argmax(-1).cpu().numpy().astype(np.int64)
             if steered_needed:
                 with steer(handle, plan, saes):
                     e1 = handle.encode_image(pixels)
-                p1 = classifier.predict(e1)
+                l1 = classifier.logits(e1)
+                # One reduction over [B, E] and [B, C] per batch: an argmax over NaN would
+                # otherwise be reported as an accuracy (class 0 everywhere).
+                if not (_finite(e1) and _finite(l1)):
+                    what = "logits" if _finite(e1) else "image embeddings"
+                    raise blame_non_finite(
+                        handle,
+                        plan,
+                        saes,
+                        lambda: classifier.logits(handle.encode_image(pixels)),
+                        what=what,
+                    )
+                p1 = l1.argmax(-1).cpu().numpy().astype(np.int64)
             else:
                 p1 = p0
         preds[f"baseline{prefix}"].append(p0)
@@ -380,6 +459,32 @@ def _predictions(
         if progress is not None and task is not None:
             progress.advance(task, len(rows))
     return {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
+
+
+def _finite(t: Any) -> bool:
+    import torch
+
+    return bool(torch.isfinite(t).all())
+
+
+def check_baseline_finite(handle: Any, classifier: Classifier, emb: Any, logits: Any) -> None:
+    """The unsteered model's embeddings and the classifier's logits must be finite: otherwise
+    no steering is involved and the model (or the classifier) is what to fix."""
+    model = getattr(handle, "ref", None) or "the model"
+    if not _finite(emb):
+        raise EvaluationError(
+            f"the unsteered model `{model}` gives non-finite image embeddings (inf or NaN)",
+            help="the model's weights hold inf or NaN, or its precision overflows (fp16); "
+            "check the checkpoint, or run in float32",
+        )
+    if logits is not None and not _finite(logits):
+        raise EvaluationError(
+            f"the {classifier.kind} classifier gives non-finite logits (inf or NaN) on the "
+            f"unsteered model `{model}`'s embeddings",
+            help="the class embeddings hold inf or NaN: check the text tower's weights"
+            if classifier.kind == "zero_shot"
+            else "the probe's training diverged; check the probe split's embeddings",
+        )
 
 
 def with_label_indices(table: Any, label_column: str, labels: np.ndarray) -> Any:
@@ -426,6 +531,9 @@ def score(
                     "worst_group_id": g.worst_group_id,
                     "average_plain": g.average_plain,
                     "average_adjusted": g.average_adjusted,
+                    # False when a group has no images: worst_group (and the adjusted
+                    # average) then cover only the groups present (report.empty_groups).
+                    "worst_group_complete": g.complete,
                 }
             )
         if attack_words is not None and not attacked:

@@ -11,7 +11,11 @@ papers:
 - Two "average accuracy" conventions: *plain* (pooled over every evaluated image, what most
   CLIP zero-shot papers report) and *adjusted* (per-group accuracies weighted by the *train*
   group counts: group_DRO README, WILDS `adj_acc_avg`).
-- Worst-group accuracy ignores groups with no evaluated images (their accuracy is undefined).
+- A group with no evaluated images has no accuracy (NaN). Worst-group accuracy and the adjusted
+  average are then taken over the groups that have images, and `GroupMetrics.empty` lists the
+  missing ones so the report can mark those numbers incomplete: the worst group may be exactly
+  the one that is missing (Waterbirds without waterbirds on land reads 0.74 where the full test
+  split gives 0.50).
 
 Every function takes predictions and labels as integer arrays and returns Python floats (NaN
 where a value is undefined, e.g. an empty group or a zero denominator).
@@ -136,6 +140,12 @@ class GroupMetrics:
     average_plain: float
     average_adjusted: float | None = None
     train_counts: list[int] | None = None
+    empty: list[int] = field(default_factory=list)  # group ids with no evaluated images
+
+    @property
+    def complete(self) -> bool:
+        """Whether every group has evaluated images (else worst_group is over fewer groups)."""
+        return not self.empty
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,6 +178,7 @@ def group_metrics(
         train_counts=[int(c) for c in train_group_counts]
         if train_group_counts is not None
         else None,
+        empty=[int(i) for i in np.flatnonzero(counts == 0)],
     )
 
 

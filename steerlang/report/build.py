@@ -71,6 +71,9 @@ def build_report(
         },
         "metrics": ev.metrics if ev is not None else None,
         "groups": ev.group_names if ev is not None else [],
+        # Groups with no evaluated images: worst-group accuracy is then incomplete
+        # (metrics.*.worst_group_complete is false).
+        "empty_groups": list(getattr(ev, "empty_groups", [])) if ev is not None else [],
         "steerability": {k: v.summary() for k, v in rec.steerability.items()},
         "warnings": [w.to_json() for w in rec.selection.warnings],
         "timings": {k: round(v, 3) for k, v in rec.timings.items()},

@@ -22,6 +22,28 @@ TASK_METRICS_HTML = (
 )
 
 
+def worst_group_label(label: str, key: str, metrics: dict[str, Any]) -> str:
+    """A metric's label, marked when it covers only the groups that have images."""
+    if key in ("worst_group", "average_adjusted") and metrics.get("worst_group_complete") is False:
+        return f"{label} (incomplete)"
+    return label
+
+
+def empty_groups_note(report: dict[str, Any]) -> str | None:
+    """The warning that some groups have no evaluated images, or None when all have some."""
+    empty = report.get("empty_groups") or []
+    if not empty:
+        return None
+    n = len(report.get("groups") or [])
+    split = (report.get("dataset") or {}).get("eval_split", "evaluation")
+    were = "group has" if len(empty) == 1 else "groups have"
+    return (
+        f"{len(empty)} of {n} {were} no images in the {split} split ({', '.join(empty)}): "
+        f"worst-group accuracy and the adjusted average cover only the other {n - len(empty)}, "
+        "so they are incomplete (the missing group may be the worst)"
+    )
+
+
 def pct(v: Any) -> str:
     """A fraction as a percentage with one decimal; a dash when missing."""
     return "—" if v is None else f"{100 * float(v):.1f}"

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from steerlang.report.formatting import TASK_METRICS_HTML, delta, esc, pct, stats_images_note
+from steerlang.report.formatting import (
+    TASK_METRICS_HTML,
+    delta,
+    empty_groups_note,
+    esc,
+    pct,
+    stats_images_note,
+    worst_group_label,
+)
 from steerlang.report.record import RunRecord
 from steerlang.report.svg import (
     BASE_COLOR,
@@ -30,6 +38,9 @@ def render_html(rec: RunRecord, report: dict[str, Any]) -> str:
     m = report.get("metrics")
     if m:
         parts += _metrics_table(m)
+        note = empty_groups_note(report)
+        if note:
+            parts.append(f"<p class='warn'><b>Incomplete:</b> {esc(note)}</p>")
         parts += _metric_figures(m, report.get("groups"))
     parts += _plan_section(report["plan"])
     parts += _statistic_histograms(rec)
@@ -80,7 +91,8 @@ def _metrics_table(m: dict[str, Any]) -> list[str]:
     for label, key in TASK_METRICS_HTML:
         if key in base:
             parts.append(
-                f"<tr><td>{label}</td><td>{pct(base.get(key))}</td><td>{pct(st.get(key))}"
+                f"<tr><td>{esc(worst_group_label(label, key, base))}</td>"
+                f"<td>{pct(base.get(key))}</td><td>{pct(st.get(key))}"
                 f"</td><td>{delta(base.get(key), st.get(key))}</td></tr>"
             )
     if "attack" in m:
@@ -103,7 +115,12 @@ def _metric_figures(m: dict[str, Any], groups: list[str] | None) -> list[str]:
     parts = []
     base, st = m["baseline"], m["steered"]
     if base.get("per_group"):
-        names = groups or [str(i) for i in range(len(base["per_group"]))]
+        names = list(groups or [str(i) for i in range(len(base["per_group"]))])
+        counts = base.get("group_counts") or []
+        names = [
+            f"{n} (no images)" if i < len(counts) and counts[i] == 0 else n
+            for i, n in enumerate(names)
+        ]
         bars = svg_grouped_bars(
             names,
             [

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from steerlang.report.formatting import TASK_METRICS_TERMINAL, delta, pct, stats_images_note
+from steerlang.report.formatting import (
+    TASK_METRICS_TERMINAL,
+    delta,
+    empty_groups_note,
+    pct,
+    stats_images_note,
+    worst_group_label,
+)
 
 
 def print_summary(report: dict[str, Any], console: Any) -> None:
@@ -22,6 +29,9 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
         _print_metrics(m, console)
         if m["baseline"].get("per_group"):
             _print_groups(m, report.get("groups") or [], console)
+        note = empty_groups_note(report)
+        if note:
+            console.print(f"[yellow]warning[/yellow]: {note}")
     for k, s in (report.get("steerability") or {}).items():
         console.print(
             f"steerability L{k.replace(':', ' ')}: {s['n_steerable']}/{s['n_units']} "
@@ -68,7 +78,10 @@ def _print_metrics(m: dict[str, Any], console: Any) -> None:
     for label, key in TASK_METRICS_TERMINAL:
         if key in base:
             mt.add_row(
-                label, pct(base.get(key)), pct(st.get(key)), delta(base.get(key), st.get(key))
+                worst_group_label(label, key, base),
+                pct(base.get(key)),
+                pct(st.get(key)),
+                delta(base.get(key), st.get(key)),
             )
     if "attack" in m:
         a = m["attack"]
@@ -100,5 +113,7 @@ def _print_groups(m: dict[str, Any], names: list[str], console: Any) -> None:
     for i, (a, c) in enumerate(zip(base["per_group"], st["per_group"], strict=True)):
         name = names[i] if i < len(names) else str(i)
         n = base.get("group_counts", [None] * (i + 1))[i]
+        if n == 0:
+            name += " (no images)"
         gt.add_row(name, str(n), pct(a), pct(c), delta(a, c))
     console.print(gt)

@@ -408,3 +408,76 @@ def test_topk_wide_sae_fast_equals_full(tiny, pixels) -> None:
             outs[mode] = embed(tiny, pixels)
     torch.testing.assert_close(outs["fast"], outs["full"], rtol=1e-4, atol=1e-4)
     assert (outs["fast"] - embed(tiny, pixels)).abs().max() > 1e-2
+
+
+# ------------------------------------------------------------------------ finite or fail
+
+
+def _rule_edit(f: int, op: str, value: float | None, rule: str) -> FeatureEdit:
+    return FeatureEdit(feature=f, op=op, value=value, rule=rule, rule_index=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "norm", "shown"),
+    [
+        ("clamp", 1e308, "per_token_ln", "1e+308"),
+        ("add", math.inf, "per_token_ln", "inf"),
+        ("scale", 1e39, "none", "1e+39"),
+        ("mean_ablate", math.nan, "none", "nan"),
+        ("add", 3e38, "scalar", "3e+38"),  # fits float32, but times the output scale 2 does not
+    ],
+)
+def test_values_beyond_float32_are_refused_before_any_forward(
+    tiny, op: str, value: float, norm: str, shown: str
+) -> None:
+    sae = make_sae(3, norm=norm)
+    plan = plan_of(site_plan(3, "resid_post", [_rule_edit(1, op, value, "huge")]))
+    before = n_hooks(tiny)
+    with pytest.raises(SteerError) as e, steer(tiny, plan, {(3, "resid_post"): sae}):
+        pass
+    msg = str(e.value)
+    assert "rule huge" in msg and "blocks.3.hook_resid_post" in msg and shown in msg, msg
+    if op == "mean_ablate":
+        assert "statistics cache" in (e.value.help or "")
+    assert n_hooks(tiny) == before
+
+
+def test_a_value_that_overflows_inside_the_model_is_blamed_on_its_rule(tiny, pixels) -> None:
+    from steerlang.model.hooks import blame_non_finite
+
+    saes = {(3, "resid_post"): make_sae(3), (7, "resid_post"): make_sae(7, seed=1)}
+    plan = plan_of(
+        site_plan(3, "resid_post", [_rule_edit(1, "scale", 2.0, "mild")]),
+        site_plan(
+            7,
+            "resid_post",
+            [_rule_edit(2, "clamp", 1e30, "huge"), _rule_edit(3, "suppress", None, "huge")],
+        ),
+    )
+    with torch.inference_mode(), steer(tiny, plan, saes):
+        out = tiny.encode_image(pixels)
+    assert not bool(torch.isfinite(out).all())  # the attack: 1e30 fits float32, the model not
+
+    err = blame_non_finite(tiny, plan, saes, lambda: tiny.encode_image(pixels))
+    msg = str(err)
+    assert "rule huge at blocks.7.hook_resid_post" in msg and "1e+30" in msg, msg
+    assert "2 edits" in msg
+
+
+def test_non_finite_only_from_rules_together_names_them_all(tiny, pixels) -> None:
+    from steerlang.model.hooks import blame_non_finite
+
+    saes = {(3, "resid_post"): make_sae(3), (7, "resid_post"): make_sae(7, seed=1)}
+    plan = plan_of(
+        site_plan(3, "resid_post", [_rule_edit(1, "add", 4.0, "a")]),
+        site_plan(7, "resid_post", [_rule_edit(2, "add", 5.0, "b")]),
+    )
+
+    def forward() -> torch.Tensor:  # non-finite only while both rules' hooks are installed
+        out = tiny.encode_image(pixels)
+        return out * math.inf if n_hooks(tiny) >= 2 else out
+
+    err = blame_non_finite(tiny, plan, saes, forward)
+    msg = str(err)
+    assert "no rule does it alone" in msg and "a at blocks.3" in msg and "b at blocks.7" in msg
+    assert "rule b's add of feature 2 with value 5" in msg, msg

@@ -59,26 +59,45 @@ def test_text_rate_on_a_typographic_dataset() -> None:
 
 
 class _Table:
-    def __init__(self, cols: dict, classes: list[str] | None = None) -> None:
+    def __init__(self, cols: dict, meta: dict | None = None) -> None:
         self.cols = cols
-        self.classes = classes
+        self.meta = meta or {}
         self.name = "t"
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.cols)
 
     def column(self, name: str) -> np.ndarray:
         return np.asarray(self.cols[name])
 
 
-def test_labels_map_by_name_when_the_table_has_its_own_classes() -> None:
-    t = _Table({"label": [0, 1, 2]}, classes=["boat", "car", "cat"])
+def test_labels_map_by_name_where_the_dataset_names_its_classes() -> None:
+    # Typographic sets / ImageFolder: `label` indexes the dataset's classes, `label_name`
+    # names them, and the task's classes are matched by those names in any order.
+    t = _Table({"label": [0, 1, 2], "label_name": ["boat", "car", "cat"]})
     assert task_labels(t, "label", ["cat", "boat", "car"]).tolist() == [1, 2, 0]
-    with pytest.raises(EvaluationError, match="not one of the task's classes"):
+    with pytest.raises(EvaluationError, match="not one of the task's classes") as e:
         task_labels(t, "label", ["cat", "boat"])
-    wb = _Table({"y": [0, 1, 1]})
-    assert task_labels(wb, "y", ["landbird", "waterbird"]).tolist() == [0, 1, 1]
-    with pytest.raises(EvaluationError, match="class index 1"):
-        task_labels(wb, "y", ["landbird"])
+    assert "`label_name`" in str(e.value) and "boat, car, cat" in str(e.value)
     names = _Table({"label_name": ["dog", "cat"]})
     assert task_labels(names, "label_name", ["cat", "dog"]).tolist() == [1, 0]
+
+
+def test_labels_map_by_index_on_integer_columns_without_names() -> None:
+    wb = _Table({"y": [0, 1, 1]})
+    assert task_labels(wb, "y", ["landbird", "waterbird"]).tolist() == [0, 1, 1]
+    assert task_labels(wb, "y", ["a land bird", "a water bird"]).tolist() == [0, 1, 1]
+    with pytest.raises(EvaluationError, match="column `y`.*values 0, 1.*1 classes"):
+        task_labels(wb, "y", ["landbird"])
+
+
+def test_a_class_count_that_does_not_fit_the_declared_values_names_them() -> None:
+    wb = _Table({"y": [0, 1, 1]}, meta={"value_names": {"y": ["landbird", "waterbird"]}})
+    with pytest.raises(EvaluationError) as e:
+        task_labels(wb, "y", ["land", "water", "sky"])
+    msg = str(e.value)
+    assert "3 classes for column `y`" in msg and "0 landbird, 1 waterbird" in msg
 
 
 def test_linear_probe_is_deterministic_and_fits_separable_data() -> None:

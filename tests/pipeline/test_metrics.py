@@ -55,6 +55,10 @@ def test_group_metrics_bundle_and_empty_groups() -> None:
     assert m.average_adjusted == pytest.approx(13052 / 14385)
     d = metrics_dict(m.to_dict())
     assert d["per_group"][4] is None and d["worst_group"] == 0.5
+    # the empty group is named, so the worst group (over 4 of 5) is known to be incomplete
+    assert m.empty == [4] and not m.complete and d["empty"] == [4]
+    full = group_metrics(PRED, Y, g, 4, TRAIN)
+    assert full.empty == [] and full.complete and full.worst_group == m.worst_group
 
 
 def test_mixed_radix_three_columns_and_fixed_radices() -> None:

@@ -141,6 +141,12 @@ def load_waterbirds(root: Path | str, *, name: str = "waterbirds") -> ImageTable
         paths=paths,
         data=cols,
         classes=["landbird", "waterbird"],
-        meta={"label_column": "y", "group_columns": ["y", "place"]},
+        # Names of the values of y and place (value i is index i): the task's classes map
+        # to y by index, and groups are every (y, place) pair even when a split lacks one.
+        meta={
+            "label_column": "y",
+            "group_columns": ["y", "place"],
+            "value_names": {"y": ["landbird", "waterbird"], "place": ["land", "water"]},
+        },
         source=source,
     )
