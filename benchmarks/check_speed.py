@@ -4,7 +4,9 @@ Generates a realistic 200-rule recipe (the language's rule shapes: thresholds on
 top-k selections, explicit ids, several layers, sites and token scopes, comments), then measures
 
 - in-process: `steer check` work after start-up (compile + render diagnostics), median of N;
-- start-up: a fresh `python -m steerlang check FILE` process, wall clock, median of M.
+- start-up: a fresh `python -m steerlang check FILE` process, wall clock, median of M, with the
+  parser's table cache (`steerlang/lang/grammar_cache.py`) and without it
+  (`STEERLANG_NO_CACHE=1`), alternating so that machine noise hits both alike.
 
 Target: <= 50 ms after start-up, so a check on every save feels instant. Last line: one JSON
 object with the figures.
@@ -92,16 +94,20 @@ def main(argv: list[str] | None = None) -> int:
             times.append((time.perf_counter() - t) * 1000)
             cpu.append((time.process_time() - c) * 1000)
 
-        startup = []
-        for _ in range(args.startup_repeat):
-            t = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "steerlang", "check", path],
-                capture_output=True,
-                text=True,
-            )
-            startup.append(time.perf_counter() - t)
-            assert proc.returncode == 0, proc.stdout + proc.stderr
+        env_cached = {k: v for k, v in os.environ.items() if k != "STEERLANG_NO_CACHE"}
+        envs = {"cached": env_cached, "no_cache": {**env_cached, "STEERLANG_NO_CACHE": "1"}}
+        startup: dict[str, list[float]] = {name: [] for name in envs}
+        for i in range(args.startup_repeat):
+            for name in sorted(envs, reverse=bool(i % 2)):
+                t = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, "-m", "steerlang", "check", path],
+                    capture_output=True,
+                    text=True,
+                    env=envs[name],
+                )
+                startup[name].append(time.perf_counter() - t)
+                assert proc.returncode == 0, proc.stdout + proc.stderr
 
     median = statistics.median(times)
     print(f"recipe: {n_rules} rules, {len(text.splitlines())} lines, ~{n_tokens} words")
@@ -112,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"check after start-up, CPU time: median {statistics.median(cpu):.1f} ms")
     print(f"machine load (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(
-        f"`python -m steerlang check` process wall time: median "
-        f"{statistics.median(startup):.3f} s over {args.startup_repeat} runs"
-    )
+    for name, label in (("cached", "with the table cache"), ("no_cache", "without it")):
+        print(
+            f"`python -m steerlang check` process wall time {label}: median "
+            f"{statistics.median(startup[name]):.3f} s over {args.startup_repeat} runs"
+        )
     print(
         json.dumps(
             {
@@ -127,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 "check_ms_max": round(max(times), 2),
                 "check_cpu_ms_median": round(statistics.median(cpu), 2),
                 "first_check_ms": round(first_ms, 1),
-                "startup_wall_s_median": round(statistics.median(startup), 3),
+                "startup_wall_s_median": round(statistics.median(startup["cached"]), 3),
+                "startup_no_cache_wall_s_median": round(statistics.median(startup["no_cache"]), 3),
                 "load_avg_1min": round(os.getloadavg()[0], 2),
                 "cpu_count": os.cpu_count(),
                 "target_ms": 50,

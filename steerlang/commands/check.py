@@ -47,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
     all_diags = []
     for path in args.files:
         try:
-            res = compile_file(path, n_layers=args.layers, params=params)
+            res = compile_file(
+                path,
+                n_layers=args.layers,
+                params=params,
+                allow_include_outside=args.allow_include_outside,
+            )
         except SteerError as e:
             failed = True
             if args.format == "json":

@@ -36,7 +36,12 @@ def run(args: argparse.Namespace) -> int:
         os.environ["STEERLANG_DEBUG"] = "1"  # let internal errors surface as tracebacks
     from steerlang.lang.api import compile_file, render_diagnostics
 
-    res = compile_file(args.file, n_layers=args.layers, params=params_dict(args.param))
+    res = compile_file(
+        args.file,
+        n_layers=args.layers,
+        params=params_dict(args.param),
+        allow_include_outside=args.allow_include_outside,
+    )
     if res.diagnostics:
         color = use_color(args.color, sys.stderr)
         write(sys.stderr, render_diagnostics(res.diagnostics, res.sources, color=color))

@@ -95,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    ir = compile_or_report(args.recipe, params_dict(args.param))
+    ir = compile_or_report(
+        args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
+    )
     if ir is None:
         return 1
     if args.rule and args.rule not in {r.name for r in ir.rules}:

@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 
-from steerlang.commands.options import add_color_option, use_color, write
+from steerlang.commands.options import add_color_option, add_include_option, use_color, write
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument(
         "--diff", action="store_true", help="print a unified diff; exit 1 if a file would change"
     )
+    add_include_option(p)  # the meaning check below compiles the recipe, includes and all
     add_color_option(p)
     p.set_defaults(func=run)
 
@@ -50,15 +51,18 @@ def _atomic_write(path: str, text: str) -> None:
         raise
 
 
-def _meaning_changed(before: str, after: str, path: str) -> str | None:
+def _meaning_changed(
+    before: str, after: str, path: str, *, allow_include_outside: bool = False
+) -> str | None:
     """Last safety check before writing: the Recipe IR (includes resolved) is unchanged,
-    up to source positions. `format_text` already compared the syntax trees."""
+    up to source positions. `format_text` already compared the syntax trees. Includes follow
+    the same rules as `steer check` (docs/language.md §7); nothing of theirs is printed."""
     from steerlang.lang.api import compile_text
 
-    a = compile_text(before, path)
+    a = compile_text(before, path, allow_include_outside=allow_include_outside)
     if a.ir is None:
         return None  # nothing to compare against; the tree comparison still applied
-    b = compile_text(after, path)
+    b = compile_text(after, path, allow_include_outside=allow_include_outside)
     if b.ir is None or _no_spans(a.ir.model_dump()) != _no_spans(b.ir.model_dump()):
         return "the formatted recipe would compile differently (a formatter bug; please report it)"
     return None
@@ -105,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         if out == text:
             continue
-        problem = _meaning_changed(text, out, path)
+        problem = _meaning_changed(
+            text, out, path, allow_include_outside=args.allow_include_outside
+        )
         if problem:
             print(f"error: {path} was not formatted: {problem}", file=sys.stderr)
             status = 1

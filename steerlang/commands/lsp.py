@@ -35,11 +35,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="wait this long after an edit before re-checking (default: 0; edits that arrive "
         "during a check are coalesced into the next one anyway)",
     )
+    p.add_argument(
+        "--allow-include-outside",
+        action="store_true",
+        help="let recipes include files outside the workspace folder (default: only inside it)",
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from steerlang.lsp.server import serve_stdio
 
-    serve_stdio(log_file=args.log_file, log_level=args.log_level, debounce_ms=args.debounce_ms)
+    serve_stdio(
+        log_file=args.log_file,
+        log_level=args.log_level,
+        debounce_ms=args.debounce_ms,
+        allow_include_outside=args.allow_include_outside,
+    )
     return 0

@@ -1,6 +1,6 @@
 """Command-line options every `steer` command shares, defined once so that each flag parses and
-reads the same way everywhere: `--param NAME=VALUE`, `--layers N`, `--color`, `--device` and the
-binding options of the runtime commands (`--profile --model --data --sae --no-cache -q`), plus
+reads the same way everywhere: `--param NAME=VALUE`, `--layers N`, `--allow-include-outside`,
+`--color`, `--device` and the binding options of the runtime commands (`--profile --model --data --sae --no-cache -q`), plus
 the logging and progress helpers of the runtime commands.
 
 Importing this module must stay cheap (`steer check` starts without torch, pydantic or the
@@ -75,8 +75,19 @@ def add_param_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_include_option(p: argparse.ArgumentParser) -> None:
+    """`--allow-include-outside`, on every command that compiles a recipe: by default an
+    `include` must stay inside the recipe's own folder tree (E112, docs/language.md §7)."""
+    p.add_argument(
+        "--allow-include-outside",
+        action="store_true",
+        help="let the recipe include files outside its own folder (only for recipes you trust)",
+    )
+
+
 def add_compile_options(p: argparse.ArgumentParser) -> None:
-    """`--layers N` and `--param NAME=VALUE`, for the commands that only compile."""
+    """`--layers N`, `--param NAME=VALUE` and `--allow-include-outside`, for the commands that
+    only compile."""
     p.add_argument(
         "--layers",
         type=positive_int,
@@ -84,6 +95,7 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
         help="model depth for layer range checks (default: from the recipe's model)",
     )
     add_param_option(p)
+    add_include_option(p)
 
 
 def add_color_option(p: argparse.ArgumentParser) -> None:
@@ -103,6 +115,7 @@ def add_device_option(p: argparse.ArgumentParser) -> None:
 def add_binding_options(p: argparse.ArgumentParser) -> None:
     """Options that bind a recipe's names to real things (shared by run/plan/explain/sweep)."""
     add_param_option(p)
+    add_include_option(p)
     p.add_argument(
         "--profile",
         metavar="FILE",

@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
-    ir = compile_or_report(args.recipe, params_dict(args.param))
+    ir = compile_or_report(
+        args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
+    )
     if ir is None:
         return 1
     progress = make_progress(console, args.quiet)

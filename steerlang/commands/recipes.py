@@ -13,15 +13,17 @@ from steerlang.commands.options import write
 from steerlang.plan import RecipeIR
 
 
-def compile_or_report(recipe: str, params: dict[str, str]) -> RecipeIR | None:
-    """Compile `recipe` with the `--param` overrides; on errors print the diagnostics and an
-    `error:` line on stderr and return None.
+def compile_or_report(
+    recipe: str, params: dict[str, str], *, allow_include_outside: bool = False
+) -> RecipeIR | None:
+    """Compile `recipe` with the `--param` overrides (and `--allow-include-outside`); on errors
+    print the diagnostics and an `error:` line on stderr and return None.
 
     Warnings are printed on stderr either way, so stdout stays clean for JSON.
     """
     from steerlang.lang.api import compile_file
 
-    res = compile_file(recipe, params=params or None)
+    res = compile_file(recipe, params=params or None, allow_include_outside=allow_include_outside)
     if not res.ok or res.ir is None:
         n = len(res.errors) or 1
         write(sys.stderr, res.render(color=False))

@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     # Before compiling, binding or computing anything: the run folder is written last.
     check_out_root(opts.out)
-    ir = compile_or_report(args.recipe, params_dict(args.param))
+    ir = compile_or_report(
+        args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
+    )
     if ir is None:
         return 1
     progress = make_progress(console, args.quiet)

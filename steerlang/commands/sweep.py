@@ -83,7 +83,9 @@ def _ir_for(args: argparse.Namespace) -> Any:
     from steerlang.plan import RecipeIR
 
     if args.recipe:
-        ir = compile_or_report(args.recipe, params_dict(args.param))
+        ir = compile_or_report(
+            args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
+        )
         if ir is None:
             raise SystemExit(1)
     else:

@@ -20,6 +20,7 @@ from typing import Any
 
 from steerlang.diagnostics import Diagnostic, SourceSpan
 from steerlang.lang import ast
+from steerlang.lang.compiler.sources import read_recipe_file
 from steerlang.lang.completion import accepted_at
 from steerlang.lang.incremental import ParseCache
 from steerlang.lang.known import ACTIONS, SETTING_DOCS, SITE_DOCS, STAT_FUNCTIONS, TOKEN_SCOPES
@@ -44,6 +45,7 @@ __all__ = [
     "diagnostics_to_json",
     "format_text",
     "parse_text",
+    "read_recipe_file",
     "render_diagnostics",
     "symbols",
 ]
@@ -97,6 +99,8 @@ def compile_text(
     params: dict[str, str] | None = None,
     read_file: Callable[[str], str] | None = None,
     parse_cache: ParseCache | None = None,
+    include_root: str | None = None,
+    allow_include_outside: bool = False,
 ) -> CompileResult:
     """Parse, resolve (includes relative to `path`), check and lower one recipe.
 
@@ -105,6 +109,8 @@ def compile_text(
     `read_file` reads included files (the language server passes one that sees unsaved
     editor buffers); `parse_cache` (a `ParseCache`, one per document) makes a
     re-check after a small edit re-parse only the changed lines, with identical results.
+    Includes must stay inside `include_root` (default: the folder of `path`, else the working
+    folder), symbolic links resolved, unless `allow_include_outside` (`--allow-include-outside`).
     """
     from steerlang.lang.compiler import compile_source
     from steerlang.lang.compiler.state import CompileOptions, default_read_file
@@ -114,6 +120,8 @@ def compile_text(
         params=dict(params or {}),
         read_file=read_file or default_read_file,
         parse_cache=parse_cache,
+        include_root=include_root,
+        allow_include_outside=allow_include_outside,
     )
     try:
         out = compile_source(text, path, options)
@@ -136,6 +144,8 @@ def compile_file(
     params: dict[str, str] | None = None,
     read_file: Callable[[str], str] | None = None,
     parse_cache: ParseCache | None = None,
+    include_root: str | None = None,
+    allow_include_outside: bool = False,
 ) -> CompileResult:
     """`compile_text` on a file read from disk (UTF-8). Raises `SteerError` if it cannot be read."""
     from steerlang.errors import SteerError
@@ -158,6 +168,8 @@ def compile_file(
         params=params,
         read_file=read_file,
         parse_cache=parse_cache,
+        include_root=include_root,
+        allow_include_outside=allow_include_outside,
     )
 
 

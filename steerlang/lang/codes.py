@@ -253,7 +253,7 @@ Fixed:
     "E106": (
         "include not found",
         """`include "path.steer"` reads another recipe file. The path is relative to the file that
-contains the `include`, and the file must exist and be UTF-8 text.
+contains the `include`, and the file must exist and be UTF-8 text (see also E112, E113, E114).
 
 Erroneous:
 
@@ -334,6 +334,52 @@ Erroneous:
     model "openclip:ViT-B-32@laion2b_s34b_b79k"
 
 Fixed: keep one `model` line.
+""",
+    ),
+    "E112": (
+        "include outside the recipe's folder",
+        """An included file must lie inside the folder of the recipe being checked, or a folder
+below it, after symbolic links are resolved (the language server allows the whole workspace
+folder). A recipe may come from someone else, and without this rule `include
+"../../etc/passwd"` would read any file on the machine. When you trust the recipe, pass
+`--allow-include-outside` (to `check`, `compile`, `fmt`, `run`, `plan`, `explain` and `sweep`;
+`allowIncludeOutside` in the language server's initialization options).
+
+Erroneous (recipes/waterbirds.steer):
+
+    include "../../shared/common.steer"
+
+Fixed: copy or move `common.steer` into `recipes/` (or a folder below it):
+
+    include "shared/common.steer"
+""",
+    ),
+    "E113": (
+        "include is not a regular .steer file",
+        """Only recipe files can be included: regular files whose name ends in `.steer` (also
+after symbolic links are resolved). Directories, FIFOs, devices, sockets and the kernel's
+`/proc` and `/sys` files are refused without being opened, so an include can neither hang
+the command nor read a file that is not a recipe.
+
+Erroneous:
+
+    include "notes.txt"
+
+Fixed: rename the file to `notes.steer` if it is a recipe.
+""",
+    ),
+    "E114": (
+        "included file is not a recipe",
+        """An included file must itself be a recipe: `steer 1` first (after comments and blank
+lines) and no syntax errors. Otherwise it is reported once, at the `include` line, and none of
+its lines are shown, since it may be any file holding anything (a key, a password). Check the
+file on its own with `steer check FILE` to see its errors.
+
+Erroneous:
+
+    include "secrets.steer"     # a file that does not start with `steer 1`
+
+Fixed: include a recipe file, or add `steer 1` at the top of the file and fix its errors.
 """,
     ),
     # ---------------------------------------------------------------- E2xx types and ranges

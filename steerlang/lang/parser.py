@@ -1,7 +1,8 @@
 """Text -> syntax tree, with statement-level error recovery.
 
-The Lark LALR parser is built lazily once per process (and its analysis cached on disk per
-user, which makes start-up 2-4 ms instead of ~100 ms); it builds the syntax tree while it
+The Lark LALR parser is built lazily once per process (its analysed tables are kept on disk as
+JSON in a folder private to the user, `steerlang.lang.grammar_cache`, which makes the first
+parse of a process cheaper than analysing the grammar again); it builds the syntax tree while it
 parses (`steerlang.lang.tree.TreeBuilder`). Syntax errors never escape as Lark exceptions:
 `parse()` returns the tree it could build plus `Diagnostic`s. Recovery syncs to the end of the
 line (Lark's own grammar-error finder does the same), so every independent error is reported
@@ -10,8 +11,6 @@ once and a broken statement never cascades into errors on the next lines.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,32 +21,12 @@ from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Token
 
 from steerlang.diagnostics import Diagnostic
-from steerlang.lang import ast
+from steerlang.lang import ast, grammar_cache
 from steerlang.lang.fast_parse import fast_parse
 from steerlang.lang.lexer import SteerLexer, find_comments
 from steerlang.lang.spans import LineIndex
 from steerlang.lang.syntax_errors import SyntaxProblem, syntax_diagnostic
 from steerlang.lang.tree import TreeBuilder
-
-
-def _cache_file(grammar_text: str) -> str | None:
-    """A per-user cache path keyed on the grammar and lark version (Lark verifies it too)."""
-    if os.environ.get("STEERLANG_NO_CACHE"):
-        return None
-    import lark
-
-    base = os.environ.get("STEERLANG_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "steerlang",
-    )
-    key = hashlib.sha256((lark.__version__ + "\0" + grammar_text).encode()).hexdigest()[:16]
-    try:
-        os.makedirs(base, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    if not os.access(base, os.W_OK):
-        return None
-    return os.path.join(base, f"steer-grammar-{key}.lark-cache")
 
 
 def grammar_text() -> str:
@@ -77,15 +56,16 @@ def build_parser(
     )
     if transformer is not None:
         kwargs["transformer"] = transformer
-    cache_path = _cache_file(f"{text}\0strict={strict}\0lexer={lexer}") if cache else None
-    try:
-        if cache_path:
-            return Lark.open_from_package(
-                "steerlang.grammar", "steer.lark", cache=cache_path, **kwargs
-            )
-    except Exception:  # an unreadable or unwritable cache must never stop the parser
-        pass
-    return Lark.open_from_package("steerlang.grammar", "steer.lark", **kwargs)
+    variant = f"{text}\0strict={strict}\0lexer={lexer}"
+    if cache:
+        # Never Lark's own `cache=`: it unpickles the cache file (see grammar_cache).
+        loaded = grammar_cache.load_parser(variant, transformer)
+        if loaded is not None:
+            return loaded
+    parser = Lark.open_from_package("steerlang.grammar", "steer.lark", **kwargs)
+    if cache:
+        grammar_cache.save_parser(variant, parser)
+    return parser
 
 
 _parser: Any = None

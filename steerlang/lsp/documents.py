@@ -8,9 +8,12 @@ after such a character would land in the wrong place. We apply changes with
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from steerlang.lang.api import read_recipe_file
 from steerlang.lang.incremental import ParseCache
 from steerlang.lsp.positions import Encoding, LineIndex, apply_change
 
@@ -73,3 +76,43 @@ class DocumentStore:
 
     def get(self, uri: str) -> Document | None:
         return self.docs.get(uri)
+
+
+class EditorFiles:
+    """What the compiler may read for the editor: included files as the editor has them (an
+    open buffer wins over the disk), read from disk with the same checks as `steer check`
+    (regular `.steer` files only), and includes confined to the workspace folder.
+
+    Why the workspace folder: a recipe opened in the editor may come from anywhere, and the
+    server checks it on every keystroke without asking, so its includes may not reach outside
+    the folder the user opened (`allowIncludeOutside` in the initialization options lifts this).
+    """
+
+    def __init__(self, store: DocumentStore, folders: Callable[[], list[str]]) -> None:
+        self.store = store
+        self.folders = folders  # the workspace folders' paths, asked for on every check
+        self.allow_include_outside = False
+
+    def __call__(self, path: str) -> str:
+        want = os.path.normpath(os.path.abspath(path))
+        for doc in self.store.docs.values():
+            if doc.path is not None and os.path.normpath(os.path.abspath(doc.path)) == want:
+                return doc.text
+        return read_recipe_file(path)
+
+    def include_root(self, path: str | None) -> str | None:
+        """The outermost workspace folder that holds the file at `path`; None (the recipe's own
+        folder) for a file outside every workspace folder or without a path."""
+        if path is None:
+            return None
+        here = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        best: str | None = None
+        for folder in self.folders():
+            root = os.path.realpath(folder)
+            try:
+                inside = os.path.commonpath([here, root]) == root
+            except ValueError:
+                continue
+            if inside and (best is None or len(root) < len(best)):
+                best = root
+        return best

@@ -34,7 +34,7 @@ from steerlang.lang.known import (
     model_depth,
 )
 from steerlang.lsp.docs import KEYWORD_DOCS, stat_definition
-from steerlang.lsp.documents import Document
+from steerlang.lsp.documents import Document, EditorFiles
 from steerlang.lsp.positions import Encoding, LineIndex
 from steerlang.plan import SETTING_DEFAULTS
 
@@ -65,12 +65,23 @@ def analyse(
     parse_cache: api.ParseCache | None = None,
 ) -> api.CompileResult:
     """`compile_text`, memoised in `cache` (a document's per-version dict) by `n_layers`;
-    `parse_cache` is the document's cross-version line cache (same results, less parsing)."""
+    `parse_cache` is the document's cross-version line cache (same results, less parsing).
+    With the server's `EditorFiles` as `read_file`, includes are confined to the workspace
+    folder; with any other reader, to the recipe's own folder (as in `steer check`)."""
     key = f"compile:{n_layers}"
     if cache is not None and key in cache:
         return cache[key]
+    root, outside = None, False
+    if isinstance(read_file, EditorFiles):  # the server's reader carries its include policy
+        root, outside = read_file.include_root(path), read_file.allow_include_outside
     res = api.compile_text(
-        text, path, n_layers=n_layers, read_file=read_file, parse_cache=parse_cache
+        text,
+        path,
+        n_layers=n_layers,
+        read_file=read_file,
+        parse_cache=parse_cache,
+        include_root=root,
+        allow_include_outside=outside,
     )
     if cache is not None:
         cache[key] = res

@@ -37,7 +37,7 @@ from pygls.uris import to_fs_path
 
 from steerlang import __version__
 from steerlang.lsp import features
-from steerlang.lsp.documents import Document, DocumentStore
+from steerlang.lsp.documents import Document, DocumentStore, EditorFiles
 from steerlang.lsp.positions import Encoding
 
 log = logging.getLogger("steerlang.lsp")
@@ -80,6 +80,8 @@ class SteerLanguageServer(LanguageServer):
             protocol_cls=_Protocol,
         )
         self.store = DocumentStore()
+        # Included files: open buffers first, includes confined to the workspace folder.
+        self.read_file = EditorFiles(self.store, self.workspace_folders)
         self.debounce_s = debounce_s
         self.n_layers: int | None = None
         self._pending: dict[str, asyncio.Task[None]] = {}
@@ -108,14 +110,16 @@ class SteerLanguageServer(LanguageServer):
         except Exception:  # pragma: no cover - no client attached
             pass
 
-    def read_file(self, path: str) -> str:
-        """Included files as the editor has them: an open buffer wins over the disk."""
-        want = os.path.normpath(os.path.abspath(path))
-        for doc in self.store.docs.values():
-            if doc.path is not None and os.path.normpath(os.path.abspath(doc.path)) == want:
-                return doc.text
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+    def workspace_folders(self) -> list[str]:
+        """The paths of the client's workspace folders (and its root folder), if any."""
+        try:
+            ws = self.workspace
+        except Exception:  # not initialised yet
+            return []
+        uris = [f.uri for f in ws.folders.values()]
+        if ws.root_uri:
+            uris.append(ws.root_uri)
+        return [p for p in (_path_of(u) for u in uris) if p]
 
     def recheck_dependents(self, changed: Document) -> None:
         """Re-check open documents that include `changed` (their results are now stale)."""
@@ -226,6 +230,8 @@ def _register_document_sync(server: SteerLanguageServer) -> None:
             d = opts.get("debounceMs")
             if isinstance(d, int | float) and not isinstance(d, bool) and d >= 0:
                 ls.debounce_s = float(d) / 1000.0
+            if opts.get("allowIncludeOutside") is True:
+                ls.read_file.allow_include_outside = True
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     @_guard(server, "didOpen", None)
@@ -394,7 +400,11 @@ def warm_up() -> None:
 
 
 def serve_stdio(
-    *, log_file: str | None = None, log_level: str = "WARNING", debounce_ms: float | None = None
+    *,
+    log_file: str | None = None,
+    log_level: str = "WARNING",
+    debounce_ms: float | None = None,
+    allow_include_outside: bool = False,
 ) -> None:
     """Run the server on stdin/stdout until the client says exit (`steer lsp`)."""
     handler: logging.Handler = (
@@ -408,6 +418,7 @@ def serve_stdio(
     root.setLevel(getattr(logging, log_level, logging.WARNING))
     debounce_s = DEFAULT_DEBOUNCE_S if debounce_ms is None else max(0.0, debounce_ms) / 1000.0
     server = build_server(debounce_s=debounce_s)
+    server.read_file.allow_include_outside = allow_include_outside
     try:
         warm_up()
     except Exception:  # a failed warm-up only costs speed; the first check will say what broke

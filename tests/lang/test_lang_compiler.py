@@ -84,12 +84,23 @@ def test_includes_are_relative_hashed_and_chained(tmp_path: Path) -> None:
         h.update(hashlib.sha256(p.read_bytes()).digest())
     assert ir.source_hash == h.hexdigest()
     # an error deep in an include names the whole chain
-    (tmp_path / "lib" / "deeper.steer").write_text("steer 1\nconcept water = plase == 1 and\n")
+    (tmp_path / "lib" / "deeper.steer").write_text(
+        "steer 1\nconcept water = place == 1\nat layer 12 suppress feature 1\n"
+    )
     res = compile_file(str(main))
     (d,) = res.diagnostics
-    assert d.code == "E005" and d.span.file == inc2
+    assert d.code == "E201" and d.span.file == inc2
     assert d.notes == [f"included from {inc1}:2:1", f"included from {main}:2:1"]
     assert inc2 in res.sources
+    # a deep include that does not parse is reported at its `include` line, unquoted
+    (tmp_path / "lib" / "deeper.steer").write_text("steer 1\nconcept water = plase == 1 and\n")
+    res = compile_file(str(main))
+    # (`water` is then unknown in main.steer, as after any include that fails: E101)
+    assert [d.code for d in res.diagnostics] == ["E101", "E114"]
+    d = res.diagnostics[1]
+    assert d.span.file == inc1 and d.span.line == 2
+    assert d.notes == [f"included from {main}:2:1"]
+    assert "plase" not in res.render() and res.sources[inc2] == ""
     # a custom reader (the language server's unsaved buffers) is used for includes
     res = compile_file(
         str(main),
@@ -153,7 +164,7 @@ def test_relative_sae_folders_resolve_against_the_recipe_file(tmp_path: Path) ->
     inc.parent.mkdir()
     inc.write_text('steer 1\nsae at layer 2 = "../weights/L2"\n', encoding="utf-8")
     recipe.write_text('steer 1\ninclude "../shared/saes.steer"\n', encoding="utf-8")
-    res = compile_file(str(recipe))
+    res = compile_file(str(recipe), allow_include_outside=True)
     assert res.ok, res.render()
     assert res.ir.saes == {"2:resid_post": str(inc.parent.resolve() / "../weights/L2")}
     # text without a file keeps the reference as written

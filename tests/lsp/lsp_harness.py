@@ -69,12 +69,12 @@ class InProcessServer:
                 raise TimeoutError(f"no response to {method}")
             await asyncio.sleep(0)
 
-    async def initialize(self, **init_options: Any) -> dict[str, Any]:
+    async def initialize(self, root_uri: str | None = None, **init_options: Any) -> dict[str, Any]:
         res = await self.request(
             "initialize",
             {
                 "processId": None,
-                "rootUri": None,
+                "rootUri": root_uri,
                 "capabilities": {},
                 "initializationOptions": init_options or None,
             },

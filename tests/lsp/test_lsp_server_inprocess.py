@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from pathlib import Path
 
 from lsp_harness import InProcessServer
@@ -136,3 +138,47 @@ def test_warm_up_freezes_start_up_objects() -> None:
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_includes_are_confined_to_the_workspace_folder(tmp_path: Path) -> None:
+    """Issue 14, item 7: the server checks whatever recipe is opened, on every keystroke, so
+    its includes may reach anywhere in the workspace folder but not outside it, and a file
+    that is not a recipe is never quoted."""
+    ws = tmp_path / "ws"
+    (ws / "recipes").mkdir(parents=True)
+    (ws / "common.steer").write_text("steer 1\nparam thr = 0.3\n", encoding="utf-8")
+    (tmp_path / "outside.steer").write_text("steer 1\nparam thr = 0.3\n", encoding="utf-8")
+    (ws / "secret.steer").write_text("API_TOKEN=lsp-secret-value\n", encoding="utf-8")
+    os.mkfifo(ws / "pipe.steer")
+    use = "at layer 7 suppress features where id() > thr\n"
+    texts = {
+        "in_ws.steer": f'steer 1\ninclude "../common.steer"\n{use}',
+        "out_ws.steer": f'steer 1\ninclude "../../outside.steer"\n{use}',
+        "secret.steer": f'steer 1\ninclude "../secret.steer"\n{use}',
+        "pipe.steer": f'steer 1\ninclude "../pipe.steer"\n{use}',
+    }
+
+    async def go(**opts: object) -> dict[str, list[dict]]:
+        srv = InProcessServer()
+        await srv.initialize(root_uri=ws.as_uri(), **opts)
+        for name, text in texts.items():
+            path = ws / "recipes" / name
+            path.write_text(text, encoding="utf-8")
+            _open(srv, path.as_uri(), text)
+        await srv.settle()
+        assert srv.log_errors() == []
+        return {
+            name: srv.published((ws / "recipes" / name).as_uri())[-1]["diagnostics"]
+            for name in texts
+        }
+
+    got = asyncio.run(asyncio.wait_for(go(), 60))
+    assert got["in_ws.steer"] == []  # outside the recipe's folder, inside the workspace
+    codes = {name: [d["code"] for d in diags] for name, diags in got.items()}
+    assert "E112" in codes["out_ws.steer"]
+    assert "E114" in codes["secret.steer"]
+    assert "E113" in codes["pipe.steer"]
+    assert "lsp-secret-value" not in json.dumps(got)
+    got = asyncio.run(asyncio.wait_for(go(allowIncludeOutside=True), 60))
+    assert got["out_ws.steer"] == [] and got["in_ws.steer"] == []
+    assert "E114" in [d["code"] for d in got["secret.steer"]]

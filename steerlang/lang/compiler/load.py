@@ -1,4 +1,9 @@
-"""Pass: read the root file and its includes, parse each, and expand includes in place."""
+"""Pass: read the root file and its includes, parse each, and expand includes in place.
+
+Which files may be included, and how they are read, is `steerlang/lang/compiler/sources.py`;
+an included file that does not parse as a recipe is reported once at its `include` line and
+its lines are never shown (it may be any file, holding anything).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,42 @@ import os
 from steerlang.diagnostics import SourceSpan
 from steerlang.errors import did_you_mean
 from steerlang.lang import ast
+from steerlang.lang.compiler.sources import (
+    NotARecipeFile,
+    Refusal,
+    check_include_path,
+    include_root,
+    relative_to_file,
+)
 from steerlang.lang.compiler.state import CompileState, Item, Origin
-from steerlang.lang.parser import parse
+from steerlang.lang.parser import ParseResult, parse
+
+__all__ = ["load_files", "relative_to_file"]
 
 
 def load_files(st: CompileState) -> None:
+    st.include_root = include_root(st.root, st.options.include_root)
     st.items = _load_file(st, st.text, st.root, Origin(), ())
 
 
 def _load_file(
-    st: CompileState, text: str, path: str | None, origin: Origin, stack: tuple[str | None, ...]
+    st: CompileState,
+    text: str,
+    path: str | None,
+    origin: Origin,
+    stack: tuple[str | None, ...],
+    parsed: ParseResult | None = None,
 ) -> list[Item]:
     st.sources[path] = text
     st.file_order.append(path)
     st.origin_of_file[path] = origin
     cache = st.options.parse_cache
-    res = cache.parse(text, path) if cache is not None and not stack else parse(text, path)
+    if parsed is not None:
+        res = parsed
+    elif cache is not None and not stack:
+        res = cache.parse(text, path)
+    else:
+        res = parse(text, path)
     st.recipes[path] = res.recipe
     for d in res.diagnostics:
         d.notes.extend(origin.notes())
@@ -80,13 +105,72 @@ def _include(
             help="delete this `include`",
         )
         return []
+    refusal = check_include_path(
+        target, st.include_root, allow_outside=st.options.allow_include_outside
+    )
+    if refusal is not None:
+        _refuse(st, rel, target, refusal, span)
+        return []
     try:
         text = st.options.read_file(target)
+    except NotARecipeFile as e:
+        _refuse(st, rel, target, Refusal(e.code, f"`{target}` is {e.what}"), span)
+        return []
     except (OSError, UnicodeDecodeError, ValueError) as e:
         _cannot_include(st, rel, target, span, e)
         return []
+    res = parse(text, target)
+    problem = _not_a_recipe(res)
+    if problem is not None:
+        # Known (so the language server re-checks this file's includers when it changes), but
+        # its text is dropped: nothing can quote it.
+        st.sources[target] = ""
+        st.syntax_errors = True
+        _refuse(st, rel, target, Refusal("E114", problem), span)
+        return []
     inc_origin = Origin((*origin.chain, (target, stmt.span or span)))
-    return _load_file(st, text, target, inc_origin, stack)
+    return _load_file(st, text, target, inc_origin, stack, parsed=res)
+
+
+def _not_a_recipe(res: ParseResult) -> str | None:
+    """Why a parsed included file is not a recipe (a label that quotes none of it), or None."""
+    header = res.recipe.header
+    if header is None or header.broken or header.version != 1:
+        return "this file does not start with `steer 1`"
+    if res.diagnostics:
+        n = len(res.diagnostics)
+        return f"this file has {n} syntax error{'s' if n != 1 else ''}"
+    return None
+
+
+_REFUSED = {
+    "E112": (
+        "cannot include `{rel}`: it is outside the recipe's folder",
+        "move the file into the recipe's folder (or a folder below it), or pass "
+        "`--allow-include-outside` if you trust this recipe",
+    ),
+    "E113": (
+        "cannot include `{rel}`: not a regular `.steer` file",
+        "only recipe files can be included: regular files whose name ends in `.steer`",
+    ),
+    "E114": (
+        "`{rel}` is not a recipe",
+        "its lines are not shown; run `steer check {target}` to see the file's own errors",
+    ),
+}
+
+
+def _refuse(
+    st: CompileState, rel: str, target: str, refusal: Refusal, span: SourceSpan | None
+) -> None:
+    message, help_ = _REFUSED[refusal.code]
+    st.emit(
+        refusal.code,
+        message.format(rel=rel),
+        span,
+        label=refusal.label,
+        help=help_.format(target=target),
+    )
 
 
 def _cannot_include(
@@ -111,9 +195,3 @@ def _cannot_include(
         label=f"`{target}` {why}",
         help=help_ or "include paths are relative to the file that contains the `include`",
     )
-
-
-def relative_to_file(rel: str, path: str | None) -> str:
-    """`rel` read from the folder of the file at `path` (the working folder without a file)."""
-    base = os.path.dirname(path) if path else ""
-    return os.path.normpath(os.path.join(base, rel))

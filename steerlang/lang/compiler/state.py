@@ -12,14 +12,13 @@ from typing import Any
 
 from steerlang.diagnostics import Diagnostic, Edit, SourceSpan
 from steerlang.lang import ast
+from steerlang.lang.compiler.sources import read_recipe_file
 from steerlang.lang.incremental import ParseCache
 
 ReadFile = Callable[[str], str]
 
-
-def default_read_file(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+# Reads included files: regular files only, never a FIFO, device or directory (see sources.py).
+default_read_file: ReadFile = read_recipe_file
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,10 @@ class CompileOptions:
     params: dict[str, str] = field(default_factory=dict)  # `--param NAME=VALUE`
     read_file: ReadFile = default_read_file  # reads included files
     parse_cache: ParseCache | None = None  # re-parses only changed lines of the root file
+    # The folder tree includes must stay in (None: the root recipe's folder; the language
+    # server passes the workspace folder), and whether includes may leave it anyway.
+    include_root: str | None = None
+    allow_include_outside: bool = False
 
 
 @dataclass
@@ -80,6 +83,7 @@ class CompileState:
     options: CompileOptions
     diags: list[Diagnostic] = field(default_factory=list)
     # -- load: every file read, in the order read (the root first), and the expanded statements
+    include_root: str = ""  # the resolved folder tree includes must stay in
     sources: dict[str | None, str] = field(default_factory=dict)
     recipes: dict[str | None, ast.Recipe] = field(default_factory=dict)
     file_order: list[str | None] = field(default_factory=list)
