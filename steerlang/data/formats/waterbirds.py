@@ -20,6 +20,7 @@ from steerlang.data.formats.common import (
     require_header,
     require_root,
     save_image,
+    source_digests,
     split_code,
     write_text,
 )
@@ -143,4 +144,5 @@ def load_waterbirds(root: Path | str, *, name: str = "waterbirds") -> ImageTable
         classes=["landbird", "waterbird"],
         meta={"label_column": "y", "group_columns": ["y", "place"]},
         source=source,
+        sources=source_digests(meta_file),
     )
