@@ -41,7 +41,9 @@ class ImageTable:
     """A dataset: image paths plus named columns (ints or strings), one row per image.
 
     `source` optionally records, per row, the metadata file and 1-based line the row came
-    from, so every error about a row can name where to fix it.
+    from, so every error about a row can name where to fix it. `sources` records the table
+    files the loader read (path -> sha256 of their bytes), so cache keys follow the labels and
+    attributes, not only the image files (steerlang/data/fingerprint.py).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class ImageTable:
         classes: list[str] | None = None,
         meta: dict[str, Any] | None = None,
         source: Sequence[tuple[str, int]] | None = None,
+        sources: dict[str, str] | None = None,
     ) -> None:
         n = len(paths)
         for col, values in data.items():
@@ -73,6 +76,7 @@ class ImageTable:
         self.classes: list[str] | None = list(classes) if classes is not None else None
         self.meta: dict[str, Any] = dict(meta or {})
         self._source: list[tuple[str, int]] | None = list(source) if source is not None else None
+        self.sources: dict[str, str] = dict(sources or {})
         self._rows: list[dict[str, Any]] | None = None
 
     # ---- shape -------------------------------------------------------------------------
@@ -163,6 +167,7 @@ class ImageTable:
             classes=self.classes,
             meta=self.meta,
             source=[self._source[i] for i in idx] if self._source is not None else None,
+            sources=self.sources,
         )
 
     def split(self, name: str) -> ImageTable:

@@ -36,7 +36,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("steerlang.statistics")
 
-STATS_FORMAT_VERSION = 1
+# The statistics code's version, part of every statistics cache key: bump it when a change to
+# this module (a definition, the pooling, the accumulator's precision) changes the numbers, so
+# tables computed by the old code are never read back as the new code's.
+STATS_FORMAT_VERSION = 2
 
 
 # ------------------------------------------------------------------------------------------
@@ -263,11 +266,19 @@ def stats_cache_key(
     spec: StatsSpec,
     dataset: Mapping[str, Any],
     concepts: Mapping[str, Any],
+    concept_values: str,
+    preprocess: str,
     pooling: str,
     limit: int,
     seed: int,
 ) -> str:
-    """Content key of one statistics table: everything that changes its numbers."""
+    """Content key of one statistics table: everything that changes its numbers.
+
+    `dataset` identifies the images and the table files read (`dataset_fingerprint`),
+    `concept_values` the values of every column the concepts read and the concept masks
+    (`columns_digest`), `preprocess` the image transform (`preprocess_fingerprint`); the model
+    and SAE enter by the hashes of their weights.
+    """
     from steerlang.files import content_key
 
     return content_key(
@@ -280,6 +291,8 @@ def stats_cache_key(
             "tokens": spec.tokens,
             "dataset": dict(dataset),
             "concepts": {k: _jsonable(v) for k, v in sorted(concepts.items())},
+            "concept_values": concept_values,
+            "preprocess": preprocess,
             "pooling": pooling,
             "limit": int(limit),
             "seed": int(seed) if limit else None,

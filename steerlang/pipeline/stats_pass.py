@@ -3,8 +3,10 @@ the cache or computed in one pass of the unsteered model over the statistics ima
 
 The images are the recipe's `stats_split` (at most `stats_limit` rows, drawn with `seed`), clean
 or with the typographic attack written on them per `stats_images`. A table's cache key covers
-the model, the SAE, the site and token scope, the images, the concepts, the pooling and the
-sampling, so a rerun of the same recipe recomputes nothing.
+the model and SAE weights, the site and token scope, the images and the table files they were
+listed in, the values of the columns the concepts read, the words the attack writes, the
+preprocessing, the pooling, the sampling and the statistics code's version, so a rerun of the
+same recipe recomputes nothing and a relabelled dataset never reads back stale statistics.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from steerlang.data.batches import image_batches, subset_indices
-from steerlang.data.fingerprint import dataset_fingerprint
+from steerlang.data.fingerprint import columns_digest, dataset_fingerprint, preprocess_fingerprint
 from steerlang.errors import SteerError
 from steerlang.facts import ATTACK_COLUMNS
 from steerlang.pipeline.bind import Binding, attack_style_for, split_of
@@ -52,6 +54,15 @@ class _StatsImages:
     data_id: dict[str, Any]
 
 
+@dataclass
+class _Concepts:
+    """The concept masks over the statistics rows, and the digest of every value they came
+    from (the columns the concepts read and the masks themselves) for the cache key."""
+
+    masks: dict[str, np.ndarray]
+    digest: str
+
+
 def stats_specs(ir: RecipeIR) -> list[StatsSpec]:
     """One table per (layer, site, token scope) that some rule reads statistics from."""
     return sorted(
@@ -83,23 +94,46 @@ def statistics_for(
             help="add `dataset NAME` (e.g. `dataset waterbirds`) to the recipe",
         )
     images = _statistics_images(ir, b)
-    concept_vals = _concepts_or_hint(ir, images.table)
-    keys = {s: _cache_key(ir, b, s, images.data_id) for s in specs}
+    concepts = _concepts_or_hint(ir, images.table)
+    keys = {s: _cache_key(ir, b, s, images.data_id, concepts.digest) for s in specs}
     missing: list[StatsSpec] = []
     for s in specs:
         out.keys[f"{s.layer}:{s.site}:{s.tokens}"] = keys[s]
-        hit = b.cache.load("stats", keys[s]) if use_cache else None
+        check = _entry_check(list(ir.concepts), b.saes[(s.layer, s.site)].d_sae)
+        hit = b.cache.load("stats", keys[s], check=check) if use_cache else None
         if hit is not None:
             cols, meta = hit
-            n = int(meta.get("n_features", len(next(iter(cols.values())))))
+            n = int(meta["n_features"])
             out.tables[(s.layer, s.site, s.tokens)] = StatsTable(n, cols, key=keys[s], meta=meta)
             out.cached.append(keys[s])
             log.info("using cached statistics %s (%s)", keys[s], s.label)
         else:
             missing.append(s)
     if missing:
-        _compute_missing(ir, b, missing, keys, images, concept_vals, out, progress)
+        _compute_missing(ir, b, missing, keys, images, concepts.masks, out, progress)
     return out
+
+
+def _entry_check(concepts: list[str], n_features: int) -> Any:
+    """What a cached statistics table must hold beyond what the cache itself verifies: every
+    column the statistics define (steerlang/pipeline/statistics.py), one value per SAE feature.
+    """
+    want = {"mean", "freq", "max"}
+    for c in concepts:
+        want |= {f"corr:{c}", f"corr_not:{c}", f"mean:{c}", f"mean_not:{c}"}
+
+    def check(cols: dict[str, np.ndarray], meta: dict[str, Any]) -> str | None:
+        if meta.get("n_features") != n_features:
+            return f"it records {meta.get('n_features')!r} features, the SAE has {n_features}"
+        missing = sorted(want - set(cols))
+        if missing:
+            return f"it lacks the columns {missing}"
+        for name, col in cols.items():
+            if col.shape != (n_features,):
+                return f"column `{name}` has shape {list(col.shape)}, expected [{n_features}]"
+        return None
+
+    return check
 
 
 def _statistics_images(ir: RecipeIR, b: Binding) -> _StatsImages:
@@ -113,13 +147,17 @@ def _statistics_images(ir: RecipeIR, b: Binding) -> _StatsImages:
     return _StatsImages(split, table, idx, data_id)
 
 
-def _cache_key(ir: RecipeIR, b: Binding, s: StatsSpec, data_id: dict[str, Any]) -> str:
+def _cache_key(
+    ir: RecipeIR, b: Binding, s: StatsSpec, data_id: dict[str, Any], concept_values: str
+) -> str:
     return stats_cache_key(
         model_hash=b.handle.content_hash,
         sae_hash=b.saes[(s.layer, s.site)].content_hash(),
         spec=s,
         dataset=data_id,
         concepts=ir.concepts,
+        concept_values=concept_values,
+        preprocess=preprocess_fingerprint(b.handle.preprocess),
         pooling=str(ir.setting("pooling")),
         limit=int(ir.setting("stats_limit")),
         seed=int(ir.setting("seed")),
@@ -209,13 +247,22 @@ def stats_images_view(
         style=style,
         copies="both" if mode == "both" else "attacked",
     )
-    ident = {"copies": mode, "style": style, "seed": seed, "classes": list(ir.task.classes)}
+    # The words written follow the task's labels, so the key holds the words themselves.
+    ident = {
+        "copies": mode,
+        "style": style,
+        "seed": seed,
+        "classes": list(ir.task.classes),
+        "words": columns_digest({c: view.column(c) for c in ("attack", "attacked")}),
+    }
     return view, np.arange(len(view)), ident
 
 
-def _concepts_or_hint(ir: RecipeIR, table: Any) -> dict[str, np.ndarray]:
-    """Concept masks over the statistics rows; a concept that reads an attack column on clean
-    images gets told which setting provides it."""
+def _concepts_or_hint(ir: RecipeIR, table: Any) -> _Concepts:
+    """Concept masks over the statistics rows, with the digest of the columns they read and of
+    the masks; a concept that reads an attack column on clean images gets told which setting
+    provides it."""
+    read: dict[str, Any] = {}
 
     def column(name: str) -> Any:
         if name in ATTACK_COLUMNS and name not in table.columns:
@@ -225,6 +272,9 @@ def _concepts_or_hint(ir: RecipeIR, table: Any) -> dict[str, np.ndarray]:
                 help='add `set attack = "typographic"` and `set stats_images = "both"` (each '
                 'image clean and attacked) or `"attacked"` to the recipe',
             )
-        return table.column(name)
+        read[f"column:{name}"] = values = table.column(name)
+        return values
 
-    return evaluate_concepts(ir.concepts, column, len(table), ir.params)
+    masks = evaluate_concepts(ir.concepts, column, len(table), ir.params)
+    digest = columns_digest({**read, **{f"concept:{k}": v for k, v in masks.items()}})
+    return _Concepts(masks, digest)

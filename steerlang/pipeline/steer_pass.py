@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from steerlang.data.batches import image_batches
-from steerlang.data.fingerprint import dataset_fingerprint
+from steerlang.data.fingerprint import dataset_fingerprint, preprocess_fingerprint
 from steerlang.errors import SteerError
 from steerlang.files import content_key
 from steerlang.pipeline.bind import Binding, split_of
@@ -163,13 +163,14 @@ def steerability_for(
         layer=layer,
         site=kind,
         images=dataset_fingerprint(b.dataset, table, split, idx),
+        preprocess=preprocess_fingerprint(b.handle.preprocess),
         vocabulary=words,
         units=ids,
         cfg=cfg,
         promote_words=promote_words,
     )
     what = f"{'neurons' if neurons else 'SAE features'} at layer {layer} {kind}"
-    hit = b.cache.load("steer", key) if use_cache else None
+    hit = b.cache.load("steer", key, check=_sweep_check(len(ids))) if use_cache else None
     if hit is not None:
         log.info("using cached steerability %s (%s)", key, what)
         res = SteerabilityResult.from_cache(hit[0], hit[1], key)
@@ -196,6 +197,26 @@ def steerability_for(
     return res
 
 
+def _sweep_check(n_units: int) -> Any:
+    """What a cached sweep must hold for `SteerabilityResult.from_cache`: one value per swept
+    unit in every column, the `promotes` columns its metadata names, and its kind."""
+
+    def check(cols: dict[str, np.ndarray], meta: dict[str, Any]) -> str | None:
+        want = {"units", "steerability", "power", "top_concept"}
+        want |= {f"promotes:{w}" for w in meta.get("promotes", [])}
+        missing = sorted(want - set(cols))
+        if missing:
+            return f"it lacks the columns {missing}"
+        if not isinstance(meta.get("kind"), str):
+            return "its metadata names no sweep kind"
+        for name, col in cols.items():
+            if col.shape[:1] != (n_units,):
+                return f"column `{name}` has {col.shape[:1]} rows, expected {n_units}"
+        return None
+
+    return check
+
+
 def _pixels(ir: RecipeIR, b: Binding, table: Any, idx: np.ndarray) -> Any:
     """The sweep's images, preprocessed, as one tensor on the device."""
     import torch
@@ -217,8 +238,15 @@ def _vocab_embeddings(b: Binding, words: Sequence[str]) -> Any:
         },
         prefix="vocab-",
     )
-    hit = b.cache.load("text", key)
-    if hit is not None and "emb" in hit[0] and hit[0]["emb"].shape[0] == len(words):
+
+    def check(cols: dict[str, np.ndarray], meta: dict[str, Any]) -> str | None:
+        emb = cols.get("emb")
+        if emb is None or emb.ndim != 2 or emb.shape[0] != len(words):
+            return f"it holds no [{len(words)}, E] embedding matrix"
+        return None
+
+    hit = b.cache.load("text", key, check=check)
+    if hit is not None:
         return torch.as_tensor(hit[0]["emb"], dtype=torch.float32, device=b.device)
     emb = text_embeddings(b.handle, words)
     b.cache.store("text", key, {"emb": emb.double().cpu().numpy()}, {"n": len(words)})

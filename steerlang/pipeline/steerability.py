@@ -34,7 +34,9 @@ from steerlang.facts import SITE_KINDS
 
 log = logging.getLogger("steerlang.steerability")
 
-STEER_FORMAT_VERSION = 1
+# The sweep code's version, part of every sweep's cache key: bump it when a change to the
+# measure changes the numbers, so sweeps by the old code are never read back as the new code's.
+STEER_FORMAT_VERSION = 2
 DEFAULT_VOCABULARY = "default"
 
 
@@ -601,6 +603,7 @@ def steer_cache_key(
     layer: int,
     site: str,
     images: Mapping[str, Any],
+    preprocess: str,
     vocabulary: Sequence[str],
     units: np.ndarray,
     cfg: SteerabilityConfig,
@@ -621,6 +624,7 @@ def steer_cache_key(
             "layer": layer,
             "site": site,
             "images": dict(images),
+            "preprocess": preprocess,
             "vocab": vocab_hash,
             "units": units_hash,
             "cfg": cfg.key(),

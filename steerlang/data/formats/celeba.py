@@ -23,6 +23,7 @@ from steerlang.data.formats.common import (
     require_header,
     require_root,
     save_image,
+    source_digests,
     split_code,
     write_text,
 )
@@ -279,4 +280,5 @@ def load_celeba(root: Path | str, *, name: str = "celeba") -> ImageTable:
             "group_columns": ["Blond_Hair", "Male"],
         },
         source=[(str(attr_file), ln) for ln in line_nos],
+        sources=source_digests(attr_file, part_file),
     )

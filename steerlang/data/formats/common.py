@@ -18,7 +18,7 @@ from PIL import Image
 
 from steerlang.data.table import SPLIT_CODES, normalize_split
 from steerlang.errors import DatasetError, did_you_mean
-from steerlang.files import atomic_write_bytes, atomic_write_text
+from steerlang.files import atomic_write_bytes, atomic_write_text, sha256_file
 
 IMAGE_EXTS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -59,6 +59,15 @@ def save_image(img: Image.Image, path: Path, **kw: Any) -> None:
         kw.setdefault("quality", 95)
     im.save(buf, format=fmt, **kw)
     atomic_write_bytes(path, buf.getvalue(), fsync=False)
+
+
+def source_digests(*files: Path) -> dict[str, str]:
+    """`ImageTable.sources` for the table files a loader read: path -> sha256 of the bytes.
+
+    Called after the files were parsed (so each exists); the cache keys of everything computed
+    from the table include these digests (steerlang/data/fingerprint.py).
+    """
+    return {str(f): sha256_file(f) for f in files}
 
 
 def require_root(root: Path | str, fmt: str) -> Path:

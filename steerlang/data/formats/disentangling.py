@@ -15,7 +15,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from steerlang.data.formats.common import record_field, require_root, save_image, write_text
+from steerlang.data.formats.common import (
+    record_field,
+    require_root,
+    save_image,
+    source_digests,
+    write_text,
+)
 from steerlang.data.table import ImageTable
 from steerlang.errors import DatasetError
 
@@ -169,4 +175,5 @@ def load_disentangling(
             "attack_column": "text",
         },
         source=[(str(ann_file), 0)] * len(paths),
+        sources=source_digests(ann_file, *([base / "classes.json"] if protocol == "dp" else [])),
     )

@@ -20,6 +20,7 @@ from steerlang.data.formats.common import (
     require_header,
     require_root,
     save_image,
+    source_digests,
     split_code,
     write_text,
 )
@@ -149,4 +150,5 @@ def load_waterbirds(root: Path | str, *, name: str = "waterbirds") -> ImageTable
             "value_names": {"y": ["landbird", "waterbird"], "place": ["land", "water"]},
         },
         source=source,
+        sources=source_digests(meta_file),
     )
