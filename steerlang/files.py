@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; the file is the user's like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if fsync:
@@ -91,3 +93,54 @@ def default_cache_dir() -> Path:
     datasets, activations) is kept unless a profile's `cache:` names another folder."""
     env = os.environ.get("STEER_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "steerlang"
+
+
+def current_umask() -> int:
+    """The process umask. Linux reports it in /proc/self/status; elsewhere it is read by setting
+    and restoring it (there is no getter), which is only a race between threads."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets from the user's umask (`tempfile` would make it 0600)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """The mode a new folder gets from the user's umask (`tempfile.mkdtemp` makes 0700)."""
+    return 0o777 & ~current_umask()
+
+
+def temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """A fresh folder in `parent` to fill and then rename into place, with the umask's mode."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, dir_mode())
+    return path
+
+
+def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """`write(tmp)` fills a temporary file beside `path` (for writers that take a path, such as
+    safetensors, which create the file 0600 themselves); it then gets the umask's mode and is
+    renamed into place, so readers see the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

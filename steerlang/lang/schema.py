@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from steerlang.files import file_mode
+
 SCHEMA_FILES = {
     "recipe_ir.schema.json": "RecipeIR",
     "intervention_plan.schema.json": "InterventionPlan",
@@ -40,7 +42,7 @@ def export(outdir: str | os.PathLike) -> list[Path]:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, target)
         written.append(target)
     return written

@@ -30,7 +30,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from steerlang.errors import SteerError
-from steerlang.files import default_cache_dir, json_default
+from steerlang.files import default_cache_dir, json_default, temp_dir
 
 log = logging.getLogger("steerlang.cache")
 
@@ -136,7 +135,7 @@ class TableCache:
         final = self.entry_dir(kind, key)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+            tmp = temp_dir(final.parent, f".{key}.")
         except OSError as e:
             raise _write_error(self.root, kind, key, e) from e
         try:

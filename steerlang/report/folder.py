@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from steerlang.errors import SteerError
+from steerlang.files import dir_mode, file_mode
 from steerlang.report.build import clean_json, manifest
 from steerlang.report.html import render_html
 from steerlang.report.record import RunRecord
@@ -60,13 +61,6 @@ class RunFolderError(SteerError):
 def _safe_name(name: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
     return keep.strip("-.") or "recipe"
-
-
-def current_umask() -> int:
-    """The process umask (read by setting and restoring it: there is no getter)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def out_root_path(out_root: str | os.PathLike[str] | None) -> Path:
@@ -169,7 +163,7 @@ def write_run_folder(
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{base}.", dir=root))
         # mkdtemp makes 0700; the run folder is shared like any other output.
-        os.chmod(tmp, 0o777 & ~current_umask())
+        os.chmod(tmp, dir_mode())
         final = _claim(root, base)
         report["run_dir"] = str(final)
         files: list[tuple[str, Callable[[], str]]] = [
@@ -263,7 +257,7 @@ def _fallback_report(base: str, text: str) -> Path | None:
         fd, name = tempfile.mkstemp(prefix=f"steer-{base}-", suffix=".report.json")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(name, 0o666 & ~current_umask())  # mkstemp makes 0600
+        os.chmod(name, file_mode())  # mkstemp makes 0600
     except OSError:
         return None
     return Path(name)

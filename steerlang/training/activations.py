@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from torch import Tensor
 from steerlang.data.batches import image_batches
 from steerlang.data.fingerprint import files_digest
 from steerlang.errors import DatasetError, SteerError
+from steerlang.files import temp_dir
 from steerlang.model.sites import SiteLike, capture, parse_site, token_index
 from steerlang.plan import TokenScope
 from steerlang.training.progress import progress_bar
@@ -427,7 +427,7 @@ class _ShardWriter:
         self.final = final
         self.site = site
         self.key_doc = key_doc
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        self.tmp = temp_dir(final.parent, f".{final.name}.")
         self.parts: list[Tensor] = []
         self.pending = 0
         self.shards: list[dict[str, Any]] = []

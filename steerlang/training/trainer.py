@@ -30,7 +30,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from steerlang.errors import CheckpointError, SteerError
+from steerlang.files import temp_dir
 from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
 from steerlang.model.sae.load import load_sae, save_sae
 from steerlang.model.sae.tensors import read_json, read_safetensors
@@ -269,7 +269,7 @@ def save_checkpoint(
 
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{CHECKPOINT_PREFIX}{state['step']:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
+    tmp = temp_dir(folder, f".{final.name}.")
     try:
         save_sae(sae, tmp)
         opt_sd = opt.state_dict()

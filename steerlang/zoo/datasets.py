@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from steerlang.errors import DatasetError
+from steerlang.files import temp_dir
 
 ZOO_SEED = 0
 # name → on-disk format (the loader `steerlang.data.load_dataset` reads it with)
@@ -82,7 +82,7 @@ def materialize_dataset(name: str, cache_dir: Path | str, *, seed: int = ZOO_SEE
     base.mkdir(parents=True, exist_ok=True)
     if final.exists():  # a folder without the completion marker is not ours to trust
         shutil.rmtree(final, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{final.name}."))
+    tmp = temp_dir(base, f".{final.name}.")
     try:
         info = _write(name, tmp, seed)
         doc = {

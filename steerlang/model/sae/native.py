@@ -9,12 +9,10 @@ replaced after saving is caught. The tensors are stored canonically (`W_enc [d_i
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from steerlang.errors import CheckpointError
-from steerlang.files import atomic_write_json
+from steerlang.files import atomic_write_json, atomic_write_with
 from steerlang.model.sae.core import SAE, SAE_SCHEMA_VERSION, SAEConfig, SAEParts
 from steerlang.model.sae.tensors import read_json, read_safetensors, validate_tensors
 
@@ -69,14 +67,9 @@ def save_native(sae: SAE, directory: Path) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in sae.tensors().items()}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sae.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": FORMAT})
-        os.replace(tmp, directory / WEIGHTS_FILE)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_with(
+        directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT})
+    )
     doc = {
         "format": FORMAT,
         **sae.cfg.model_dump(mode="json"),

@@ -8,9 +8,7 @@ SAELens stores tensors in the canonical orientation (`W_enc [d_in, d_sae]`).
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from torch import Tensor
 
 from steerlang.errors import CheckpointError
 from steerlang.facts import SITE_KINDS
-from steerlang.files import atomic_write_json
+from steerlang.files import atomic_write_json, atomic_write_with
 from steerlang.model.sae.core import SAE, SAEConfig, SAEHook, SAEParts, dtype_name, parse_dtype
 from steerlang.model.sae.tensors import (
     expand_scalar_threshold,
@@ -247,13 +245,7 @@ def save_saelens(sae: SAE, directory: Path) -> Path:
         doc["k"] = cfg.k
         doc["rescale_acts_by_decoder_norm"] = False
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sae_weights.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
-        os.replace(tmp, directory / WEIGHTS_FILE)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    contiguous = {k: v.contiguous() for k, v in tensors.items()}
+    atomic_write_with(directory / WEIGHTS_FILE, lambda tmp: save_file(contiguous, tmp))
     atomic_write_json(directory / CFG_FILE, doc)
     return directory
