@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline_helpers import CacheWarnings
 
 D_SAE = 48
 
@@ -29,3 +32,14 @@ def sae_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
         cfg = SAEConfig(d_in=64, d_sae=D_SAE, hook=SAEHook(layer=layer, site="resid_post"))
         out[layer] = save_sae(SAE.random(cfg, seed=layer), root / f"L{layer}")
     return out
+
+
+@pytest.fixture
+def cache_warnings() -> Iterator[CacheWarnings]:
+    h = CacheWarnings()
+    logger = logging.getLogger("steerlang.cache")
+    logger.addHandler(h)
+    try:
+        yield h
+    finally:
+        logger.removeHandler(h)

@@ -1,7 +1,9 @@
-"""Recipe IRs built by hand for the pipeline tests (the runtime consumes RecipeIR only)."""
+"""Recipe IRs built by hand for the pipeline tests (the runtime consumes RecipeIR only), and a
+collector of the cache's warnings."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from steerlang.plan import (
@@ -65,3 +67,15 @@ def waterbirds_ir(sae_dirs: dict[int, Path], *, thr: float = 0.05) -> RecipeIR:
         settings={"batch_size": 16},
         rules=rules,
     )
+
+
+class CacheWarnings(logging.Handler):
+    """The warnings of `steerlang.cache`, collected directly: the CLI tests switch off the
+    package logger's propagation (steerlang/commands/options.py), which `caplog` relies on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())

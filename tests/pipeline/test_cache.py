@@ -4,14 +4,14 @@ read as a miss), stale temporary folders of killed runs removed at start, keys f
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pipeline_helpers import CacheWarnings
 
 from steerlang.files import atomic_write_json, content_key
 from steerlang.pipeline.cache import (
@@ -28,26 +28,6 @@ COLS = {
 }
 
 
-class Warnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def warnings() -> Iterator[Warnings]:
-    h = Warnings()
-    logger = logging.getLogger("steerlang.cache")
-    logger.addHandler(h)
-    try:
-        yield h
-    finally:
-        logger.removeHandler(h)
-
-
 def _same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
     assert set(got) == set(want)
     for k, v in want.items():
@@ -57,13 +37,15 @@ def _same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
             np.testing.assert_array_equal(got[k], v)
 
 
-def test_roundtrip_keeps_values_and_allowed_nan(tmp_path: Path, warnings: Warnings) -> None:
+def test_roundtrip_keeps_values_and_allowed_nan(
+    tmp_path: Path, cache_warnings: CacheWarnings
+) -> None:
     c = TableCache(tmp_path)
     assert c.load("stats", "k1") is None
     c.store("stats", "k1", COLS, {"n": 3})
     got, meta = c.load("stats", "k1")  # type: ignore[misc]
     _same(got, COLS)
-    assert meta == {"n": 3} and warnings.lines == []
+    assert meta == {"n": 3} and cache_warnings.lines == []
     doc = json.loads((tmp_path / "stats" / "k1" / "meta.json").read_text())
     assert doc["columns"]["mean"] == {"shape": [3], "dtype": "float64", "finite": True}
     assert doc["columns"]["steerability"]["finite"] is False
@@ -129,22 +111,22 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
 def test_a_bad_entry_is_reported_once_discarded_and_missed(
-    name: str, tmp_path: Path, warnings: Warnings
+    name: str, tmp_path: Path, cache_warnings: CacheWarnings
 ) -> None:
     corrupt, reason = CORRUPTIONS[name]
     c = TableCache(tmp_path)
     d = c.store("stats", "k1", COLS, {"n": 3})
     corrupt(d)
     assert c.load("stats", "k1") is None
-    (line,) = warnings.lines
+    (line,) = cache_warnings.lines
     assert "stats/k1" in line and "recomputed" in line and reason in line, line
     # Discarded, with nothing left beside it; the next read is a quiet miss, not a second report.
     assert not d.exists() and list(d.parent.iterdir()) == []
-    assert c.load("stats", "k1") is None and len(warnings.lines) == 1
+    assert c.load("stats", "k1") is None and len(cache_warnings.lines) == 1
     # The recomputed entry is stored and trusted again.
     c.store("stats", "k1", COLS, {"n": 3})
     _same(c.load("stats", "k1")[0], COLS)  # type: ignore[index]
-    assert len(warnings.lines) == 1
+    assert len(cache_warnings.lines) == 1
 
 
 def test_store_replaces_a_bad_entry_and_keeps_a_good_one(tmp_path: Path) -> None:
@@ -158,11 +140,11 @@ def test_store_replaces_a_bad_entry_and_keeps_a_good_one(tmp_path: Path) -> None
     assert [p.name for p in (tmp_path / "stats").iterdir()] == ["k1"]
 
 
-def test_the_callers_check_rejects_an_entry(tmp_path: Path, warnings: Warnings) -> None:
+def test_the_callers_check_rejects_an_entry(tmp_path: Path, cache_warnings: CacheWarnings) -> None:
     c = TableCache(tmp_path)
     c.store("stats", "k1", COLS, {"n": 3})
     assert c.load("stats", "k1", check=lambda cols, meta: "it lacks `corr:x`") is None
-    assert "it lacks `corr:x`" in warnings.lines[0]
+    assert "it lacks `corr:x`" in cache_warnings.lines[0]
     assert not (tmp_path / "stats" / "k1").exists()
 
 
@@ -231,21 +213,23 @@ def test_atomic_json_leaves_no_temporaries(tmp_path: Path) -> None:
 
 
 def test_an_entry_of_an_older_format_is_replaced_quietly(
-    tmp_path: Path, warnings: Warnings
+    tmp_path: Path, cache_warnings: CacheWarnings
 ) -> None:
     c = TableCache(tmp_path)
     d = c.store("text", "k1", COLS, {})
     doc = json.loads((d / "meta.json").read_text())
     (d / "meta.json").write_text(json.dumps({**doc, "cache_format": 1}))
     assert c.load("text", "k1") is None and not d.exists()
-    assert warnings.lines == []  # an upgrade is not damage
+    assert cache_warnings.lines == []  # an upgrade is not damage
 
 
-def test_a_file_in_place_of_an_entry_is_discarded(tmp_path: Path, warnings: Warnings) -> None:
+def test_a_file_in_place_of_an_entry_is_discarded(
+    tmp_path: Path, cache_warnings: CacheWarnings
+) -> None:
     c = TableCache(tmp_path)
     (tmp_path / "stats").mkdir()
     (tmp_path / "stats" / "k1").write_text("not a folder")
-    assert c.load("stats", "k1") is None and len(warnings.lines) == 1
+    assert c.load("stats", "k1") is None and len(cache_warnings.lines) == 1
     assert list((tmp_path / "stats").iterdir()) == []
     c.store("stats", "k1", COLS, {})
     _same(c.load("stats", "k1")[0], COLS)  # type: ignore[index]

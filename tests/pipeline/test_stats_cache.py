@@ -7,14 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from pipeline_helpers import waterbirds_ir
+from pipeline_helpers import CacheWarnings, waterbirds_ir
 
 from steerlang.pipeline.bind import bind
 from steerlang.pipeline.run import RunOptions
@@ -26,26 +25,6 @@ def wb_root(tmp_path: Path) -> Path:
     from steerlang.data.fixtures import make_waterbirds_fixture
 
     return make_waterbirds_fixture(tmp_path / "wb", scale=400, image_size=32)
-
-
-class _Log(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def cache_warnings() -> Iterator[_Log]:
-    h = _Log()
-    logger = logging.getLogger("steerlang.cache")
-    logger.addHandler(h)
-    try:
-        yield h
-    finally:
-        logger.removeHandler(h)
 
 
 def _stats(ir: Any, root: Path, cache: Path, handle: Any) -> StatsOutcome:
@@ -168,7 +147,7 @@ def test_a_corrupt_entry_is_recomputed_with_one_warning(
     tmp_path: Path,
     sae_dirs: Any,
     tiny_handle: Any,
-    cache_warnings: _Log,
+    cache_warnings: CacheWarnings,
 ) -> None:
     import shutil
 
