@@ -1,7 +1,8 @@
 """steerlang: a declarative steering language for CLIP's vision transformer.
 
 Importing this package must stay cheap and torch-free: `steer check` and the language server
-depend on it. Runtime pieces live in `steerlang.runtime` and are imported lazily.
+depend on it. The model side (`steerlang.model`), the stages (`steerlang.pipeline`) and the report
+(`steerlang.report`) are imported only by the code that uses them (docs/architecture.md).
 """
 
 __version__ = "0.1.0"
