@@ -117,6 +117,26 @@ def make_waterbirds_fixture(
     return write_waterbirds(root, records)
 
 
+def relabel_waterbirds(root: str | Path, columns: Sequence[str]) -> None:
+    """Flip the 0/1 `columns` of a Waterbirds fixture's `metadata.csv` in place: every image
+    path and the file's byte size stay the same, so only a key built from the file's content
+    (not its paths or size) can tell the relabelled dataset from the original."""
+    import csv
+    import io
+
+    metadata = Path(root) / "metadata.csv"
+    size = metadata.stat().st_size
+    rows = list(csv.reader(io.StringIO(metadata.read_text())))
+    pos = [rows[0].index(c) for c in columns]
+    for r in rows[1:]:
+        for p in pos:
+            r[p] = str(1 - int(r[p]))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    metadata.write_text(buf.getvalue())
+    assert metadata.stat().st_size == size, "flipping 0/1 values keeps the size"
+
+
 def _face_image(rng: np.random.Generator, w: int, h: int, blond: bool, male: bool) -> Image.Image:
     bg = tuple(int(c) for c in rng.integers(90, 200, 3))
     img = Image.new("RGB", (w, h), bg)

@@ -3,8 +3,6 @@ loader read, column values, preprocessing)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +15,8 @@ from steerlang.data.fingerprint import (
     preprocess_fingerprint,
     sources_digest,
 )
+from steerlang.data.fixtures import relabel_waterbirds
 from steerlang.files import sha256_file
-
-
-def flip_columns(metadata: Path, columns: tuple[str, ...]) -> None:
-    """Rewrite a Waterbirds `metadata.csv` with the 0/1 `columns` flipped: the same byte size,
-    every image path unchanged (the relabelling of issue 14 item 2)."""
-    before = metadata.stat().st_size
-    rows = list(csv.reader(io.StringIO(metadata.read_text())))
-    pos = [rows[0].index(c) for c in columns]
-    for r in rows[1:]:
-        for p in pos:
-            r[p] = str(1 - int(r[p]))
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    metadata.write_text(buf.getvalue())
-    assert metadata.stat().st_size == before
 
 
 def test_digest_follows_rows_and_file_sizes(tmp_path: Path) -> None:
@@ -74,7 +58,7 @@ def test_relabelled_metadata_of_the_same_size_changes_the_fingerprint(wb_root: P
     assert before["sources"] == [["metadata.csv", sha256_file(meta)]]
     original = meta.read_bytes()
     try:
-        flip_columns(meta, ("y",))
+        relabel_waterbirds(meta.parent, ("y",))
         relabelled = load_dataset("waterbirds", wb_root).split("test")
         after = dataset_fingerprint(None, relabelled, "test", idx)
         # Same images, same sizes: the old key saw no difference; the table file's bytes do.

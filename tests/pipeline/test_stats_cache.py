@@ -4,8 +4,6 @@ discarded and recomputed to the same numbers as a clean run."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 from pipeline_helpers import CacheWarnings, waterbirds_ir
 
+from steerlang.data.fixtures import relabel_waterbirds
 from steerlang.pipeline.bind import bind
 from steerlang.pipeline.run import RunOptions
 from steerlang.pipeline.stats_pass import StatsOutcome, statistics_for
@@ -41,20 +40,6 @@ def _columns(out: StatsOutcome) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def _flip(metadata: Path, columns: tuple[str, ...]) -> None:
-    """Flip the 0/1 `columns` of `metadata.csv`: same byte size, same image paths."""
-    size = metadata.stat().st_size
-    rows = list(csv.reader(io.StringIO(metadata.read_text())))
-    pos = [rows[0].index(c) for c in columns]
-    for r in rows[1:]:
-        for p in pos:
-            r[p] = str(1 - int(r[p]))
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    metadata.write_text(buf.getvalue())
-    assert metadata.stat().st_size == size
-
-
 def test_relabelled_metadata_recomputes_statistics(
     wb_root: Path, tmp_path: Path, sae_dirs: Any, tiny_handle: Any
 ) -> None:
@@ -63,7 +48,7 @@ def test_relabelled_metadata_recomputes_statistics(
     first = _stats(ir, wb_root, cache, tiny_handle)
     assert len(first.computed) == 3
 
-    _flip(wb_root / "metadata.csv", ("place",))
+    relabel_waterbirds(wb_root, ("place",))
     relabelled = _stats(ir, wb_root, cache, tiny_handle)
     # The same images and file sizes, new concept values: nothing is read back.
     assert relabelled.cached == [] and len(relabelled.computed) == 3
@@ -82,7 +67,7 @@ def test_relabelled_metadata_recomputes_statistics(
 
     # A label the concepts do not read still changes the table file, hence the key: the
     # cache follows the bytes of every table file the loader read.
-    _flip(wb_root / "metadata.csv", ("y",))
+    relabel_waterbirds(wb_root, ("y",))
     again = _stats(ir, wb_root, cache, tiny_handle)
     assert again.cached == [] and set(again.keys.values()).isdisjoint(relabelled.keys.values())
 
