@@ -35,10 +35,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from steerlang.data.formats import FORMATS
-from steerlang.errors import DatasetError, ProfileError, did_you_mean
+from steerlang.errors import DatasetError, ProfileError, did_you_mean, validation_problems
 from steerlang.facts import SITE_KINDS
 from steerlang.files import default_cache_dir
 
@@ -118,6 +125,35 @@ def _check_sae_pattern(value: str) -> str:
     return value
 
 
+def zoo_sae_problem(ref: str, layer: int | None = None) -> tuple[str, str] | None:
+    """(message, help) when `ref` names no shipped zoo SAE, else None. The zoo ships one SAE
+    per layer of the tiny CLIP at `resid_post`; the help suggests the one for `layer` (the
+    layer the reference is for) when there is one."""
+    from steerlang.facts import MODEL_DEPTHS
+
+    depth = MODEL_DEPTHS[ZOO_MODEL]
+    shipped = [ZOO_SAE_PATTERN.format(layer=n, site=DEFAULT_SITE) for n in range(depth)]
+    if ref in shipped:
+        return None
+    m = re.fullmatch(r"zoo:sae/L(\d{1,6})/([a-z_]+)", ref)
+    guess = None
+    if layer is not None and 0 <= layer < depth:
+        guess = ZOO_SAE_PATTERN.format(layer=layer, site=DEFAULT_SITE)
+    elif m and 0 <= int(m.group(1)) < depth:
+        guess = ZOO_SAE_PATTERN.format(layer=int(m.group(1)), site=DEFAULT_SITE)
+    else:
+        guess = did_you_mean(ref, shipped)
+    if m is None:
+        what = f"'{ref}' is not a zoo SAE reference"
+    elif not 0 <= int(m.group(1)) < depth:
+        what = f"the zoo has no SAE '{ref}': the zoo CLIP has layers 0..{depth - 1}"
+    else:
+        what = f"the zoo has no SAE '{ref}': zoo SAEs are at site {DEFAULT_SITE} only"
+    return what, (f"did you mean '{guess}'? " if guess else "") + (
+        f"zoo SAEs: zoo:sae/L<layer>/{DEFAULT_SITE} for layers 0..{depth - 1}"
+    )
+
+
 def parse_sae_key(key: str) -> tuple[int, str]:
     """'7' → (7, 'resid_post'); '7:mlp_out' → (7, 'mlp_out')."""
     m = _SAE_KEY_RE.fullmatch(str(key).strip())
@@ -134,6 +170,18 @@ def parse_sae_key(key: str) -> tuple[int, str]:
 # ---------------------------------------------------------------------------------------------
 
 
+# The entry keys that are loader options (steerlang.data.formats.load_dataset's **options).
+DATASET_OPTION_KEYS: tuple[str, ...] = (
+    "protocol",
+    "image_column",
+    "label_column",
+    "group_columns",
+    "split_column",
+    "image_root",
+    "config",
+)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -142,14 +190,38 @@ class DatasetEntry(_Strict):
     format: str
     root: str
     protocol: str | None = None  # Disentangling: 'dp' | 'dyslexify'
+    # table and hf_datasets: which columns hold what (docs/real-data.md)
+    image_column: str | None = None
+    label_column: str | None = None
+    group_columns: list[str] | None = None
+    split_column: str | None = None
+    image_root: str | None = None  # table: the folder image paths are relative to
+    config: str | None = None  # hf_datasets: the dataset configuration (hf:NAME roots)
+
+    @model_validator(mode="after")
+    def _options_fit_format(self) -> DatasetEntry:
+        from steerlang.data.formats import FORMATS
+
+        accepted = FORMATS[self.format].options if self.format in FORMATS else frozenset()
+        given = [k for k in DATASET_OPTION_KEYS if getattr(self, k) is not None]
+        extra = [k for k in given if k not in accepted]
+        if extra:
+            raise ValueError(
+                f"format '{self.format}' takes no `{extra[0]}`; its options: "
+                f"{', '.join(sorted(accepted - {'cache_dir'})) or 'none'}"
+            )
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The loader options this entry sets (keys of `DATASET_OPTION_KEYS`)."""
+        return {k: getattr(self, k) for k in DATASET_OPTION_KEYS if getattr(self, k) is not None}
 
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
         if v.lower() not in FORMATS:
             raise ValueError(
-                f"unknown dataset format '{v}'; {_did_you_mean(v.lower(), FORMATS)}"
-                f"formats: {', '.join(FORMATS)}"
+                f"unknown dataset format '{v}'; {_format_hint(v)}formats: {', '.join(FORMATS)}"
             )
         return v.lower()
 
@@ -170,6 +242,10 @@ def _check_sae_key(key: str) -> str:
 def _check_sae_ref(ref: str) -> str:
     if not ref.strip():
         raise ValueError("empty SAE reference")
+    if ref.startswith("zoo:") and "{" not in ref:
+        problem = zoo_sae_problem(ref)
+        if problem is not None:
+            raise ValueError(f"{problem[0]}; {problem[1]}")
     return _check_sae_pattern(ref)
 
 
@@ -258,10 +334,28 @@ def _collect_marks(node: yaml.Node, file: str, path: tuple[Any, ...], out: _Mark
             _collect_marks(v, file, path + (i,), out)
 
 
+# Bounds on a profile's YAML, checked before anything walks or constructs it: a profile is a
+# few dozen lines, so these only stop hostile or broken files (a 666-byte "billion laughs"
+# file expands to 10^9 nodes through aliases; deep nesting overflows the recursive composer;
+# a 5,001-digit integer exceeds Python's int-from-text limit).
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 100_000  # after alias expansion
+MAX_YAML_INT_DIGITS = 100
+
+
 def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks]:
+    """The YAML document and the line/column of every key and value, in time and memory
+    bounded by the text's length and the bounds above."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        _check_depth(text, file)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _check_expansion(node, file)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
@@ -277,30 +371,170 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks]:
     return data, marks
 
 
+def _check_depth(text: str, file: str) -> None:
+    """Nesting depth, before PyYAML sees the text: its scanner is quadratic in the depth of
+    flow collections (`[[[[...`: 2,000 levels take 7 s) and its composer recursive. A linear
+    scan bounds the flow brackets first, then the event stream (PyYAML's parser is not
+    recursive) bounds block nesting."""
+    _check_flow_depth(text, file)
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                m = ev.start_mark
+                raise ProfileError(
+                    f"{file}:{m.line + 1}:{m.column + 1}: YAML nested more than "
+                    f"{MAX_YAML_DEPTH} levels deep",
+                    help="a profile nests three levels at most (saes: MODEL: KEY: REF); "
+                    "see docs/profiles.md",
+                )
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_flow_depth(text: str, file: str) -> None:
+    """Count `[`/`{` where YAML can open a flow collection (after `:`, `-`, `,`, another
+    bracket, or at a line start), outside quotes and comments."""
+    depth = 0
+    line = 1
+    col = 0
+    prev = "\n"  # the previous significant character
+    quote = ""
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        if quote:
+            if quote == '"' and ch == "\\":
+                i += 2
+                col += 1
+                continue
+            if ch == quote:
+                if quote == "'" and i + 1 < n and text[i + 1] == "'":
+                    i += 2
+                    col += 1
+                    continue
+                quote = ""
+                prev = ch
+            i += 1
+            continue
+        if ch == "#" and (prev in " \t\n" or i == 0 or text[i - 1] in " \t"):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            col -= 1
+            continue
+        if ch in "\"'" and prev in "\n:-,[{ ":
+            quote = ch
+        elif ch in "[{" and prev in "\n:-,[{":
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ProfileError(
+                    f"{file}:{line}:{col}: YAML nested more than {MAX_YAML_DEPTH} levels deep",
+                    help="a profile nests three levels at most (saes: MODEL: KEY: REF); "
+                    "see docs/profiles.md",
+                )
+        elif ch in "]}" and depth:
+            depth -= 1
+        if ch not in " \t":
+            prev = ch
+        i += 1
+
+
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    """Reject alias cycles, alias expansion past MAX_YAML_NODES, and integers too long to
+    read, before anything constructs or walks the document. Sizes are memoised per node,
+    so the check is linear in the number of distinct nodes whatever the aliases multiply."""
+    size: dict[int, int] = {}
+    active: set[int] = set()
+    # iterative post-order walk (no recursion, bounded by MAX_YAML_DEPTH anyway)
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            active.discard(nid)
+            kids = _children(node)
+            size[nid] = 1 + sum(size[id(k)] for k in kids)
+            if size[nid] > MAX_YAML_NODES:
+                m = node.start_mark
+                raise ProfileError(
+                    f"{file}:{m.line + 1}:{m.column + 1}: YAML aliases expand to more than "
+                    f"{MAX_YAML_NODES:,} values",
+                    help="write the values out instead of repeating them through &anchors "
+                    "and *aliases (a profile needs no aliases)",
+                )
+            continue
+        if nid in size:
+            continue
+        if nid in active:
+            m = node.start_mark
+            raise ProfileError(
+                f"{file}:{m.line + 1}:{m.column + 1}: YAML alias refers to itself",
+                help="remove the *alias that points back into its own &anchor",
+            )
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_YAML_INT_DIGITS:
+                m = node.start_mark
+                raise ProfileError(
+                    f"{file}:{m.line + 1}:{m.column + 1}: a {len(node.value):,}-character number",
+                    help="no profile value is that long; check the key on this line "
+                    "(`version` is 1)",
+                )
+            size[nid] = 1
+            continue
+        active.add(nid)
+        stack.append((node, True))
+        for k in _children(node):
+            if id(k) in active:
+                m = k.start_mark
+                raise ProfileError(
+                    f"{file}:{m.line + 1}:{m.column + 1}: YAML alias refers to itself",
+                    help="remove the *alias that points back into its own &anchor",
+                )
+            if id(k) not in size:
+                stack.append((k, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for kv in node.value for n in kv]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def _format_validation(err: ValidationError, file: str, marks: _Marks) -> ProfileError:
+    """The profile's pydantic errors through the one readable mapping (steerlang/errors.py),
+    each at its YAML line and column."""
+    # pydantic marks a problem with a key (not its value) by "[key]" or as an unknown key
+    on_key = {
+        tuple(p for p in e["loc"] if p != "[key]")
+        for e in err.errors()
+        if e["type"] == "extra_forbidden" or "[key]" in e["loc"]
+    }
     lines = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        pos = marks.find(loc, key=e["type"] == "extra_forbidden")
+    for loc, text in validation_problems(err, known_keys=_profile_keys):
+        pos = marks.find(loc, key=loc in on_key)
         where = f"{file}:{pos[0]}:{pos[1]}" if pos else file
-        dotted = ".".join(str(p) for p in loc if p != "[key]") or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            options = {
-                0: ProfileFile.model_fields,
-                2: DatasetEntry.model_fields if loc[:1] == ("datasets",) else {},
-            }.get(len(loc) - 1, {})
-            msg = f"unknown key '{loc[-1]}'"
-            if options:
-                hint = _did_you_mean(str(loc[-1]), options)
-                msg += f"; {hint}keys: {', '.join(options)}"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        lines.append(f"{where}: {dotted}: {msg}")
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{where}: {dotted}: {text}")
     head = (
         lines[0] if len(lines) == 1 else f"{file}: {len(lines)} problems\n  " + "\n  ".join(lines)
     )
-    return ProfileError(head, help="see docs/profiles.md for the steer.yaml schema")
+    return ProfileError(head, help="fix the key named above; docs/profiles.md gives the schema")
+
+
+def _profile_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a mapping of the profile accepts (for unknown-key did-you-means)."""
+    if loc == ():
+        return list(ProfileFile.model_fields)
+    if len(loc) == 2 and loc[0] == "datasets":
+        return list(DatasetEntry.model_fields)
+    return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,6 +577,11 @@ class DatasetSpec:
         """The dataset as an `ImageTable` (optionally one split)."""
         from steerlang.data.formats import load_dataset
 
+        opts = dict(self.options)
+        if self.format == "hf_datasets":
+            opts.setdefault("cache_dir", self.cache_dir)
+        if isinstance(self.root, str) and self.root.startswith("hf:"):
+            return load_dataset(self.format, self.root, split, name=self.name, **opts)
         root = self.resolve_root()
         if not root.exists():
             raise DatasetError(
@@ -350,7 +589,7 @@ class DatasetSpec:
                 help=f"fix the root there, or pass --data {self.name}=PATH; steerlang never "
                 "downloads datasets (see docs/real-data.md for the layouts)",
             )
-        return load_dataset(self.format, root, split, name=self.name, **self.options)
+        return load_dataset(self.format, root, split, name=self.name, **opts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -504,6 +743,8 @@ def profile_from_text(
     cache = Path(_expand(pf.cache)) if pf.cache else default_cache_dir()
     if not cache.is_absolute():
         cache = base / cache
+    if pf.cache:
+        _check_cache_dir(cache, file, marks.find(("cache",)))
     prof = default_profile(cache)
     prof.source = Path(file)
     prof.base_dir = base
@@ -527,10 +768,12 @@ def profile_from_text(
                     + f"zoo datasets: {', '.join(ZOO_DATASETS)}; write root: zoo:NAME",
                 )
             spec_root: Path | str = "zoo"
+        elif root.startswith("hf:"):
+            spec_root = root  # a Hugging Face dataset in the local cache (hf_datasets)
         else:
             p = Path(_expand(root))
             spec_root = p if p.is_absolute() else base / p
-        opts = {"protocol": entry.protocol} if entry.protocol else {}
+        opts = entry.options()
         prof.datasets[name] = DatasetSpec(
             name=name,
             format=entry.format,
@@ -541,6 +784,31 @@ def profile_from_text(
             origin=origin,
         )
     return prof
+
+
+def _check_cache_dir(cache: Path, file: str, pos: tuple[int, int] | None) -> None:
+    """A profile's `cache:` must be a folder steerlang can write (or create): checked when the
+    profile is read, so a bad value is reported at its line, not as an OSError mid-run. The
+    check creates and removes one probe file in the nearest existing folder and creates no
+    folder itself."""
+    where = f"{file}:{pos[0]}:{pos[1]}" if pos else file
+    fix = "point `cache:` at a folder you can write, or remove the key to use $STEER_CACHE or ~/.cache/steerlang"
+    probe = cache
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is a file" if probe == cache else f"cannot be created: {probe} is a file"
+        raise ProfileError(f"{where}: cache: {cache} {what}", help=fix)
+    try:
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=probe, prefix=".steer-probe-"):
+            pass
+    except OSError as e:
+        what = "is not writable" if probe == cache else f"cannot be created in {probe}"
+        raise ProfileError(
+            f"{where}: cache: {cache} {what} ({e.strerror or e})", help=fix
+        ) from None
 
 
 def _resolve_model_path(ref: str, base: Path) -> str:
@@ -612,6 +880,10 @@ def apply_overrides(
             layer, site = parse_sae_key(key)
         except ValueError as e:
             raise ProfileError(f"--sae {item}: {e}") from None
+        if ref.startswith("zoo:"):
+            problem = zoo_sae_problem(ref, layer)
+            if problem is not None:
+                raise ProfileError(f"--sae {item}: {problem[0]}", help=problem[1])
         prof.sae_overrides[(layer, site)] = (
             str(Path(_expand(ref)).resolve()) if _is_path_ref(ref) else ref
         )
@@ -622,11 +894,34 @@ def _data_override(prof: Profile, item: str) -> tuple[str, DatasetSpec]:
     """`--data NAME=[FORMAT:]PATH` (or `NAME=zoo[:ZOO_NAME]`) as a dataset entry."""
     name, value = _split_assignment(item, "--data", "waterbirds=/data/waterbirds")
     fmt_given, colon, rest = value.partition(":")
+    fmt: str | None = None
     if colon and fmt_given.lower() in FORMATS:
-        fmt: str | None = fmt_given.lower()
+        fmt = fmt_given.lower()
         value = rest
-    else:
-        fmt = None
+    elif (
+        colon
+        and fmt_given not in ("zoo", "hf")
+        and _FORMAT_WORD_RE.fullmatch(fmt_given)
+        and not Path(_expand(value)).exists()
+    ):
+        raise ProfileError(
+            f"--data {item}: unknown dataset format '{fmt_given}'",
+            help=_format_hint(fmt_given)
+            + f"write --data {name}=FORMAT:PATH with a format of: {', '.join(FORMATS)}",
+        )
+    if value.startswith("hf:"):
+        if fmt not in (None, "hf_datasets"):
+            raise ProfileError(
+                f"--data {item}: hf:NAME roots are Hugging Face datasets (format hf_datasets)",
+                help=f"write --data {name}=hf_datasets:{value} or --data {name}={value}",
+            )
+        return name, DatasetSpec(
+            name=name,
+            format="hf_datasets",
+            root=value,
+            cache_dir=prof.cache_dir,
+            origin=f"--data {item}",
+        )
     if value == "zoo" or value.startswith("zoo:"):
         zoo_name = value[4:] if value.startswith("zoo:") else name
         if zoo_name not in ZOO_DATASETS:
@@ -659,6 +954,31 @@ def _data_override(prof: Profile, item: str) -> tuple[str, DatasetSpec]:
         cache_dir=prof.cache_dir,
         origin=f"--data {item}",
     )
+
+
+_FORMAT_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]+")
+# File and library names users write where a format name goes, and the format that reads them.
+_FORMAT_SYNONYMS: dict[str, str] = {
+    "csv": "table",
+    "parquet": "table",
+    "pq": "table",
+    "tsv": "table",
+    "pandas": "table",
+    "hf": "hf_datasets",
+    "huggingface": "hf_datasets",
+    "datasets": "hf_datasets",
+    "arrow": "hf_datasets",
+    "wilds": "waterbirds",
+    "folder": "imagefolder",
+}
+
+
+def _format_hint(word: str) -> str:
+    """`did you mean 'table'? ` for a format name, a file type or a library name."""
+    key = word.lower()
+    if key in _FORMAT_SYNONYMS:
+        return f"did you mean '{_FORMAT_SYNONYMS[key]}'? "
+    return _did_you_mean(key, FORMATS)
 
 
 def _detect_format(root: Path, item: str, name: str, value: str) -> str:

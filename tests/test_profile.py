@@ -121,7 +121,7 @@ def test_missing_sae_and_unknown_names(tmp_path: Path) -> None:
             "steer.yaml:3:13: datasets.wb.format: unknown dataset format 'waterbird'; "
             "did you mean 'waterbirds'",
         ),
-        ("datasets:\n  wb: {format: celeba}\n", "steer.yaml:2:7: datasets.wb.root: Field required"),
+        ("datasets:\n  wb: {format: celeba}\n", "steer.yaml:2:7: datasets.wb.root: missing required key 'root'"),
         (
             "datasets:\n  wb: {format: celeba, root: /x, rot: 1}\n",
             "steer.yaml:2:34: datasets.wb.rot: unknown key 'rot'; did you mean 'root'",
