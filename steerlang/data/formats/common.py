@@ -40,9 +40,12 @@ def record_field(rec: Any, key: str, default: Any = _MISSING) -> Any:
 
 
 def split_code(value: Any) -> int:
-    """0 / 1 / 2 for train / val / test, from a code or any split name or alias."""
+    """0 / 1 / 2 for train / val / test, from a code (or its text) or any split name or
+    alias."""
     if isinstance(value, int) and value in (0, 1, 2):
         return value
+    if isinstance(value, str) and value.strip() in ("0", "1", "2"):
+        return int(value)
     return SPLIT_CODES[normalize_split(str(value))]
 
 

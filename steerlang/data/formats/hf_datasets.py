@@ -141,12 +141,12 @@ def load_hf_dataset(
             if kind is None:
                 continue
             values = ds[col]
+            data.setdefault(col, []).extend(values)
             if kind == "classlabel":
                 value_names[col] = list(feat.names)
                 data.setdefault(f"{col}_name", []).extend(
                     feat.names[v] if v is not None and v >= 0 else "" for v in values
                 )
-            data.setdefault(col, []).extend(values)
     _done(out_dir, len(paths))
     typed: dict[str, Any] = {c: _typed(v) for c, v in data.items()}
     if parts[0][0] is not None:
@@ -160,7 +160,7 @@ def load_hf_dataset(
         codes = np.empty(len(paths), dtype=np.int64)
         for i, v in enumerate(data[split_column]):
             try:
-                codes[i] = split_code(int(v) if isinstance(v, bool | int) else str(v).strip())
+                codes[i] = split_code(v if isinstance(v, int) else str(v))
             except (DatasetError, ValueError):
                 raise DatasetError(
                     f"{where}: row {i}: split column '{split_column}' has {v!r}",

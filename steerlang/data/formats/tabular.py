@@ -135,7 +135,7 @@ def load_table(
         codes = np.empty(n, dtype=np.int64)
         for i, v in enumerate(columns[split_src]):
             try:
-                codes[i] = split_code(int(v) if isinstance(v, bool | int) else str(v).strip())
+                codes[i] = split_code(v if isinstance(v, int) else str(v))
             except (DatasetError, ValueError) as e:
                 raise DatasetError(
                     f"{at(i)}: split column '{split_src}' has {v!r}",
