@@ -95,7 +95,10 @@ def validation_problems(
                 )
         elif kind == "missing":
             text = f"missing required key '{loc[-1] if loc else '?'}'"
-        elif kind.endswith(("_type", "_parsing")) and kind.split("_")[0] in _TYPE_WORDS:
+        elif (
+            kind.endswith(("_type", "_parsing", "_from_float", "_parsing_size"))
+            and kind.split("_")[0] in _TYPE_WORDS
+        ):
             text = f"expected {_TYPE_WORDS[kind.split('_')[0]]}, found {found}"
         elif kind == "literal_error":
             expected = str((e.get("ctx") or {}).get("expected", ""))
@@ -107,7 +110,8 @@ def validation_problems(
         elif msg.startswith(("Value error, ", "Assertion failed, ")):
             text = msg.split(", ", 1)[1]
         else:
-            text = (msg[:1].lower() + msg[1:]).rstrip(".") + f" (found {found})"
+            text = msg.replace("Input should be", "must be").replace("Input should", "must")
+            text = (text[:1].lower() + text[1:]).rstrip(".") + f" (found {found})"
         out.append((loc, text))
     return out
 
