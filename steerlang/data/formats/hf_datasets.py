@@ -197,8 +197,12 @@ def _from_cache(datasets: Any, spec: str, config: str | None) -> Any:
     """A dataset from the local Hugging Face cache only (the Hub is switched off)."""
     repo, _, cfg = spec.partition(":")
     cfg = cfg or config or None
+    import huggingface_hub.constants as hub
+
     saved = (datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE)
+    saved_hub = hub.HF_HUB_OFFLINE
     datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
+    hub.HF_HUB_OFFLINE = True
     try:
         return datasets.load_dataset(repo, cfg)
     except Exception as e:  # datasets raises many types for "not cached"
@@ -212,6 +216,7 @@ def _from_cache(datasets: Any, spec: str, config: str | None) -> Any:
         ) from None
     finally:
         datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE = saved
+        hub.HF_HUB_OFFLINE = saved_hub
 
 
 def _splits(datasets: Any, obj: Any, where: str) -> list[tuple[str | None, Any]]:

@@ -150,3 +150,31 @@ def test_hf_reference_loads_through_load_dataset_offline(
     assert [t.image(i).getpixel((0, 0))[0] for i in range(3)] == [10, 20, 30]
     assert list(t.sources)[0].startswith(f"hf:{tmp_path / 'repo'}#")
     assert datasets.config.HF_HUB_OFFLINE == offline_before  # switched back
+
+
+def test_hf_name_from_the_local_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hf:ORG/NAME` loads what `load_dataset("ORG/NAME")` left in the cache, with the Hub off.
+
+    The cache entry is laid out as a Hub download leaves it
+    (`<cache>/<org>___<name>/default/0.0.0/<hash>/<name>-train.arrow` + `dataset_info.json`),
+    built here from a local Parquet file so the test needs no network."""
+    import glob
+    import shutil
+
+    cache = tmp_path / "hfcache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
+    src = _dataset(3, 4)
+    src.to_parquet(str(tmp_path / "src.parquet"))
+    datasets.load_dataset(
+        "parquet", data_files={"train": str(tmp_path / "src.parquet")}, cache_dir=str(cache)
+    )
+    (built,) = glob.glob(str(cache / "parquet" / "*" / "*" / "*" / "parquet-train.arrow"))
+    target = cache / "steertest___pets" / "default" / "0.0.0" / Path(built).parent.name
+    target.mkdir(parents=True)
+    shutil.copy(Path(built).parent / "dataset_info.json", target)
+    shutil.copy(built, target / "pets-train.arrow")
+    t = load_dataset("hf_datasets", "hf:steertest/pets", cache_dir=tmp_path / "c")
+    assert t.column("split").tolist() == [0, 0, 0]
+    assert t.column("caption").tolist() == ["c0", "c1", "c2"]
+    for i in range(3):
+        assert np.array_equal(np.asarray(t.image(i)), np.asarray(src[i]["img"].convert("RGB")))
