@@ -341,6 +341,7 @@ def _collect_marks(node: yaml.Node, file: str, path: tuple[Any, ...], out: _Mark
 MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 100_000  # after alias expansion
 MAX_YAML_INT_DIGITS = 100
+MAX_PROFILE_BYTES = 1_000_000
 
 
 def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks]:
@@ -829,11 +830,27 @@ def load_profile(path: Path | str | None = None) -> Profile:
             return default_profile()
         path = found
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ProfileError(
+            f"profile {path} is a folder",
+            help=f"pass the YAML file itself, e.g. --profile {path / PROFILE_FILENAME}",
+        )
+    if path.exists() and not path.is_file():
+        raise ProfileError(
+            f"profile {path} is not a regular file (a device, pipe or socket)",
+            help="write the profile to a file and pass its path",
+        )
     if not path.is_file():
         raise ProfileError(
             f"profile not found: {path}",
             help="create it (see docs/profiles.md) or drop --profile to use the built-in zoo "
             "profile",
+        )
+    size = path.stat().st_size
+    if size > MAX_PROFILE_BYTES:
+        raise ProfileError(
+            f"profile {path} is {size:,} bytes; profiles are at most {MAX_PROFILE_BYTES:,}",
+            help="check that --profile names the steer.yaml (docs/profiles.md)",
         )
     try:
         text = path.read_text(encoding="utf-8")

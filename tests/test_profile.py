@@ -390,3 +390,16 @@ def test_table_and_hf_entries(tmp_path: Path) -> None:
     with pytest.raises(ProfileError) as e:
         profile_from_text("datasets:\n  w: {format: table, root: /x, group_columns: y}\n", "s.yaml")
     assert "s.yaml:2:47: datasets.w.group_columns: expected a list, found 'y'" in str(e.value)
+
+
+def test_profile_paths_that_are_not_profiles(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="is a folder") as e:
+        load_profile(tmp_path)
+    assert f"--profile {tmp_path / 'steer.yaml'}" in (e.value.help or "")
+    if Path("/dev/zero").exists():
+        with pytest.raises(ProfileError, match="is not a regular file"):
+            load_profile("/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * 1_000_000 + "\n")
+    with pytest.raises(ProfileError, match="profiles are at most 1,000,000"):
+        load_profile(big)
