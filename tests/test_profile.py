@@ -403,3 +403,16 @@ def test_profile_paths_that_are_not_profiles(tmp_path: Path) -> None:
     big.write_text("# " + "x" * 1_000_000 + "\n")
     with pytest.raises(ProfileError, match="profiles are at most 1,000,000"):
         load_profile(big)
+
+
+def test_data_override_for_tables_and_hf(tmp_path: Path) -> None:
+    f = tmp_path / "labels.csv"
+    f.write_text("path,y\na.png,0\n")
+    p = apply_overrides(
+        default_profile(),
+        data=[f"t={f}", f"u=table:{tmp_path}", "h=hf:org/pets", "k=hf_datasets:hf:org/k"],
+    )
+    assert (p.datasets["t"].format, p.datasets["t"].root) == ("table", f)
+    assert p.datasets["u"].format == "table"
+    assert (p.datasets["h"].format, p.datasets["h"].root) == ("hf_datasets", "hf:org/pets")
+    assert p.datasets["k"].root == "hf:org/k"
