@@ -256,7 +256,10 @@ def _image_files(
     raw = ds.cast_column(col, datasets.Image(decode=False)).select_columns([col])
     done = (folder.parent / _DONE).is_file()
     out: list[str] = []
-    for i, cell in enumerate(raw[col]):
+    # In batches: the column's encoded bytes are read from the memory-mapped Arrow files a
+    # batch at a time, never all at once.
+    cells = (c for batch in raw.iter(batch_size=256) for c in batch[col])
+    for i, cell in enumerate(cells):
         data = (cell or {}).get("bytes")
         path = (cell or {}).get("path")
         if data is None:
