@@ -107,3 +107,23 @@ def test_constraints_read_as_must() -> None:
     with pytest.raises(ValidationError) as e:
         _C.model_validate({"n": -2})
     assert validation_summary(e.value, "x") == "x: n: must be greater than 0 (found -2)"
+
+
+def test_bad_training_options_read_plainly() -> None:
+    import argparse
+
+    from steerlang.commands.train_sae import _train_config
+    from steerlang.errors import SteerError
+
+    args = argparse.Namespace(
+        arch="topk", k=0, expansion=4, seed=0, no_normalize=False, checkpoint_every=None,
+        checkpoint_dir=None, out="o", l1=None, steps=None, batch_tokens=None, lr=-0.5,
+        warmup_steps=None, b_dec_init=None, d_sae=None,
+    )  # fmt: skip
+    with pytest.raises(SteerError) as e:
+        _train_config(args, "cpu")
+    assert e.value.message == (
+        "invalid training options: 2 problems\n"
+        "  k: must be greater than 0 (found 0)\n"
+        "  lr: must be greater than 0 (found -0.5)"
+    )
