@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -44,6 +43,7 @@ from pydantic import (
     model_validator,
 )
 
+from steerlang.bounded_yaml import Marks, parse_yaml
 from steerlang.data.formats import FORMATS
 from steerlang.errors import DatasetError, ProfileError, did_you_mean, validation_problems
 from steerlang.facts import SITE_KINDS
@@ -290,225 +290,10 @@ class ProfileFile(_Strict):
         return v
 
 
-# ---------------------------------------------------------------------------------------------
-# YAML with line numbers
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Marks:
-    values: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
-    keys: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
-
-    def find(self, loc: tuple[Any, ...], *, key: bool = False) -> tuple[int, int] | None:
-        """Line/column of a location: the key itself when `key` (unknown or bad keys), else
-        the value, falling back to the nearest enclosing value (e.g. for a missing field)."""
-        if loc and loc[-1] == "[key]":
-            loc, key = loc[:-1], True
-        if key and loc in self.keys:
-            return self.keys[loc]
-        for n in range(len(loc), -1, -1):
-            if loc[:n] in self.values:
-                return self.values[loc[:n]]
-        return None
-
-
-def _collect_marks(node: yaml.Node, file: str, path: tuple[Any, ...], out: _Marks) -> None:
-    out.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for k, v in node.value:
-            key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
-            line = k.start_mark.line + 1
-            if key in seen:
-                raise ProfileError(
-                    f"{file}:{line}:{k.start_mark.column + 1}: duplicate key '{key}' "
-                    f"(first on line {seen[key]})",
-                    help="YAML keeps only the last value; remove one of them",
-                )
-            seen[key] = line
-            out.keys[path + (key,)] = (line, k.start_mark.column + 1)
-            _collect_marks(v, file, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _collect_marks(v, file, path + (i,), out)
-
-
-# Bounds on a profile's YAML, checked before anything walks or constructs it: a profile is a
-# few dozen lines, so these only stop hostile or broken files (a 666-byte "billion laughs"
-# file expands to 10^9 nodes through aliases; deep nesting overflows the recursive composer;
-# a 5,001-digit integer exceeds Python's int-from-text limit).
-MAX_YAML_DEPTH = 64
-MAX_YAML_NODES = 100_000  # after alias expansion
-MAX_YAML_INT_DIGITS = 100
 MAX_PROFILE_BYTES = 1_000_000
 
 
-def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks]:
-    """The YAML document and the line/column of every key and value, in time and memory
-    bounded by the text's length and the bounds above."""
-    try:
-        _check_depth(text, file)
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            if node is not None:
-                _check_expansion(node, file)
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        raise ProfileError(
-            f"{where}: invalid YAML: {e.problem or e.context}",
-            help='check indentation and quoting (quote keys like "7:resid_post")',
-        ) from None
-    except yaml.YAMLError as e:
-        raise ProfileError(f"{file}: invalid YAML: {e}") from None
-    marks = _Marks()
-    if node is not None:
-        _collect_marks(node, file, (), marks)
-    return data, marks
-
-
-def _check_depth(text: str, file: str) -> None:
-    """Nesting depth, before PyYAML sees the text: its scanner is quadratic in the depth of
-    flow collections (`[[[[...`: 2,000 levels take 7 s) and its composer recursive. A linear
-    scan bounds the flow brackets first, then the event stream (PyYAML's parser is not
-    recursive) bounds block nesting."""
-    _check_flow_depth(text, file)
-    depth = 0
-    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(ev, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
-                m = ev.start_mark
-                raise ProfileError(
-                    f"{file}:{m.line + 1}:{m.column + 1}: YAML nested more than "
-                    f"{MAX_YAML_DEPTH} levels deep",
-                    help="a profile nests three levels at most (saes: MODEL: KEY: REF); "
-                    "see docs/profiles.md",
-                )
-        elif isinstance(ev, yaml.CollectionEndEvent):
-            depth -= 1
-
-
-def _check_flow_depth(text: str, file: str) -> None:
-    """Count `[`/`{` where YAML can open a flow collection (after `:`, `-`, `,`, another
-    bracket, or at a line start), outside quotes and comments."""
-    depth = 0
-    line = 1
-    col = 0
-    prev = "\n"  # the previous significant character
-    quote = ""
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        if quote:
-            if quote == '"' and ch == "\\":
-                i += 2
-                col += 1
-                continue
-            if ch == quote:
-                if quote == "'" and i + 1 < n and text[i + 1] == "'":
-                    i += 2
-                    col += 1
-                    continue
-                quote = ""
-                prev = ch
-            i += 1
-            continue
-        if ch == "#" and (prev in " \t\n" or i == 0 or text[i - 1] in " \t"):
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            col -= 1
-            continue
-        if ch in "\"'" and prev in "\n:-,[{ ":
-            quote = ch
-        elif ch in "[{" and prev in "\n:-,[{":
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
-                raise ProfileError(
-                    f"{file}:{line}:{col}: YAML nested more than {MAX_YAML_DEPTH} levels deep",
-                    help="a profile nests three levels at most (saes: MODEL: KEY: REF); "
-                    "see docs/profiles.md",
-                )
-        elif ch in "]}" and depth:
-            depth -= 1
-        if ch not in " \t":
-            prev = ch
-        i += 1
-
-
-def _check_expansion(root: yaml.Node, file: str) -> None:
-    """Reject alias cycles, alias expansion past MAX_YAML_NODES, and integers too long to
-    read, before anything constructs or walks the document. Sizes are memoised per node,
-    so the check is linear in the number of distinct nodes whatever the aliases multiply."""
-    size: dict[int, int] = {}
-    active: set[int] = set()
-    # iterative post-order walk (no recursion, bounded by MAX_YAML_DEPTH anyway)
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        nid = id(node)
-        if done:
-            active.discard(nid)
-            kids = _children(node)
-            size[nid] = 1 + sum(size[id(k)] for k in kids)
-            if size[nid] > MAX_YAML_NODES:
-                m = node.start_mark
-                raise ProfileError(
-                    f"{file}:{m.line + 1}:{m.column + 1}: YAML aliases expand to more than "
-                    f"{MAX_YAML_NODES:,} values",
-                    help="write the values out instead of repeating them through &anchors "
-                    "and *aliases (a profile needs no aliases)",
-                )
-            continue
-        if nid in size:
-            continue
-        if nid in active:
-            m = node.start_mark
-            raise ProfileError(
-                f"{file}:{m.line + 1}:{m.column + 1}: YAML alias refers to itself",
-                help="remove the *alias that points back into its own &anchor",
-            )
-        if isinstance(node, yaml.ScalarNode):
-            if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_YAML_INT_DIGITS:
-                m = node.start_mark
-                raise ProfileError(
-                    f"{file}:{m.line + 1}:{m.column + 1}: a {len(node.value):,}-character number",
-                    help="no profile value is that long; check the key on this line "
-                    "(`version` is 1)",
-                )
-            size[nid] = 1
-            continue
-        active.add(nid)
-        stack.append((node, True))
-        for k in _children(node):
-            if id(k) in active:
-                m = k.start_mark
-                raise ProfileError(
-                    f"{file}:{m.line + 1}:{m.column + 1}: YAML alias refers to itself",
-                    help="remove the *alias that points back into its own &anchor",
-                )
-            if id(k) not in size:
-                stack.append((k, False))
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for kv in node.value for n in kv]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _format_validation(err: ValidationError, file: str, marks: _Marks) -> ProfileError:
+def _format_validation(err: ValidationError, file: str, marks: Marks) -> ProfileError:
     """The profile's pydantic errors through the one readable mapping (steerlang/errors.py),
     each at its YAML line and column."""
     # pydantic marks a problem with a key (not its value) by "[key]" or as an unknown key
@@ -729,7 +514,7 @@ def profile_from_text(
     text: str, file: str = PROFILE_FILENAME, base_dir: Path | None = None
 ) -> Profile:
     """Validate a profile's YAML text and merge it over the built-in default."""
-    data, marks = _parse_yaml(text, file)
+    data, marks = parse_yaml(text, file)
     if data is None:
         data = {}
     if not isinstance(data, dict):
