@@ -8,7 +8,7 @@ traceback (`--debug` shows it).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 
 def did_you_mean(word: str, candidates: Collection[str]) -> str | None:
@@ -47,3 +47,96 @@ class DatasetError(SteerError):
 
 class ProfileError(SteerError):
     """An invalid `steer.yaml` profile or CLI override."""
+
+
+# ---------------------------------------------------------------------------------------------
+# pydantic validation errors as readable lines
+# ---------------------------------------------------------------------------------------------
+
+_TYPE_WORDS: dict[str, str] = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "text",
+    "dict": "a mapping (key: value lines)",
+    "list": "a list",
+    "model": "a mapping (key: value lines)",
+}
+
+
+def validation_problems(
+    err: object,
+    *,
+    known_keys: Callable[[tuple[object, ...]], Collection[str]] | None = None,
+) -> list[tuple[tuple[object, ...], str]]:
+    """The problems of a pydantic `ValidationError` as (location, readable message) pairs.
+
+    The one place that turns pydantic's wording into ours (the profile, SAE configs and
+    training options all go through it), so no user sees a raw pydantic dump: an unknown key
+    gets a did-you-mean among `known_keys(location of its mapping)`, a wrong type says what
+    was expected and what was found, a validator's own message is kept without pydantic's
+    "Value error, " prefix. `err` is duck-typed (anything with `.errors()`) so this floor
+    module does not import pydantic.
+    """
+    out: list[tuple[tuple[object, ...], str]] = []
+    for e in err.errors():  # type: ignore[attr-defined]
+        loc = tuple(p for p in e.get("loc", ()) if p != "[key]")
+        kind = str(e.get("type", ""))
+        msg = str(e.get("msg", "invalid value"))
+        found = _shown(e.get("input"))
+        if kind == "extra_forbidden":
+            key = str(loc[-1]) if loc else "?"
+            options = sorted(known_keys(loc[:-1])) if known_keys is not None else []
+            text = f"unknown key '{key}'"
+            if options:
+                guess = did_you_mean(key, options)
+                text += (f"; did you mean '{guess}'?" if guess else "") + (
+                    f" keys: {', '.join(options)}"
+                )
+        elif kind == "missing":
+            text = f"missing required key '{loc[-1] if loc else '?'}'"
+        elif (
+            kind.endswith(("_type", "_parsing", "_from_float", "_parsing_size"))
+            and kind.split("_")[0] in _TYPE_WORDS
+        ):
+            text = f"expected {_TYPE_WORDS[kind.split('_')[0]]}, found {found}"
+        elif kind == "literal_error":
+            expected = str((e.get("ctx") or {}).get("expected", ""))
+            options = [o.strip(" '\"") for o in expected.replace(" or ", ",").split(",")]
+            guess = did_you_mean(str(e.get("input")), [o for o in options if o])
+            text = f"{found} is not one of {expected}" + (
+                f"; did you mean '{guess}'?" if guess else ""
+            )
+        elif msg.startswith(("Value error, ", "Assertion failed, ")):
+            text = msg.split(", ", 1)[1]
+        else:
+            text = msg.replace("Input should be", "must be").replace("Input should", "must")
+            text = (text[:1].lower() + text[1:]).rstrip(".") + f" (found {found})"
+        out.append((loc, text))
+    return out
+
+
+def _shown(value: object) -> str:
+    """A value as a message quotes it: short, one line."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def validation_summary(
+    err: object,
+    what: str,
+    *,
+    known_keys: Callable[[tuple[object, ...]], Collection[str]] | None = None,
+) -> str:
+    """`what: key.path: message` lines for every problem (one line when there is one)."""
+    lines = [
+        f"{'.'.join(str(p) for p in loc) or '(top level)'}: {text}"
+        for loc, text in validation_problems(err, known_keys=known_keys)
+    ]
+    if len(lines) == 1:
+        return f"{what}: {lines[0]}"
+    return f"{what}: {len(lines)} problems\n  " + "\n  ".join(lines)

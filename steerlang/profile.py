@@ -34,11 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from steerlang.bounded_yaml import Marks, parse_yaml
 from steerlang.data.formats import FORMATS
-from steerlang.errors import DatasetError, ProfileError, did_you_mean
+from steerlang.errors import DatasetError, ProfileError, did_you_mean, validation_problems
 from steerlang.facts import SITE_KINDS
 from steerlang.files import default_cache_dir
 
@@ -118,6 +125,35 @@ def _check_sae_pattern(value: str) -> str:
     return value
 
 
+def zoo_sae_problem(ref: str, layer: int | None = None) -> tuple[str, str] | None:
+    """(message, help) when `ref` names no shipped zoo SAE, else None. The zoo ships one SAE
+    per layer of the tiny CLIP at `resid_post`; the help suggests the one for `layer` (the
+    layer the reference is for) when there is one."""
+    from steerlang.facts import MODEL_DEPTHS
+
+    depth = MODEL_DEPTHS[ZOO_MODEL]
+    shipped = [ZOO_SAE_PATTERN.format(layer=n, site=DEFAULT_SITE) for n in range(depth)]
+    if ref in shipped:
+        return None
+    m = re.fullmatch(r"zoo:sae/L(\d{1,6})/([a-z_]+)", ref)
+    guess = None
+    if layer is not None and 0 <= layer < depth:
+        guess = ZOO_SAE_PATTERN.format(layer=layer, site=DEFAULT_SITE)
+    elif m and 0 <= int(m.group(1)) < depth:
+        guess = ZOO_SAE_PATTERN.format(layer=int(m.group(1)), site=DEFAULT_SITE)
+    else:
+        guess = did_you_mean(ref, shipped)
+    if m is None:
+        what = f"'{ref}' is not a zoo SAE reference"
+    elif not 0 <= int(m.group(1)) < depth:
+        what = f"the zoo has no SAE '{ref}': the zoo CLIP has layers 0..{depth - 1}"
+    else:
+        what = f"the zoo has no SAE '{ref}': zoo SAEs are at site {DEFAULT_SITE} only"
+    return what, (f"did you mean '{guess}'? " if guess else "") + (
+        f"zoo SAEs: zoo:sae/L<layer>/{DEFAULT_SITE} for layers 0..{depth - 1}"
+    )
+
+
 def parse_sae_key(key: str) -> tuple[int, str]:
     """'7' → (7, 'resid_post'); '7:mlp_out' → (7, 'mlp_out')."""
     m = _SAE_KEY_RE.fullmatch(str(key).strip())
@@ -134,6 +170,18 @@ def parse_sae_key(key: str) -> tuple[int, str]:
 # ---------------------------------------------------------------------------------------------
 
 
+# The entry keys that are loader options (steerlang.data.formats.load_dataset's **options).
+DATASET_OPTION_KEYS: tuple[str, ...] = (
+    "protocol",
+    "image_column",
+    "label_column",
+    "group_columns",
+    "split_column",
+    "image_root",
+    "config",
+)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -142,14 +190,38 @@ class DatasetEntry(_Strict):
     format: str
     root: str
     protocol: str | None = None  # Disentangling: 'dp' | 'dyslexify'
+    # table and hf_datasets: which columns hold what (docs/real-data.md)
+    image_column: str | None = None
+    label_column: str | None = None
+    group_columns: list[str] | None = None
+    split_column: str | None = None
+    image_root: str | None = None  # table: the folder image paths are relative to
+    config: str | None = None  # hf_datasets: the dataset configuration (hf:NAME roots)
+
+    @model_validator(mode="after")
+    def _options_fit_format(self) -> DatasetEntry:
+        from steerlang.data.formats import FORMATS
+
+        accepted = FORMATS[self.format].options if self.format in FORMATS else frozenset()
+        given = [k for k in DATASET_OPTION_KEYS if getattr(self, k) is not None]
+        extra = [k for k in given if k not in accepted]
+        if extra:
+            raise ValueError(
+                f"format '{self.format}' takes no `{extra[0]}`; its options: "
+                f"{', '.join(sorted(accepted - {'cache_dir'})) or 'none'}"
+            )
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The loader options this entry sets (keys of `DATASET_OPTION_KEYS`)."""
+        return {k: getattr(self, k) for k in DATASET_OPTION_KEYS if getattr(self, k) is not None}
 
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
         if v.lower() not in FORMATS:
             raise ValueError(
-                f"unknown dataset format '{v}'; {_did_you_mean(v.lower(), FORMATS)}"
-                f"formats: {', '.join(FORMATS)}"
+                f"unknown dataset format '{v}'; {_format_hint(v)}formats: {', '.join(FORMATS)}"
             )
         return v.lower()
 
@@ -170,6 +242,10 @@ def _check_sae_key(key: str) -> str:
 def _check_sae_ref(ref: str) -> str:
     if not ref.strip():
         raise ValueError("empty SAE reference")
+    if ref.startswith("zoo:") and "{" not in ref:
+        problem = zoo_sae_problem(ref)
+        if problem is not None:
+            raise ValueError(f"{problem[0]}; {problem[1]}")
     return _check_sae_pattern(ref)
 
 
@@ -214,93 +290,37 @@ class ProfileFile(_Strict):
         return v
 
 
-# ---------------------------------------------------------------------------------------------
-# YAML with line numbers
-# ---------------------------------------------------------------------------------------------
+MAX_PROFILE_BYTES = 1_000_000
 
 
-@dataclass
-class _Marks:
-    values: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
-    keys: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
-
-    def find(self, loc: tuple[Any, ...], *, key: bool = False) -> tuple[int, int] | None:
-        """Line/column of a location: the key itself when `key` (unknown or bad keys), else
-        the value, falling back to the nearest enclosing value (e.g. for a missing field)."""
-        if loc and loc[-1] == "[key]":
-            loc, key = loc[:-1], True
-        if key and loc in self.keys:
-            return self.keys[loc]
-        for n in range(len(loc), -1, -1):
-            if loc[:n] in self.values:
-                return self.values[loc[:n]]
-        return None
-
-
-def _collect_marks(node: yaml.Node, file: str, path: tuple[Any, ...], out: _Marks) -> None:
-    out.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for k, v in node.value:
-            key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
-            line = k.start_mark.line + 1
-            if key in seen:
-                raise ProfileError(
-                    f"{file}:{line}:{k.start_mark.column + 1}: duplicate key '{key}' "
-                    f"(first on line {seen[key]})",
-                    help="YAML keeps only the last value; remove one of them",
-                )
-            seen[key] = line
-            out.keys[path + (key,)] = (line, k.start_mark.column + 1)
-            _collect_marks(v, file, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _collect_marks(v, file, path + (i,), out)
-
-
-def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        raise ProfileError(
-            f"{where}: invalid YAML: {e.problem or e.context}",
-            help='check indentation and quoting (quote keys like "7:resid_post")',
-        ) from None
-    except yaml.YAMLError as e:
-        raise ProfileError(f"{file}: invalid YAML: {e}") from None
-    marks = _Marks()
-    if node is not None:
-        _collect_marks(node, file, (), marks)
-    return data, marks
-
-
-def _format_validation(err: ValidationError, file: str, marks: _Marks) -> ProfileError:
+def _format_validation(err: ValidationError, file: str, marks: Marks) -> ProfileError:
+    """The profile's pydantic errors through the one readable mapping (steerlang/errors.py),
+    each at its YAML line and column."""
+    # pydantic marks a problem with a key (not its value) by "[key]" or as an unknown key
+    on_key = {
+        tuple(p for p in e["loc"] if p != "[key]")
+        for e in err.errors()
+        if e["type"] == "extra_forbidden" or "[key]" in e["loc"]
+    }
     lines = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        pos = marks.find(loc, key=e["type"] == "extra_forbidden")
+    for loc, text in validation_problems(err, known_keys=_profile_keys):
+        pos = marks.find(loc, key=loc in on_key)
         where = f"{file}:{pos[0]}:{pos[1]}" if pos else file
-        dotted = ".".join(str(p) for p in loc if p != "[key]") or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            options = {
-                0: ProfileFile.model_fields,
-                2: DatasetEntry.model_fields if loc[:1] == ("datasets",) else {},
-            }.get(len(loc) - 1, {})
-            msg = f"unknown key '{loc[-1]}'"
-            if options:
-                hint = _did_you_mean(str(loc[-1]), options)
-                msg += f"; {hint}keys: {', '.join(options)}"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        lines.append(f"{where}: {dotted}: {msg}")
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{where}: {dotted}: {text}")
     head = (
         lines[0] if len(lines) == 1 else f"{file}: {len(lines)} problems\n  " + "\n  ".join(lines)
     )
-    return ProfileError(head, help="see docs/profiles.md for the steer.yaml schema")
+    return ProfileError(head, help="fix the key named above; docs/profiles.md gives the schema")
+
+
+def _profile_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a mapping of the profile accepts (for unknown-key did-you-means)."""
+    if loc == ():
+        return list(ProfileFile.model_fields)
+    if len(loc) == 2 and loc[0] == "datasets":
+        return list(DatasetEntry.model_fields)
+    return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,6 +363,11 @@ class DatasetSpec:
         """The dataset as an `ImageTable` (optionally one split)."""
         from steerlang.data.formats import load_dataset
 
+        opts = dict(self.options)
+        if self.format == "hf_datasets":
+            opts.setdefault("cache_dir", self.cache_dir)
+        if isinstance(self.root, str) and self.root.startswith("hf:"):
+            return load_dataset(self.format, self.root, split, name=self.name, **opts)
         root = self.resolve_root()
         if not root.exists():
             raise DatasetError(
@@ -350,7 +375,7 @@ class DatasetSpec:
                 help=f"fix the root there, or pass --data {self.name}=PATH; steerlang never "
                 "downloads datasets (see docs/real-data.md for the layouts)",
             )
-        return load_dataset(self.format, root, split, name=self.name, **self.options)
+        return load_dataset(self.format, root, split, name=self.name, **opts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -489,7 +514,7 @@ def profile_from_text(
     text: str, file: str = PROFILE_FILENAME, base_dir: Path | None = None
 ) -> Profile:
     """Validate a profile's YAML text and merge it over the built-in default."""
-    data, marks = _parse_yaml(text, file)
+    data, marks = parse_yaml(text, file)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -504,6 +529,8 @@ def profile_from_text(
     cache = Path(_expand(pf.cache)) if pf.cache else default_cache_dir()
     if not cache.is_absolute():
         cache = base / cache
+    if pf.cache:
+        _check_cache_dir(cache, file, marks.find(("cache",)))
     prof = default_profile(cache)
     prof.source = Path(file)
     prof.base_dir = base
@@ -527,10 +554,12 @@ def profile_from_text(
                     + f"zoo datasets: {', '.join(ZOO_DATASETS)}; write root: zoo:NAME",
                 )
             spec_root: Path | str = "zoo"
+        elif root.startswith("hf:"):
+            spec_root = root  # a Hugging Face dataset in the local cache (hf_datasets)
         else:
             p = Path(_expand(root))
             spec_root = p if p.is_absolute() else base / p
-        opts = {"protocol": entry.protocol} if entry.protocol else {}
+        opts = entry.options()
         prof.datasets[name] = DatasetSpec(
             name=name,
             format=entry.format,
@@ -541,6 +570,31 @@ def profile_from_text(
             origin=origin,
         )
     return prof
+
+
+def _check_cache_dir(cache: Path, file: str, pos: tuple[int, int] | None) -> None:
+    """A profile's `cache:` must be a folder steerlang can write (or create): checked when the
+    profile is read, so a bad value is reported at its line, not as an OSError mid-run. The
+    check creates and removes one probe file in the nearest existing folder and creates no
+    folder itself."""
+    where = f"{file}:{pos[0]}:{pos[1]}" if pos else file
+    fix = "point `cache:` at a folder you can write, or remove the key to use $STEER_CACHE or ~/.cache/steerlang"
+    probe = cache
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is a file" if probe == cache else f"cannot be created: {probe} is a file"
+        raise ProfileError(f"{where}: cache: {cache} {what}", help=fix)
+    try:
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=probe, prefix=".steer-probe-"):
+            pass
+    except OSError as e:
+        what = "is not writable" if probe == cache else f"cannot be created in {probe}"
+        raise ProfileError(
+            f"{where}: cache: {cache} {what} ({e.strerror or e})", help=fix
+        ) from None
 
 
 def _resolve_model_path(ref: str, base: Path) -> str:
@@ -561,11 +615,27 @@ def load_profile(path: Path | str | None = None) -> Profile:
             return default_profile()
         path = found
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ProfileError(
+            f"profile {path} is a folder",
+            help=f"pass the YAML file itself, e.g. --profile {path / PROFILE_FILENAME}",
+        )
+    if path.exists() and not path.is_file():
+        raise ProfileError(
+            f"profile {path} is not a regular file (a device, pipe or socket)",
+            help="write the profile to a file and pass its path",
+        )
     if not path.is_file():
         raise ProfileError(
             f"profile not found: {path}",
             help="create it (see docs/profiles.md) or drop --profile to use the built-in zoo "
             "profile",
+        )
+    size = path.stat().st_size
+    if size > MAX_PROFILE_BYTES:
+        raise ProfileError(
+            f"profile {path} is {size:,} bytes; profiles are at most {MAX_PROFILE_BYTES:,}",
+            help="check that --profile names the steer.yaml (docs/profiles.md)",
         )
     try:
         text = path.read_text(encoding="utf-8")
@@ -612,6 +682,10 @@ def apply_overrides(
             layer, site = parse_sae_key(key)
         except ValueError as e:
             raise ProfileError(f"--sae {item}: {e}") from None
+        if ref.startswith("zoo:"):
+            problem = zoo_sae_problem(ref, layer)
+            if problem is not None:
+                raise ProfileError(f"--sae {item}: {problem[0]}", help=problem[1])
         prof.sae_overrides[(layer, site)] = (
             str(Path(_expand(ref)).resolve()) if _is_path_ref(ref) else ref
         )
@@ -622,11 +696,34 @@ def _data_override(prof: Profile, item: str) -> tuple[str, DatasetSpec]:
     """`--data NAME=[FORMAT:]PATH` (or `NAME=zoo[:ZOO_NAME]`) as a dataset entry."""
     name, value = _split_assignment(item, "--data", "waterbirds=/data/waterbirds")
     fmt_given, colon, rest = value.partition(":")
+    fmt: str | None = None
     if colon and fmt_given.lower() in FORMATS:
-        fmt: str | None = fmt_given.lower()
+        fmt = fmt_given.lower()
         value = rest
-    else:
-        fmt = None
+    elif (
+        colon
+        and fmt_given not in ("zoo", "hf")
+        and _FORMAT_WORD_RE.fullmatch(fmt_given)
+        and not Path(_expand(value)).exists()
+    ):
+        raise ProfileError(
+            f"--data {item}: unknown dataset format '{fmt_given}'",
+            help=_format_hint(fmt_given)
+            + f"write --data {name}=FORMAT:PATH with a format of: {', '.join(FORMATS)}",
+        )
+    if value.startswith("hf:"):
+        if fmt not in (None, "hf_datasets"):
+            raise ProfileError(
+                f"--data {item}: hf:NAME roots are Hugging Face datasets (format hf_datasets)",
+                help=f"write --data {name}=hf_datasets:{value} or --data {name}={value}",
+            )
+        return name, DatasetSpec(
+            name=name,
+            format="hf_datasets",
+            root=value,
+            cache_dir=prof.cache_dir,
+            origin=f"--data {item}",
+        )
     if value == "zoo" or value.startswith("zoo:"):
         zoo_name = value[4:] if value.startswith("zoo:") else name
         if zoo_name not in ZOO_DATASETS:
@@ -659,6 +756,31 @@ def _data_override(prof: Profile, item: str) -> tuple[str, DatasetSpec]:
         cache_dir=prof.cache_dir,
         origin=f"--data {item}",
     )
+
+
+_FORMAT_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]+")
+# File and library names users write where a format name goes, and the format that reads them.
+_FORMAT_SYNONYMS: dict[str, str] = {
+    "csv": "table",
+    "parquet": "table",
+    "pq": "table",
+    "tsv": "table",
+    "pandas": "table",
+    "hf": "hf_datasets",
+    "huggingface": "hf_datasets",
+    "datasets": "hf_datasets",
+    "arrow": "hf_datasets",
+    "wilds": "waterbirds",
+    "folder": "imagefolder",
+}
+
+
+def _format_hint(word: str) -> str:
+    """`did you mean 'table'? ` for a format name, a file type or a library name."""
+    key = word.lower()
+    if key in _FORMAT_SYNONYMS:
+        return f"did you mean '{_FORMAT_SYNONYMS[key]}'? "
+    return _did_you_mean(key, FORMATS)
 
 
 def _detect_format(root: Path, item: str, name: str, value: str) -> str:

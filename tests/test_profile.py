@@ -121,7 +121,10 @@ def test_missing_sae_and_unknown_names(tmp_path: Path) -> None:
             "steer.yaml:3:13: datasets.wb.format: unknown dataset format 'waterbird'; "
             "did you mean 'waterbirds'",
         ),
-        ("datasets:\n  wb: {format: celeba}\n", "steer.yaml:2:7: datasets.wb.root: Field required"),
+        (
+            "datasets:\n  wb: {format: celeba}\n",
+            "steer.yaml:2:7: datasets.wb.root: missing required key 'root'",
+        ),
         (
             "datasets:\n  wb: {format: celeba, root: /x, rot: 1}\n",
             "steer.yaml:2:34: datasets.wb.rot: unknown key 'rot'; did you mean 'root'",
@@ -236,3 +239,180 @@ def test_zoo_dataset_without_zoo_support(tmp_path: Path, monkeypatch: pytest.Mon
         default_profile(tmp_path).dataset("celeba").resolve_root()
     assert "points at the zoo" in str(e.value)
     assert "--data celeba=PATH" in (e.value.help or "")
+
+
+# ---- hostile and careless profiles: bounded time, clear errors (issue 17) --------------------
+
+
+def _laughs(levels: int, sep: str = ", ") -> str:
+    """A YAML "billion laughs": each level lists the previous one nine times through aliases."""
+    text = 'version: 1\nl0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for n in range(1, levels + 1):
+        text += f"l{n}: &l{n} [" + sep.join([f"*l{n - 1}"] * 9) + "]\n"
+    return text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # 9^10 = 3.5e9 values from 666 bytes, and 9^6 = 531,441 from 370 bytes
+        (_laughs(9, ",  ") + "# " + "x" * 22 + "\n", "YAML aliases expand to more than 100,000"),
+        (_laughs(5) + "#" * 16 + "\n", "YAML aliases expand to more than 100,000"),
+        ("models: &m\n  a: *m\n", "steer.yaml:1:9: YAML alias refers to itself"),
+        ("x: &a [1, *a]\n", "YAML alias refers to itself"),
+        ("models: " + "[" * 5000 + "]" * 5000 + "\n", "steer.yaml:1:73: YAML nested more than 64"),
+        ("".join(" " * i + f"k{i}:\n" for i in range(80)) + " " * 80 + "v: 1\n", "nested more"),
+        ("version: " + "7" * 5001 + "\n", "steer.yaml:1:10: a 5,001-character number"),
+    ],
+    ids=["laughs-666", "laughs-370", "self-map", "self-list", "deep-flow", "deep-block", "digits"],
+)
+def test_hostile_yaml_is_rejected_with_its_line(text: str, expected: str) -> None:
+    with pytest.raises(ProfileError) as e:
+        profile_from_text(text, "steer.yaml", base_dir=Path("/"))
+    assert expected in str(e.value)
+    assert e.value.help
+
+
+def test_the_billion_laughs_sizes_of_the_issue() -> None:
+    assert len(_laughs(9, ",  ") + "# " + "x" * 22 + "\n") == 666
+    assert len(_laughs(5) + "#" * 16 + "\n") == 370
+
+
+def test_aliases_within_bounds_still_work() -> None:
+    p = profile_from_text(
+        "datasets:\n  a: &d {format: waterbirds, root: /data/wb}\n  b: *d\n", "steer.yaml"
+    )
+    assert p.datasets["a"].root == p.datasets["b"].root == Path("/data/wb")
+
+
+def test_cache_that_is_a_file_or_unwritable(tmp_path: Path) -> None:
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(ProfileError) as e:
+        profile_from_text(f"version: 1\ncache: {f}\n", "steer.yaml")
+    assert str(e.value).startswith(f"steer.yaml:2:8: cache: {f} is a file")
+    assert "point `cache:` at a folder you can write" in (e.value.help or "")
+    with pytest.raises(ProfileError, match=rf"cache: {f}/sub cannot be created: {f} is a file"):
+        profile_from_text(f"cache: {f}/sub\n", "steer.yaml")
+    ok = profile_from_text(f"cache: {tmp_path}/new/cache\n", "steer.yaml")
+    assert ok.cache_dir == tmp_path / "new/cache" and not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_cache_in_an_unwritable_place() -> None:
+    # /proc refuses new entries even to root, so this runs under any user
+    with pytest.raises(ProfileError) as e:
+        profile_from_text("cache: /proc/steerlang-cache\n", "steer.yaml")
+    assert "steer.yaml:1:8: cache: /proc/steerlang-cache cannot be created in /proc" in str(e.value)
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32"
+    or not hasattr(__import__("os"), "geteuid")
+    or __import__("os").geteuid() == 0,
+    reason="root writes anywhere",
+)
+def test_cache_folder_without_write_permission(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(ProfileError, match="is not writable"):
+            profile_from_text(f"cache: {ro}\n", "steer.yaml")
+    finally:
+        ro.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message", "hint"),
+    [
+        (
+            {"sae": ["7=zoo:sae/L99/resid_post"]},
+            "--sae 7=zoo:sae/L99/resid_post: the zoo has no SAE 'zoo:sae/L99/resid_post': "
+            "the zoo CLIP has layers 0..11",
+            "did you mean 'zoo:sae/L7/resid_post'?",
+        ),
+        (
+            {"sae": ["3:mlp_out=zoo:sae/L3/mlp_out"]},
+            "zoo SAEs are at site resid_post only",
+            "did you mean 'zoo:sae/L3/resid_post'?",
+        ),
+        ({"sae": ["2=zoo:sea/L2"]}, "'zoo:sea/L2' is not a zoo SAE reference", "zoo:sae/L2/"),
+        (
+            {"data": ["waterbirds=parquet:/data"]},
+            "--data waterbirds=parquet:/data: unknown dataset format 'parquet'",
+            "did you mean 'table'?",
+        ),
+        ({"data": ["w=imagefoldr:/data"]}, "unknown dataset format", "did you mean 'imagefolder'"),
+        ({"data": ["w=celeba:hf:org/x"]}, "hf:NAME roots are Hugging Face", "hf_datasets:"),
+    ],
+)
+def test_option_values_get_did_you_means(kwargs: dict, message: str, hint: str) -> None:
+    with pytest.raises(ProfileError) as e:
+        apply_overrides(default_profile(), **kwargs)
+    assert message in e.value.message
+    assert hint in (e.value.help or "")
+
+
+def test_zoo_sae_in_the_profile_is_checked() -> None:
+    with pytest.raises(ProfileError) as e:
+        profile_from_text('saes:\n  default:\n    "4": zoo:sae/L40/resid_post\n', "steer.yaml")
+    assert "steer.yaml:3:10: saes.default.4: the zoo has no SAE 'zoo:sae/L40/resid_post'" in str(
+        e.value
+    )
+
+
+def test_table_and_hf_entries(tmp_path: Path) -> None:
+    p = profile_from_text(
+        "datasets:\n"
+        "  birds: {format: table, root: data/birds.csv, image_column: file,"
+        " group_columns: [y, place], split_column: part}\n"
+        "  pets: {format: hf_datasets, root: 'hf:org/pets', config: small}\n",
+        "steer.yaml",
+        base_dir=tmp_path,
+    )
+    birds, pets = p.datasets["birds"], p.datasets["pets"]
+    assert birds.root == tmp_path / "data/birds.csv"
+    assert birds.options == {
+        "image_column": "file",
+        "group_columns": ["y", "place"],
+        "split_column": "part",
+    }
+    assert pets.root == "hf:org/pets" and pets.options == {"config": "small"}
+    with pytest.raises(ProfileError) as e:
+        profile_from_text(
+            "datasets:\n  w: {format: waterbirds, root: /x, image_column: f}\n", "steer.yaml"
+        )
+    assert "format 'waterbirds' takes no `image_column`" in str(e.value)
+    with pytest.raises(ProfileError) as e:
+        profile_from_text("datasets:\n  w: {format: parquet, root: /x}\n", "steer.yaml")
+    assert "unknown dataset format 'parquet'; did you mean 'table'?" in str(e.value)
+    with pytest.raises(ProfileError) as e:
+        profile_from_text("datasets:\n  w: {format: table, root: /x, group_columns: y}\n", "s.yaml")
+    assert "s.yaml:2:47: datasets.w.group_columns: expected a list, found 'y'" in str(e.value)
+
+
+def test_profile_paths_that_are_not_profiles(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="is a folder") as e:
+        load_profile(tmp_path)
+    assert f"--profile {tmp_path / 'steer.yaml'}" in (e.value.help or "")
+    if Path("/dev/zero").exists():
+        with pytest.raises(ProfileError, match="is not a regular file"):
+            load_profile("/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * 1_000_000 + "\n")
+    with pytest.raises(ProfileError, match="profiles are at most 1,000,000"):
+        load_profile(big)
+
+
+def test_data_override_for_tables_and_hf(tmp_path: Path) -> None:
+    f = tmp_path / "labels.csv"
+    f.write_text("path,y\na.png,0\n")
+    p = apply_overrides(
+        default_profile(),
+        data=[f"t={f}", f"u=table:{tmp_path}", "h=hf:org/pets", "k=hf_datasets:hf:org/k"],
+    )
+    assert (p.datasets["t"].format, p.datasets["t"].root) == ("table", f)
+    assert p.datasets["u"].format == "table"
+    assert (p.datasets["h"].format, p.datasets["h"].root) == ("hf_datasets", "hf:org/pets")
+    assert p.datasets["k"].root == "hf:org/k"

@@ -171,7 +171,14 @@ def _train_config(args: argparse.Namespace, device: str) -> Any:
             **{k: v for k, v in overrides.items() if v is not None},
         )
     except ValueError as e:
-        raise SteerError(f"invalid training options: {e}") from None
+        from steerlang.errors import validation_summary
+
+        raise SteerError(
+            validation_summary(e, "invalid training options")
+            if hasattr(e, "errors")
+            else f"invalid training options: {e}",
+            help="fix the option named above (steer train-sae --help lists them)",
+        ) from None
 
 
 def _load_model(ref: str, device: str, layers: list[int]) -> Any:

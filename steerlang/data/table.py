@@ -201,6 +201,15 @@ class ImageTable:
             with Image.open(path) as im:
                 im.load()
                 return im.convert("RGB")
+        except Image.DecompressionBombError as e:
+            # Pillow refuses images of more than 2 x Image.MAX_IMAGE_PIXELS pixels before
+            # decoding them (a few-KB file can claim gigapixels and exhaust memory).
+            raise DatasetError(
+                f"image {path} ({self.where(i)} of dataset '{self.name}') is too large to "
+                f"decode safely: {e}",
+                help="it is probably a decompression bomb: remove it, or its row from the "
+                "metadata; a genuine huge image must be downscaled first",
+            ) from None
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
             raise DatasetError(
                 f"cannot read image {path} ({self.where(i)} of dataset '{self.name}'): {e}",

@@ -118,6 +118,14 @@ def bind(
         data=opts.data or None,
         sae=opts.sae or None,
     )
+    # The dataset first: its columns are checked against the recipe before a model loads.
+    dataset = table = None
+    if need_data and ir.dataset:
+        from steerlang.data.columns import check_recipe_columns
+
+        dataset = profile.dataset(ir.dataset)
+        table = dataset.load()
+        check_recipe_columns(ir, table)
     device = resolve_device(opts.device or profile.device)
     model_ref = profile.model_ref(ir.model)
     if handle is None:
@@ -136,10 +144,6 @@ def bind(
         ref = sae_ref_for(ir, profile, layer, site)
         sae_refs[(layer, site)] = ref
         saes[(layer, site)] = _load_sae(ref, handle, model_ref, layer, site, device)
-    dataset = table = None
-    if need_data and ir.dataset:
-        dataset = profile.dataset(ir.dataset)
-        table = dataset.load()
     return Binding(
         profile=profile,
         device=device,

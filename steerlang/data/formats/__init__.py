@@ -18,7 +18,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from steerlang.data.formats import celeba, disentangling, imagefolder, typographic, waterbirds
+from steerlang.data.formats import (
+    celeba,
+    disentangling,
+    hf_datasets,
+    imagefolder,
+    tabular,
+    typographic,
+    waterbirds,
+)
 from steerlang.data.formats.common import require_root
 from steerlang.data.table import ImageTable
 from steerlang.errors import DatasetError, did_you_mean
@@ -44,6 +52,10 @@ FORMATS: dict[str, DatasetFormat] = {
         disentangling.load_disentangling, disentangling.find_root, frozenset({"protocol"})
     ),
     "imagefolder": DatasetFormat(imagefolder.load_imagefolder, imagefolder.find_root),
+    "table": DatasetFormat(tabular.load_table, tabular.find_root, tabular.TABLE_OPTIONS),
+    "hf_datasets": DatasetFormat(
+        hf_datasets.load_hf_dataset, hf_datasets.find_root, hf_datasets.HF_OPTIONS
+    ),
 }
 
 # The order `detect_format` tries layouts in: the specific ones first (their marker files),
@@ -54,12 +66,21 @@ _DETECT_ORDER: tuple[str, ...] = (
     "celeba",
     "disentangling",
     "typographic",
+    "hf_datasets",
+    "table",
     "imagefolder",
 )
 
 
 def detect_format(root: Path | str) -> str:
-    """Guess a dataset's format from its files (used for `--data NAME=PATH` without a format)."""
+    """Guess a dataset's format from its files (used for `--data NAME=PATH` without a format).
+
+    A CSV or Parquet file is a `table`; `hf:NAME` is a Hugging Face dataset in the cache."""
+    if str(root).startswith("hf:"):
+        return "hf_datasets"
+    if Path(root).expanduser().is_file():
+        tabular.find_root(Path(root).expanduser())
+        return "table"
     base = require_root(root, "dataset")
     for fmt in _DETECT_ORDER:
         try:
@@ -83,7 +104,9 @@ def load_dataset(
 ) -> ImageTable:
     """Load a dataset in one of FORMATS; `split` ('train'|'val'|'test') keeps only that split.
 
-    Options: `protocol` ('dp'|'dyslexify') for Disentangling.
+    Options: `protocol` ('dp'|'dyslexify') for Disentangling; `image_column`,
+    `label_column`, `group_columns`, `split_column` and `image_root` for `table`; the same
+    (less `image_root`) plus `config` and `cache_dir` for `hf_datasets`.
     """
     fmt = str(format).strip().lower()
     if fmt not in FORMATS:
@@ -97,7 +120,7 @@ def load_dataset(
     if extra:
         raise DatasetError(
             f"dataset format '{fmt}' takes no option(s) {sorted(extra)}",
-            help=f"options for {fmt}: {sorted(spec.options) or 'none'}",
+            help=f"options for {fmt}: {', '.join(sorted(spec.options)) or 'none'}",
         )
     table = spec.load(root, name=name or fmt, **options)
     return table.split(split) if split is not None else table

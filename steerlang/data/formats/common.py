@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from steerlang.data.table import SPLIT_CODES, normalize_split
@@ -38,9 +40,12 @@ def record_field(rec: Any, key: str, default: Any = _MISSING) -> Any:
 
 
 def split_code(value: Any) -> int:
-    """0 / 1 / 2 for train / val / test, from a code or any split name or alias."""
+    """0 / 1 / 2 for train / val / test, from a code (or its text) or any split name or
+    alias."""
     if isinstance(value, int) and value in (0, 1, 2):
         return value
+    if isinstance(value, str) and value.strip() in ("0", "1", "2"):
+        return int(value)
     return SPLIT_CODES[normalize_split(str(value))]
 
 
@@ -161,3 +166,26 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     for r in rows:
         w.writerow(r)
     return buf.getvalue()
+
+
+_INT_RE = re.compile(r"[+-]?\d{1,18}")
+_BOOL = {"true": 1, "false": 0}
+
+
+def typed_column(values: Sequence[Any]) -> Any:
+    """Whole numbers (and true/false) -> int64 array, numbers -> floats, else text."""
+    if values and all(isinstance(v, bool | int) and not isinstance(v, float) for v in values):
+        return np.asarray([int(v) for v in values], dtype=np.int64)
+    if values and all(isinstance(v, float | int) for v in values):
+        return [float(v) for v in values]
+    if values and all(isinstance(v, str) for v in values):
+        stripped = [v.strip() for v in values]
+        if all(_INT_RE.fullmatch(v) for v in stripped):
+            return np.asarray([int(v) for v in stripped], dtype=np.int64)
+        if all(v.lower() in _BOOL for v in stripped):
+            return np.asarray([_BOOL[v.lower()] for v in stripped], dtype=np.int64)
+        try:
+            return [float(v) for v in stripped]
+        except ValueError:
+            return list(values)
+    return ["" if v is None else v for v in values]

@@ -1,7 +1,7 @@
 """ImageFolder: `root/<class>/<image>` or, with splits, `root/<split>/<class>/<image>`.
 
 Split folders are recognised when every top-level folder is a split name or alias; classes are
-the sorted folder names.
+the sorted folder names. Split folders next to any other folder are an error naming that folder.
 """
 
 from __future__ import annotations
@@ -44,13 +44,22 @@ def write_imagefolder(root: Path | str, records: Iterable[Any], *, ext: str = ".
 def load_imagefolder(root: Path | str, *, name: str = "imagefolder") -> ImageTable:
     base = require_root(root, "imagefolder")
     subdirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    split_dirs = {}
+    split_dirs: dict[Path, str] = {}
+    others: list[Path] = []
     for p in subdirs:
         try:
             split_dirs[p] = normalize_split(p.name)
         except DatasetError:
-            split_dirs = {}
-            break
+            others.append(p)
+    if split_dirs and others:
+        # Split folders next to a class folder: reading it flat would make the split names
+        # classes, reading it split would drop the other folder's images.
+        raise DatasetError(
+            f"{base} mixes split folders ({', '.join(p.name for p in split_dirs)}) with "
+            f"the folder {others[0]}" + (f" and {len(others) - 1} more" if len(others) > 1 else ""),
+            help=f"move {others[0].name}/ into a split folder (train/ val/ test/), or out of "
+            f"{base}; an ImageFolder root holds either class folders or split folders",
+        )
     layouts = split_dirs.items() if split_dirs else [(base, None)]
     entries: list[tuple[str, str, int | None]] = []
     class_names: set[str] = set()

@@ -2,7 +2,8 @@
 
 `metadata.csv` has the columns img_id, img_filename, y (0 landbird / 1 waterbird), split
 (0 train / 1 val / 2 test), place (0 land / 1 water) and place_filename. The label is `y`, the
-groups are (y, place).
+groups are (y, place). Any further columns of `metadata.csv` are kept, typed like a `table`'s
+(whole numbers as integers, numbers as floats, else text).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from steerlang.data.formats.common import (
     save_image,
     source_digests,
     split_code,
+    typed_column,
     write_text,
 )
 from steerlang.data.table import ImageTable
@@ -100,7 +102,7 @@ def load_waterbirds(root: Path | str, *, name: str = "waterbirds") -> ImageTable
     header, rows = read_csv(meta_file)
     pos = require_header(meta_file, header, ("img_filename", "y", "split", "place"))
     paths: list[str] = []
-    cols: dict[str, list[Any]] = {
+    cols: dict[str, Any] = {
         "img_id": [],
         "img_filename": [],
         "y": [],
@@ -135,6 +137,11 @@ def load_waterbirds(root: Path | str, *, name: str = "waterbirds") -> ImageTable
         cols["place_filename"].append(f[pos["place_filename"]] if "place_filename" in pos else "")
         paths.append(str(base / fn))
         source.append((str(meta_file), line))
+    # Columns beyond the standard ones (WILDS' and others' additions) are kept as they are,
+    # typed like a table's, so recipes can use them in concepts.
+    for col in header:
+        if col not in cols and col not in ("split",):
+            cols[col] = typed_column([f[pos[col]] for _line, f in rows])
     return ImageTable(
         name=name,
         format="waterbirds",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from steerlang.errors import CheckpointError
+from steerlang.errors import CheckpointError, validation_summary
 from steerlang.files import atomic_write_json, atomic_write_with
 from steerlang.model.sae.core import SAE, SAE_SCHEMA_VERSION, SAEConfig, SAEParts
 from steerlang.model.sae.tensors import read_json, read_safetensors, validate_tensors
@@ -51,7 +51,12 @@ def read_native(directory: Path) -> SAEParts:
     try:
         cfg = SAEConfig.model_validate(doc)
     except ValueError as e:
-        raise CheckpointError(f"{cfg_path}: invalid SAE config: {e}") from None
+        raise CheckpointError(
+            validation_summary(e, f"{cfg_path}: invalid SAE config")
+            if hasattr(e, "errors")
+            else f"{cfg_path}: invalid SAE config: {e}",
+            help="re-save the SAE with steerlang, or fix the key named above in config.json",
+        ) from None
     wpath = directory / WEIGHTS_FILE
     tensors = validate_tensors(read_safetensors(wpath), cfg, wpath)
     return SAEParts(cfg, tensors, source=directory, claimed_hash=stored_hash)

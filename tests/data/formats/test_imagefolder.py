@@ -26,3 +26,15 @@ def test_imagefolder_flat_and_split(tmp_path: Path) -> None:
     (tmp_path / "e" / "x").mkdir(parents=True)
     with pytest.raises(DatasetError, match="no images under"):
         load_dataset("imagefolder", tmp_path / "e")
+
+
+def test_split_folders_plus_another_folder_is_an_error(tmp_path: Path) -> None:
+    """Read flat, the split names would become classes; read split, `extras/` would vanish."""
+    root = make_imagefolder_fixture(tmp_path / "s", n_per_class=1, splits=True)
+    make_imagefolder_fixture(root / "extras", n_per_class=1)  # class folders inside
+    with pytest.raises(DatasetError) as e:
+        load_dataset("imagefolder", root)
+    assert e.value.message == (
+        f"{root} mixes split folders (test, train, val) with the folder {root / 'extras'}"
+    )
+    assert "move extras/ into a split folder" in (e.value.help or "")

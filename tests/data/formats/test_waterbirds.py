@@ -94,3 +94,22 @@ def test_waterbirds_writer_keeps_given_ids(tmp_path: Path) -> None:
     assert t.rows[1]["img_filename"].startswith("029.American_Crow/")
     assert t.column("split").tolist() == [2, 1]
     assert t.rows[1]["place_filename"].startswith("/o/ocean/")
+
+
+def test_waterbirds_extra_columns_are_kept(wb_root: Path, tmp_path: Path) -> None:
+    """Columns beyond the standard six (WILDS and others add some) stay, typed."""
+    root = tmp_path / "wb"
+    shutil.copytree(wb_root, root)
+    lines = (root / "metadata.csv").read_text().splitlines()
+    out = [lines[0] + ",detail,background_name,confidence"]
+    for k, line in enumerate(lines[1:]):
+        out.append(line + f",{k % 3},{'water' if line.split(',')[4] == '1' else 'land'},0.{k}")
+    (root / "metadata.csv").write_text("\n".join(out) + "\n")
+    t = load_dataset("waterbirds", root)
+    assert t.columns[-3:] == ["detail", "background_name", "confidence"]
+    assert t.column("detail").dtype == np.int64
+    assert t.column("detail").tolist()[:4] == [0, 1, 2, 0]
+    names = t.column("background_name").tolist()
+    assert names == ["water" if p == 1 else "land" for p in t.column("place").tolist()]
+    assert t.column("confidence").tolist()[1] == pytest.approx(0.1)
+    assert len(t.split("train").column("detail")) == len(t.split("train"))
