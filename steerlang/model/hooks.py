@@ -268,7 +268,8 @@ class SiteEditor:
     def _norm_stats(self, x: Tensor) -> tuple[Tensor | None, Tensor | float, Tensor | float]:
         """(shift, inv, back) with x̃ = (x - shift)·inv and raw delta = normalised delta·back.
 
-        Mirrors `SAE.normalize` (std is the unbiased one, eps added to it, as Prisma/SAELens).
+        Mirrors `SAE.normalize` (std is the unbiased one; eps added to it when normalising, not
+        when mapping back, as Prisma/SAELens).
         """
         mode = self.cfg.input_norm
         if mode == "none":
@@ -277,8 +278,7 @@ class SiteEditor:
             return None, self.cfg.norm_scale, 1.0 / self.cfg.norm_scale
         if mode == "per_token_ln":
             std, mu = torch.std_mean(x, dim=-1, keepdim=True)
-            std = std + LN_EPS
-            return mu, 1.0 / std, std
+            return mu, 1.0 / (std + LN_EPS), std
         norm = x.norm(dim=-1, keepdim=True) / (self.cfg.d_in**0.5)
         inv = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))
         return None, inv, norm

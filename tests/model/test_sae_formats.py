@@ -66,7 +66,7 @@ def saelens_forward(cfg: dict, t: dict[str, torch.Tensor], x: torch.Tensor) -> t
         f = torch.zeros_like(pre).scatter(-1, i, torch.relu(v))
     out = f @ t["W_dec"] + t["b_dec"]
     if norm == "layer_norm":
-        out = out * (std + 1e-5) + mu
+        out = out * std + mu  # SAELens: x * ln_std + ln_mu
     elif norm == "constant_norm_rescale":
         out = out / scale
     return out
@@ -88,7 +88,7 @@ def prisma_forward(cfg: dict, t: dict[str, torch.Tensor], x: torch.Tensor) -> to
         f = torch.relu(pre)
     out = f @ t["W_dec"] + t["b_dec"]
     if cfg.get("normalize_activations", "layer_norm") == "layer_norm":
-        out = out * (std + 1e-5) + mu
+        out = out * std + mu  # Prisma undoes it with sigma (no eps)
     return out
 
 

@@ -28,7 +28,9 @@ from steerlang.errors import CheckpointError
 from steerlang.facts import SiteKind
 
 SAE_SCHEMA_VERSION = 1  # of `SAEConfig` as our own format stores it
-LN_EPS = 1e-5  # ViT-Prisma / SAELens `layer_norm` epsilon, added to the std (not the variance)
+# ViT-Prisma / SAELens `layer_norm` epsilon: added to the std (not the variance) when
+# normalising; both libraries undo the normalisation with the bare std (no epsilon), and so do we.
+LN_EPS = 1e-5
 
 Activation = Literal["relu", "topk", "jumprelu"]
 InputNorm = Literal["none", "scalar", "per_token_ln", "constant_norm_rescale"]
@@ -202,8 +204,8 @@ class SAE(nn.Module):
         if mode == "per_token_ln":
             mu = x.mean(dim=-1, keepdim=True)
             xc = x - mu
-            std = xc.std(dim=-1, keepdim=True) + LN_EPS
-            return xc / std, NormCtx(scale=std, shift=mu)
+            std = xc.std(dim=-1, keepdim=True)
+            return xc / (std + LN_EPS), NormCtx(scale=std, shift=mu)
         if mode == "constant_norm_rescale":
             norm = x.norm(dim=-1, keepdim=True) / math.sqrt(self.cfg.d_in)
             # A zero token stays zero and its deltas are scaled by 0, as in SAELens' formula.
