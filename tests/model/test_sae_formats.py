@@ -441,7 +441,7 @@ def test_hf_reference_from_cache_and_offline(tmp_path) -> None:
     assert sae.content_hash() == ref.content_hash()
     with pytest.raises(OfflineError, match="Prisma-Multimodal/missing") as ei:
         load_sae("hf:Prisma-Multimodal/missing/x", cache_dir=str(cache), allow_download=False)
-    assert "huggingface-cli download Prisma-Multimodal/missing --include 'x/*'" in str(ei.value)
+    assert "hf download Prisma-Multimodal/missing --include 'x/*'" in str(ei.value)
     with pytest.raises(SteerError, match="not a Hugging Face repo"):
         load_sae("hf:justone", allow_download=False)
 

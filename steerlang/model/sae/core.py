@@ -368,6 +368,27 @@ def _tensor_bytes(t: Tensor) -> bytes:
     return t.numpy().tobytes()
 
 
+def checked_config(source: Path, **fields: Any) -> SAEConfig:
+    """`SAEConfig(**fields)` with a validation failure turned into a CheckpointError naming the
+    file and each bad field (a format reader's config is user input)."""
+    try:
+        return SAEConfig(**fields)
+    except ValueError as e:  # pydantic's ValidationError is a ValueError
+        errors = getattr(e, "errors", None)
+        if callable(errors):
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: "
+                f"{str(err['msg']).removeprefix('Value error, ')}"
+                for err in errors()
+            )
+        else:
+            detail = str(e)
+        raise CheckpointError(
+            f"{source}: invalid SAE config ({detail})",
+            help="fix the named keys in the config file so they match the weights",
+        ) from None
+
+
 @dataclass(frozen=True)
 class SAEParts:
     """What a format reader hands back: the config and the canonical tensors, already oriented
