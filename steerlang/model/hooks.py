@@ -36,6 +36,7 @@ from torch.utils.hooks import RemovableHandle
 from steerlang.errors import SteerError
 from steerlang.model.sae.core import LN_EPS, SAE
 from steerlang.model.sites import add_site_hook, parse_site, resolve_visual, token_mask
+from steerlang.model.towers import scope_for, tower_of
 from steerlang.plan import FeatureEdit, InterventionPlan, SitePlan
 
 Mode = Literal["fast", "full"]
@@ -461,8 +462,7 @@ def _model_device(visual: torch.nn.Module) -> torch.device:
 
 
 def _n_tokens(visual: torch.nn.Module) -> int | None:
-    g = getattr(visual, "grid_size", None)
-    return int(g[0]) * int(g[1]) + 1 if g is not None else None
+    return tower_of(visual)[1].n_tokens
 
 
 @contextmanager
@@ -510,6 +510,8 @@ def steer(
                 help=f"pass saes={{({key[0]}, {key[1]!r}): load_sae({sp.sae!r})}}",
             )
         _check_sae(sae, sp, name, check_sites)
+        if not tower_of(visual)[1].has_cls:  # no CLS: patches = every token, cls an error
+            edits = [e.model_copy(update={"tokens": scope_for(e.tokens, False)}) for e in edits]
         editors.append(
             (sp, SiteEditor(sp, edits, sae, mode=mode, device=device, n_tokens=n_tokens))
         )
