@@ -8,6 +8,14 @@ References (docs/architecture.md):
 - `openclip:NAME@/path/to/ckpt.{safetensors,bin,pt,pth}`: a local checkpoint, loaded with
   `weights_only=True` (a pickle that would run code is refused).
 - `openclip:NAME@random`: random weights (benchmarks and tests only; say so in reports).
+- `hf-hub:ORG/NAME`, `open-clip:ORG/NAME`: aliases of the open_clip tag stored in that Hugging
+  Face repo (`steerlang.model.refs`).
+- `hf:ORG/NAME`, `hf:/path/to/folder`: a transformers CLIP or SigLIP model
+  (`steerlang.model.hf_clip`).
+
+QuickGELU is used wherever open_clip's weights need it: `-quickgelu` names, and tags whose
+pretrained config says `quick_gelu` (the OpenAI weights). open_clip 3.x itself builds GELU for
+`ViT-B-32` + `openai` and only warns.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from torch import Tensor, nn
 
 from steerlang.errors import CheckpointError, OfflineError, SteerError, did_you_mean
 from steerlang.files import sha256_file
+from steerlang.model.refs import resolve_alias
 from steerlang.model.sae.tensors import first_line
 from steerlang.model.towers import SUPPORTED, Tower, tower_of
 from steerlang.zoo import load_zoo_clip
@@ -438,11 +447,20 @@ def load_model(
     ref = ref.strip()
     if ref in ("default", "zoo:tiny-clip"):
         return _load_zoo(ref, dev)
+    if ref.startswith("hf:"):
+        return _load_hf(ref, dev, allow_download, cache_dir)
+    given = ref
+    ref = resolve_alias(ref)
     if not ref.startswith("openclip:"):
         raise SteerError(
             f"unknown model reference {ref!r}",
-            help="use default, zoo:tiny-clip, openclip:NAME@TAG or openclip:NAME@/path/to/ckpt",
+            help="use default, zoo:tiny-clip, openclip:NAME@TAG, openclip:NAME@/path/to/ckpt, "
+            "hf-hub:ORG/NAME (an open_clip repo) or hf:ORG/NAME (a transformers CLIP/SigLIP)",
         )
+    if given != ref:
+        handle = load_model(ref, dev, allow_download=allow_download, cache_dir=cache_dir)
+        handle.ref = given
+        return handle
     body = ref[len("openclip:") :]
     name, sep, source = body.partition("@")
     if not name or not sep or not source:
@@ -459,6 +477,25 @@ def load_model(
     if looks_like_path:
         return _load_checkpoint(name, Path(source).expanduser(), ref, dev)
     return _load_pretrained(name, source, ref, dev, allow_download, cache_dir)
+
+
+def _load_hf(
+    ref: str, device: torch.device, allow_download: bool | None, cache_dir: str | None
+) -> ClipHandle:
+    from steerlang.model.hf_clip import load_hf_model
+
+    spec = ref[len("hf:") :].strip()
+    if not spec:
+        raise SteerError(f"model reference {ref!r} needs ORG/NAME or a folder after 'hf:'")
+    model, preprocess, tokenizer, weights = load_hf_model(spec, allow_download, cache_dir)
+    return ClipHandle(
+        model=model.to(device).eval(),
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        ref=ref,
+        device=device,
+        weights_file=weights,
+    )
 
 
 def _load_zoo(ref: str, device: torch.device) -> ClipHandle:
