@@ -236,3 +236,19 @@ def test_zoo_dataset_without_zoo_support(tmp_path: Path, monkeypatch: pytest.Mon
         default_profile(tmp_path).dataset("celeba").resolve_root()
     assert "points at the zoo" in str(e.value)
     assert "--data celeba=PATH" in (e.value.help or "")
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "hf:openai/clip-vit-base-patch32",
+        "hf-hub:laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K",
+        "open-clip:laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K",
+    ],
+)
+def test_hub_model_references_pass_the_shape_check(ref: str) -> None:
+    from steerlang.profile import check_model_ref
+
+    assert check_model_ref(ref) == ref
+    with pytest.raises(ValueError, match="ORG/NAME"):
+        check_model_ref(ref.split(":")[0] + ":")

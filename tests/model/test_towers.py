@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from steerlang.errors import CheckpointError, OfflineError, SteerError
-from steerlang.facts import SITE_KINDS
+from steerlang.facts import SITE_KINDS, model_depth, model_has_cls
 from steerlang.model.clip import load_model, random_clip
 from steerlang.model.hooks import steer
 from steerlang.model.refs import resolve_alias
@@ -135,6 +135,9 @@ def test_siglip_config_loads_offline_without_tokenizer(tmp_path, monkeypatch) ->
     monkeypatch.setattr(open_clip, "get_tokenizer", lambda n, *a, **k: calls.append(n) or real(n))
     h = load_model("openclip:ViT-B-16-SigLIP@random")
     assert calls == [] and not h.has_cls and h.n_tokens == 196
+    # the language side's facts agree with the loaded tower
+    assert model_has_cls("openclip:ViT-B-16-SigLIP@webli") is False
+    assert model_depth("openclip:ViT-B-16-SigLIP@webli") == h.n_layers
     path = tmp_path / "siglip.safetensors"
     save_file({k: v.contiguous() for k, v in h.model.state_dict().items()}, str(path))
     h2 = load_model(f"openclip:ViT-B-16-SigLIP@{path}")
