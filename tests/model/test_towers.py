@@ -258,3 +258,10 @@ def test_hf_towers_match_hidden_states(tmp_path, kind: str, has_cls: bool) -> No
 def test_hf_reference_errors(tmp_path) -> None:
     with pytest.raises(OfflineError, match="hf download steer-test/missing"):
         load_model("hf:steer-test/missing", allow_download=False, cache_dir=str(tmp_path))
+
+
+def test_steerability_sweep_refuses_other_towers_clearly(siglip) -> None:
+    from steerlang.pipeline.steerability import SteerabilityError, SuffixRunner
+
+    with pytest.raises(SteerabilityError, match="open_clip ViT towers"):
+        SuffixRunner(siglip, 1, "resid_post")
