@@ -90,9 +90,8 @@ def validation_problems(
             text = f"unknown key '{key}'"
             if options:
                 guess = did_you_mean(key, options)
-                text += (f"; did you mean '{guess}'?" if guess else "") + (
-                    f" keys: {', '.join(options)}"
-                )
+                text += f"; did you mean '{guess}'?" if guess else ";"
+                text += f" keys: {', '.join(options)}"
         elif kind == "missing":
             text = f"missing required key '{loc[-1] if loc else '?'}'"
         elif (

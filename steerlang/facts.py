@@ -44,6 +44,18 @@ _OPENCLIP_DEPTHS: list[tuple[str, int]] = [
     (r"ViT-H-14", 32),
     (r"ViT-g-14", 40),
     (r"ViT-bigG-14", 48),
+    (r"ViT-L-16", 24),
+    (r"ViT-SO400M-(14|16)", 27),
+]
+# Hugging Face repo names that embed an open_clip architecture (hf-hub:/open-clip: aliases,
+# e.g. laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K), and transformers CLIP/SigLIP repos.
+_HUB_DEPTHS: list[tuple[str, int]] = [
+    (r"ViT-B-(32|16)|vit-base-patch(32|16)|siglip2?-base-patch16", 12),
+    (r"ViT-L-14|vit-large-patch14|siglip2?-large-patch16", 24),
+    (r"ViT-H-14", 32),
+    (r"ViT-g-14", 40),
+    (r"ViT-bigG-14", 48),
+    (r"so400m", 27),
 ]
 
 
@@ -53,11 +65,31 @@ def model_depth(ref: str | None) -> int | None:
         return MODEL_DEPTHS["default"]
     if ref in MODEL_DEPTHS:
         return MODEL_DEPTHS[ref]
-    if ref.startswith("openclip:"):
+    if ref.startswith("openclip:") and not ref.startswith("openclip:hf-hub:"):
         name = ref[len("openclip:") :].split("@", 1)[0]
         for pattern, depth in _OPENCLIP_DEPTHS:
             if re.fullmatch(pattern + r"(-[A-Za-z0-9_-]+)?", name):
                 return depth
+    if ref.startswith(("hf:", "hf-hub:", "open-clip:", "openclip:hf-hub:")):
+        for pattern, depth in _HUB_DEPTHS:
+            if re.search(pattern, ref, flags=re.IGNORECASE):
+                return depth
+    return None
+
+
+def model_has_cls(ref: str | None) -> bool | None:
+    """Whether a model's vision tower has a CLS token at index 0, or None when it cannot be known
+    without loading it. SigLIP / SigLIP 2 towers have none (they pool the patch tokens with an
+    attention head), so `tokens cls` means nothing there and `tokens patches` is every token;
+    the runtime's answer for a loaded model is `ClipHandle.has_cls`."""
+    if ref is None or ref in MODEL_DEPTHS:
+        return True
+    if re.search(r"siglip", ref, flags=re.IGNORECASE):
+        return False
+    if ref.startswith("openclip:") and model_depth(ref) is not None:
+        return True  # open_clip's own ViT towers all prepend a class token
+    if ref.startswith(("hf:", "hf-hub:", "open-clip:")) and re.search(r"clip", ref, re.I):
+        return True
     return None
 
 

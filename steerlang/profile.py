@@ -82,8 +82,12 @@ def _expand(s: str) -> str:
     return os.path.expanduser(os.path.expandvars(s))
 
 
+# Model reference schemes (steerlang.model.clip.load_model, steerlang.model.refs).
+MODEL_REF_PREFIXES = ("hf:", "zoo:", "openclip:", "hf-hub:", "open-clip:")
+
+
 def _is_path_ref(ref: str) -> bool:
-    return not (ref.startswith(("hf:", "zoo:", "openclip:")) or ref == "default")
+    return not (ref.startswith(MODEL_REF_PREFIXES) or ref == "default")
 
 
 def _check_site(site: str) -> str:
@@ -100,6 +104,10 @@ def check_model_ref(ref: str) -> str:
         return ref
     if ref.startswith("zoo:"):
         raise ValueError(f"unknown zoo model '{ref}'; the zoo has '{ZOO_MODEL}'")
+    if ref.startswith(("hf:", "hf-hub:", "open-clip:", "openclip:hf-hub:")):
+        if not ref.partition(":")[2].strip():
+            raise ValueError(f"'{ref}' needs a Hugging Face repo ORG/NAME (or, for hf:, a folder)")
+        return ref
     if ref.startswith("openclip:"):
         body = ref[len("openclip:") :]
         name, at, tag = body.partition("@")
@@ -110,8 +118,8 @@ def check_model_ref(ref: str) -> str:
             )
         return ref
     raise ValueError(
-        f"'{ref}' is not a model reference; use zoo:tiny-clip, openclip:NAME@TAG or "
-        "openclip:NAME@/path/to/checkpoint"
+        f"'{ref}' is not a model reference; use zoo:tiny-clip, openclip:NAME@TAG, "
+        "openclip:NAME@/path/to/checkpoint, hf-hub:ORG/NAME or hf:ORG/NAME"
     )
 
 

@@ -416,3 +416,17 @@ def test_data_override_for_tables_and_hf(tmp_path: Path) -> None:
     assert p.datasets["u"].format == "table"
     assert (p.datasets["h"].format, p.datasets["h"].root) == ("hf_datasets", "hf:org/pets")
     assert p.datasets["k"].root == "hf:org/k"
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "hf:openai/clip-vit-base-patch32",
+        "hf-hub:laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K",
+        "open-clip:laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K",
+    ],
+)
+def test_hub_model_references_pass_the_shape_check(ref: str) -> None:
+    from steerlang.profile import check_model_ref
+
+    assert check_model_ref(ref) == ref
+    with pytest.raises(ValueError, match="ORG/NAME"):
+        check_model_ref(ref.split(":")[0] + ":")

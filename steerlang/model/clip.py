@@ -8,6 +8,14 @@ References (docs/architecture.md):
 - `openclip:NAME@/path/to/ckpt.{safetensors,bin,pt,pth}`: a local checkpoint, loaded with
   `weights_only=True` (a pickle that would run code is refused).
 - `openclip:NAME@random`: random weights (benchmarks and tests only; say so in reports).
+- `hf-hub:ORG/NAME`, `open-clip:ORG/NAME`: aliases of the open_clip tag stored in that Hugging
+  Face repo (`steerlang.model.refs`).
+- `hf:ORG/NAME`, `hf:/path/to/folder`: a transformers CLIP or SigLIP model
+  (`steerlang.model.hf_clip`).
+
+QuickGELU is used wherever open_clip's weights need it: `-quickgelu` names, and tags whose
+pretrained config says `quick_gelu` (the OpenAI weights). open_clip 3.x itself builds GELU for
+`ViT-B-32` + `openai` and only warns.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from torch import Tensor, nn
 
 from steerlang.errors import CheckpointError, OfflineError, SteerError, did_you_mean
 from steerlang.files import sha256_file
+from steerlang.model.refs import resolve_alias
+from steerlang.model.sae.tensors import first_line
+from steerlang.model.towers import SUPPORTED, Tower, tower_of
 from steerlang.zoo import load_zoo_clip
 
 _CKPT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -48,32 +59,40 @@ class ClipHandle:
         return self.model.visual
 
     @property
+    def tower(self) -> Tower:
+        """Where the vision tower's blocks are and how its tokens are laid out."""
+        return tower_of(self.model)[1]
+
+    @property
     def n_layers(self) -> int:
-        return len(self.model.visual.transformer.resblocks)
+        return len(self.tower.blocks)
 
     @property
     def width(self) -> int:
-        return int(self.model.visual.transformer.width)
+        return self.tower.width
 
     @property
     def grid_size(self) -> tuple[int, int]:
-        g = self.model.visual.grid_size
-        return (int(g[0]), int(g[1]))
+        return self.tower.grid_size
+
+    @property
+    def has_cls(self) -> bool:
+        """Whether token 0 is a CLS token (open_clip ViTs, HF CLIP) or a patch (SigLIP)."""
+        return self.tower.has_cls
 
     @property
     def n_tokens(self) -> int:
-        """Tokens per image at every site: CLS (index 0) + the patch grid, row-major."""
-        gh, gw = self.grid_size
-        return gh * gw + 1
+        """Tokens per image at every site: CLS (index 0, when the tower has one) + the patch
+        grid, row-major."""
+        return self.tower.n_tokens
 
     @property
     def image_size(self) -> int:
-        s = self.model.visual.image_size
-        return int(s[0]) if isinstance(s, tuple | list) else int(s)
+        return self.tower.image_size
 
     @property
     def batch_first(self) -> bool:
-        return bool(getattr(self.model.visual.transformer, "batch_first", True))
+        return self.tower.batch_first
 
     @property
     def logit_scale(self) -> float:
@@ -148,11 +167,9 @@ def _finish(
     weights_file: Path | None,
     tokenizer: Callable[..., Tensor] | None = None,
 ) -> ClipHandle:
-    import open_clip
-
     model.eval()
     if tokenizer is None:
-        tokenizer = open_clip.get_tokenizer(name) if name else open_clip.get_tokenizer("ViT-B-32")
+        tokenizer = LazyTokenizer(name or "ViT-B-32")
     return ClipHandle(
         model=model,
         preprocess=preprocess,
@@ -163,31 +180,124 @@ def _finish(
     )
 
 
-def _create_random(name: str) -> tuple[nn.Module, Callable[[Any], Tensor]]:
+class LazyTokenizer:
+    """open_clip's tokenizer for a model, built on first use.
+
+    SigLIP, CLIPA and other models with a Hugging Face tokenizer fetch it when it is built;
+    building it lazily lets their image side (all steering needs) load from a local checkpoint
+    on a machine without network. A tokenizer that cannot be built offline is an OfflineError
+    naming how to get it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._tok: Callable[..., Tensor] | None = None
+
+    def __call__(self, texts: Any, *args: Any, **kwargs: Any) -> Tensor:
+        return self.get()(texts, *args, **kwargs)
+
+    def get(self) -> Callable[..., Tensor]:
+        if self._tok is None:
+            import open_clip
+
+            try:
+                self._tok = open_clip.get_tokenizer(self.name)
+            except Exception as e:  # noqa: BLE001 - a missing HF tokenizer is an offline miss
+                hub = ((open_clip.get_model_config(self.name) or {}).get("text_cfg") or {}).get(
+                    "hf_tokenizer_name", ""
+                )
+                raise OfflineError(
+                    f"the text tokenizer of {self.name} cannot be loaded ({first_line(e)})",
+                    help=(
+                        f"on a networked machine run `hf download {hub}` and copy "
+                        "~/.cache/huggingface here (image-only commands do not need it)"
+                        if hub
+                        else "check the model name"
+                    ),
+                ) from None
+        return self._tok
+
+
+def check_tower(name: str) -> None:
+    """Refuse, before building it, an open_clip model whose vision tower cannot be hooked."""
+    import open_clip
+
+    vcfg = (open_clip.get_model_config(name) or {}).get("vision_cfg") or {}
+    timm_name = str(vcfg.get("timm_model_name") or "")
+    if isinstance(vcfg.get("layers"), list | tuple):
+        kind = "a ResNet (ModifiedResNet) vision tower"
+    elif timm_name and not timm_name.startswith(("vit_", "test_vit")):
+        kind = f"a timm {timm_name} vision tower"
+    elif timm_name.startswith(("vit_pe_", "vit_base_mci", "vit_relpos")):
+        kind = f"a timm {timm_name} vision tower (not a plain ViT)"
+    else:
+        return
+    raise SteerError(
+        f"open_clip model {name} has {kind}; steerlang steers transformer blocks",
+        help=f"supported: {SUPPORTED}",
+    )
+
+
+def _create_random(
+    name: str, quick_gelu: bool = False
+) -> tuple[nn.Module, Callable[[Any], Tensor]]:
     """open_clip model with random weights (silencing open_clip's 'initialized randomly'
-    warning: here random init is either intended or immediately overwritten)."""
+    warning: here random init is either intended or immediately overwritten).
+
+    `quick_gelu` forces QuickGELU, as the weights of a tag trained with it need (the OpenAI
+    tags: `quick_gelu` in the tag's pretrained config); `-quickgelu` model names already set
+    it in their model config.
+    """
     import logging
 
     import open_clip
 
+    check_tower(name)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=None, force_quick_gelu=quick_gelu
+        )
     finally:
         root.setLevel(level)
+    tower_of(model)  # a timm tower that is not a plain ViT is refused here, by name
     return model, preprocess
 
 
-def _load_checkpoint(name: str, path: Path, ref: str, device: torch.device) -> ClipHandle:
+def uses_quick_gelu(name: str, tag: str | None) -> bool:
+    """Whether open_clip's weights for `name@tag` were trained with QuickGELU: the model
+    config's `quick_gelu` (the `-quickgelu` names) or the pretrained tag's."""
+    import open_clip
 
+    cfg = open_clip.get_model_config(name) or {}
+    if cfg.get("quick_gelu"):
+        return True
+    if tag:
+        return bool((open_clip.get_pretrained_cfg(name, tag) or {}).get("quick_gelu", False))
+    return False
+
+
+def _load_checkpoint(
+    name: str, path: Path, ref: str, device: torch.device, *, quick_gelu: bool = False
+) -> ClipHandle:
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in _CKPT_SUFFIXES)
+        raise CheckpointError(
+            f"model {ref}: {path} is a folder; the part after '@' must be the weights file",
+            help=(
+                f"pass one of the files inside: {', '.join(inside[:6])}"
+                if inside
+                else f"no checkpoint file ({', '.join(_CKPT_SUFFIXES)}) is in that folder"
+            ),
+        )
     if not path.is_file():
         raise CheckpointError(
             f"model {ref}: checkpoint {path} not found",
             help="check the path after '@', or use an open_clip pretrained tag",
         )
-    model, preprocess = _create_random(name)
+    model, preprocess = _create_random(name, quick_gelu=quick_gelu)
     try:
         if path.suffix == ".safetensors":
             from steerlang.model.sae.tensors import read_safetensors
@@ -296,7 +406,12 @@ def _load_pretrained(
             )
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=tag, device=device, cache_dir=cache_dir, weights_only=True
+                name,
+                pretrained=tag,
+                device=device,
+                cache_dir=cache_dir,
+                weights_only=True,
+                force_quick_gelu=uses_quick_gelu(name, tag),
             )
         except Exception as e:  # noqa: BLE001 - any download failure is an offline miss here
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -307,7 +422,7 @@ def _load_pretrained(
             ) from None
         local, _ = _cached_pretrained(name, tag, cache_dir)
         return _finish(model, preprocess, name, ref, device, local)
-    handle = _load_checkpoint(name, local, ref, device)
+    handle = _load_checkpoint(name, local, ref, device, quick_gelu=uses_quick_gelu(name, tag))
     # The tag's own normalisation constants (e.g. SigLIP/OpenAI differ) drive preprocessing.
     pp_keys = {k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg}
     if pp_keys:
@@ -332,11 +447,20 @@ def load_model(
     ref = ref.strip()
     if ref in ("default", "zoo:tiny-clip"):
         return _load_zoo(ref, dev)
+    if ref.startswith("hf:"):
+        return _load_hf(ref, dev, allow_download, cache_dir)
+    given = ref
+    ref = resolve_alias(ref)
     if not ref.startswith("openclip:"):
         raise SteerError(
             f"unknown model reference {ref!r}",
-            help="use default, zoo:tiny-clip, openclip:NAME@TAG or openclip:NAME@/path/to/ckpt",
+            help="use default, zoo:tiny-clip, openclip:NAME@TAG, openclip:NAME@/path/to/ckpt, "
+            "hf-hub:ORG/NAME (an open_clip repo) or hf:ORG/NAME (a transformers CLIP/SigLIP)",
         )
+    if given != ref:
+        handle = load_model(ref, dev, allow_download=allow_download, cache_dir=cache_dir)
+        handle.ref = given
+        return handle
     body = ref[len("openclip:") :]
     name, sep, source = body.partition("@")
     if not name or not sep or not source:
@@ -353,6 +477,25 @@ def load_model(
     if looks_like_path:
         return _load_checkpoint(name, Path(source).expanduser(), ref, dev)
     return _load_pretrained(name, source, ref, dev, allow_download, cache_dir)
+
+
+def _load_hf(
+    ref: str, device: torch.device, allow_download: bool | None, cache_dir: str | None
+) -> ClipHandle:
+    from steerlang.model.hf_clip import load_hf_model
+
+    spec = ref[len("hf:") :].strip()
+    if not spec:
+        raise SteerError(f"model reference {ref!r} needs ORG/NAME or a folder after 'hf:'")
+    model, preprocess, tokenizer, weights = load_hf_model(spec, allow_download, cache_dir)
+    return ClipHandle(
+        model=model.to(device).eval(),
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        ref=ref,
+        device=device,
+        weights_file=weights,
+    )
 
 
 def _load_zoo(ref: str, device: torch.device) -> ClipHandle:

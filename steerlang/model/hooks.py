@@ -36,6 +36,7 @@ from torch.utils.hooks import RemovableHandle
 from steerlang.errors import SteerError
 from steerlang.model.sae.core import LN_EPS, SAE
 from steerlang.model.sites import add_site_hook, parse_site, resolve_visual, token_mask
+from steerlang.model.towers import scope_for, tower_of
 from steerlang.plan import FeatureEdit, InterventionPlan, SitePlan
 
 Mode = Literal["fast", "full"]
@@ -268,7 +269,8 @@ class SiteEditor:
     def _norm_stats(self, x: Tensor) -> tuple[Tensor | None, Tensor | float, Tensor | float]:
         """(shift, inv, back) with x̃ = (x - shift)·inv and raw delta = normalised delta·back.
 
-        Mirrors `SAE.normalize` (std is the unbiased one, eps added to it, as Prisma/SAELens).
+        Mirrors `SAE.normalize` (std is the unbiased one; eps added to it when normalising, not
+        when mapping back, as Prisma/SAELens).
         """
         mode = self.cfg.input_norm
         if mode == "none":
@@ -277,8 +279,7 @@ class SiteEditor:
             return None, self.cfg.norm_scale, 1.0 / self.cfg.norm_scale
         if mode == "per_token_ln":
             std, mu = torch.std_mean(x, dim=-1, keepdim=True)
-            std = std + LN_EPS
-            return mu, 1.0 / std, std
+            return mu, 1.0 / (std + LN_EPS), std
         norm = x.norm(dim=-1, keepdim=True) / (self.cfg.d_in**0.5)
         inv = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))
         return None, inv, norm
@@ -461,8 +462,7 @@ def _model_device(visual: torch.nn.Module) -> torch.device:
 
 
 def _n_tokens(visual: torch.nn.Module) -> int | None:
-    g = getattr(visual, "grid_size", None)
-    return int(g[0]) * int(g[1]) + 1 if g is not None else None
+    return tower_of(visual)[1].n_tokens
 
 
 @contextmanager
@@ -510,6 +510,8 @@ def steer(
                 help=f"pass saes={{({key[0]}, {key[1]!r}): load_sae({sp.sae!r})}}",
             )
         _check_sae(sae, sp, name, check_sites)
+        if not tower_of(visual)[1].has_cls:  # no CLS: patches = every token, cls an error
+            edits = [e.model_copy(update={"tokens": scope_for(e.tokens, False)}) for e in edits]
         editors.append(
             (sp, SiteEditor(sp, edits, sae, mode=mode, device=device, n_tokens=n_tokens))
         )

@@ -11,6 +11,9 @@ open_clip module hook (docs/runtime.md, "Sites and token scopes"):
 | mlp_out       | forward hook on `resblocks[l].ls_2` (output)    |
 | resid_post    | forward hook on `resblocks[l]` (output)         |
 
+Other towers (open_clip timm ViTs such as SigLIP, Hugging Face CLIP / SigLIP) map the same
+names onto their own blocks and branch modules (`steerlang.model.towers`).
+
 Activations are always handed out batch-first `[N, L, D]`, whatever
 `visual.transformer.batch_first` says (older open_clip checkpoints and configs run `[L, N, D]`).
 """
@@ -29,6 +32,7 @@ from torch.utils.hooks import RemovableHandle
 
 from steerlang.errors import SteerError
 from steerlang.facts import SITE_KINDS, SITE_ORDER
+from steerlang.model.towers import scope_for, tower_of
 from steerlang.plan import SiteRef, TokenScope
 
 _KINDS = "|".join(SITE_KINDS)
@@ -61,32 +65,24 @@ def parse_site(site: SiteLike) -> SiteRef:
 
 
 def resolve_visual(obj: Any) -> nn.Module:
-    """A ClipHandle, an open_clip CLIP model or its VisionTransformer -> the VisionTransformer.
+    """A ClipHandle, a CLIP model or its vision tower -> the module that runs on pixels.
 
-    `.visual` is checked before `.transformer` because a CLIP model's `.transformer` is the
-    *text* tower.
+    Every tower of `steerlang.model.towers` is accepted (open_clip ViT, open_clip timm ViT,
+    Hugging Face CLIP / SigLIP); `.visual` is checked before `.transformer` because a CLIP
+    model's `.transformer` is the *text* tower.
     """
-    for attr in ("visual", "model"):
-        inner = getattr(obj, attr, None)
-        if isinstance(inner, nn.Module) and inner is not obj:
-            return resolve_visual(inner)
-    if hasattr(obj, "transformer") and hasattr(obj.transformer, "resblocks"):
-        return obj
-    raise SteerError(
-        f"{type(obj).__name__} is not an open_clip vision transformer",
-        help="pass a ClipHandle from steerlang.model.clip.load_model, an open_clip CLIP "
-        "model, or its .visual module",
-    )
+    return tower_of(obj)[0]
 
 
 def is_batch_first(model: Any) -> bool:
-    return bool(getattr(resolve_visual(model).transformer, "batch_first", True))
+    return tower_of(model)[1].batch_first
 
 
 def site_module(model: Any, site: SiteLike) -> tuple[nn.Module, bool]:
     """The module to hook for `site` and whether the hook is a forward *pre*-hook."""
     ref = parse_site(site)
-    blocks = resolve_visual(model).transformer.resblocks
+    tower = tower_of(model)[1]
+    blocks = tower.blocks
     if not 0 <= ref.layer < len(blocks):
         raise SteerError(
             f"layer {ref.layer} does not exist: the model has {len(blocks)} blocks",
@@ -97,7 +93,7 @@ def site_module(model: Any, site: SiteLike) -> tuple[nn.Module, bool]:
         return block, True
     if ref.site == "resid_post":
         return block, False
-    name = "ls_1" if ref.site == "attn_out" else "ls_2"
+    name = tower.attn_name if ref.site == "attn_out" else tower.mlp_name
     mod = getattr(block, name, None)
     if mod is None:
         raise SteerError(
@@ -240,7 +236,8 @@ def capture(
     are then skipped, so that style suits one forward per `with`). Hooks are removed on
     every exit path and only our own handles are touched.
     """
-    visual = resolve_visual(model)
+    visual, tower = tower_of(model)
+    tokens = scope_for(tokens, tower.has_cls)
     refs = sorted({parse_site(s).hook_name: parse_site(s) for s in sites}.values(), key=_site_order)
     if not refs:
         raise SteerError("capture needs at least one site")

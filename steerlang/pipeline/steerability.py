@@ -140,6 +140,14 @@ class SuffixRunner:
         from steerlang.model.sites import resolve_visual
 
         self.visual = resolve_visual(handle)
+        if not hasattr(self.visual, "transformer"):  # the runner re-implements open_clip's head
+            raise SteerabilityError(
+                f"steerability sweeps run on open_clip ViT towers; this model's vision tower is "
+                f"{type(self.visual).__name__} (SigLIP / Hugging Face towers are not supported "
+                "there yet)",
+                help="leave steerability/promotes out of the recipe for this model, or use an "
+                "openclip:ViT-* model",
+            )
         blocks = self.visual.transformer.resblocks
         if not 0 <= layer < len(blocks):
             raise SteerabilityError(

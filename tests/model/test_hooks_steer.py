@@ -153,7 +153,7 @@ def test_site_delta_is_exactly_the_edit(tiny, pixels, norm: str, arch: str, k: i
         a = sae.encode(h)[..., f]
         if norm == "per_token_ln":
             mu = h.mean(-1, keepdim=True)
-            s = (h - mu).std(-1, keepdim=True) + 1e-5
+            s = (h - mu).std(-1, keepdim=True)  # sigma, no eps, when mapping back
         elif norm == "scalar":
             s = torch.full_like(h[..., :1], 1 / 0.5)
         elif norm == "constant_norm_rescale":

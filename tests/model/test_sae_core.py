@@ -62,7 +62,7 @@ def _reference_decode(sae: SAE, a: torch.Tensor, x: torch.Tensor) -> torch.Tenso
     if cfg.input_norm == "per_token_ln":
         mu = x.mean(-1, keepdim=True)
         std = (x - mu).std(-1, keepdim=True)
-        return y * (std + 1e-5) + mu
+        return y * std + mu  # the libraries undo it with sigma, not sigma + eps
     if cfg.input_norm == "constant_norm_rescale":
         return y * x.norm(dim=-1, keepdim=True) / math.sqrt(cfg.d_in)
     return y

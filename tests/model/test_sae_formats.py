@@ -66,7 +66,7 @@ def saelens_forward(cfg: dict, t: dict[str, torch.Tensor], x: torch.Tensor) -> t
         f = torch.zeros_like(pre).scatter(-1, i, torch.relu(v))
     out = f @ t["W_dec"] + t["b_dec"]
     if norm == "layer_norm":
-        out = out * (std + 1e-5) + mu
+        out = out * std + mu  # SAELens: x * ln_std + ln_mu
     elif norm == "constant_norm_rescale":
         out = out / scale
     return out
@@ -88,7 +88,7 @@ def prisma_forward(cfg: dict, t: dict[str, torch.Tensor], x: torch.Tensor) -> to
         f = torch.relu(pre)
     out = f @ t["W_dec"] + t["b_dec"]
     if cfg.get("normalize_activations", "layer_norm") == "layer_norm":
-        out = out * (std + 1e-5) + mu
+        out = out * std + mu  # Prisma undoes it with sigma (no eps)
     return out
 
 
@@ -441,7 +441,7 @@ def test_hf_reference_from_cache_and_offline(tmp_path) -> None:
     assert sae.content_hash() == ref.content_hash()
     with pytest.raises(OfflineError, match="Prisma-Multimodal/missing") as ei:
         load_sae("hf:Prisma-Multimodal/missing/x", cache_dir=str(cache), allow_download=False)
-    assert "huggingface-cli download Prisma-Multimodal/missing --include 'x/*'" in str(ei.value)
+    assert "hf download Prisma-Multimodal/missing --include 'x/*'" in str(ei.value)
     with pytest.raises(SteerError, match="not a Hugging Face repo"):
         load_sae("hf:justone", allow_download=False)
 
@@ -449,3 +449,30 @@ def test_hf_reference_from_cache_and_offline(tmp_path) -> None:
 def test_zoo_reference_errors_clearly() -> None:
     with pytest.raises(SteerError, match="zoo:sae/L<layer>/<site>"):
         load_sae("zoo:sae/seven")
+
+
+def test_saelens_writer_keeps_token_scope_and_topk_rescale_is_folded(tmp_path) -> None:
+    """Without sae-lens: the token scope survives our SAELens writer, and a TopK cfg with
+    rescale_acts_by_decoder_norm matches SAELens' formula (rank pre·n, decode (a/n)·W_dec)."""
+    cfg = SAEConfig(d_in=D, d_sae=M, hook=SAEHook(layer=2, site="resid_post", tokens="cls"))
+    save_sae(SAE.random(cfg, seed=4), tmp_path / "w", format="saelens")
+    assert load_sae(tmp_path / "w").cfg.hook.tokens == "cls"
+    t = raw_tensors(6)
+    n = 0.3 + 2 * torch.rand(M, generator=torch.Generator().manual_seed(1))
+    t["W_dec"] = t["W_dec"] * n[:, None]
+    t["W_dec"][5] = 0.0  # a dead latent: zero decoder row
+    sae = load_sae(
+        write_saelens(
+            tmp_path / "t", saelens_v6_cfg("topk", k=6, rescale_acts_by_decoder_norm=True), t
+        )
+    )
+    norms = t["W_dec"].norm(dim=-1)
+    pre = (X - t["b_dec"]) @ t["W_enc"] + t["b_enc"]
+    v, i = (pre * norms).topk(6, dim=-1)
+    a_ref = torch.zeros_like(pre).scatter(-1, i, torch.relu(v))
+    safe = torch.where(norms > 0, norms, torch.ones_like(norms))
+    out_ref = (a_ref / safe) @ t["W_dec"] + t["b_dec"]
+    with torch.no_grad():
+        a = sae.encode(X)
+        torch.testing.assert_close(a, a_ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(sae.decode(a), out_ref, rtol=1e-5, atol=1e-6)

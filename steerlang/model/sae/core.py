@@ -24,11 +24,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from steerlang.errors import CheckpointError
+from steerlang.errors import CheckpointError, validation_summary
 from steerlang.facts import SiteKind
 
 SAE_SCHEMA_VERSION = 1  # of `SAEConfig` as our own format stores it
-LN_EPS = 1e-5  # ViT-Prisma / SAELens `layer_norm` epsilon, added to the std (not the variance)
+# ViT-Prisma / SAELens `layer_norm` epsilon: added to the std (not the variance) when
+# normalising; both libraries undo the normalisation with the bare std (no epsilon), and so do we.
+LN_EPS = 1e-5
 
 Activation = Literal["relu", "topk", "jumprelu"]
 InputNorm = Literal["none", "scalar", "per_token_ln", "constant_norm_rescale"]
@@ -202,8 +204,8 @@ class SAE(nn.Module):
         if mode == "per_token_ln":
             mu = x.mean(dim=-1, keepdim=True)
             xc = x - mu
-            std = xc.std(dim=-1, keepdim=True) + LN_EPS
-            return xc / std, NormCtx(scale=std, shift=mu)
+            std = xc.std(dim=-1, keepdim=True)
+            return xc / (std + LN_EPS), NormCtx(scale=std, shift=mu)
         if mode == "constant_norm_rescale":
             norm = x.norm(dim=-1, keepdim=True) / math.sqrt(self.cfg.d_in)
             # A zero token stays zero and its deltas are scaled by 0, as in SAELens' formula.
@@ -364,6 +366,20 @@ def _tensor_bytes(t: Tensor) -> bytes:
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
     return t.numpy().tobytes()
+
+
+def checked_config(source: Path, **fields: Any) -> SAEConfig:
+    """`SAEConfig(**fields)` with a validation failure turned into a CheckpointError naming the
+    file and each bad field (a format reader's config is user input)."""
+    try:
+        return SAEConfig(**fields)
+    except ValueError as e:  # pydantic's ValidationError is a ValueError
+        raise CheckpointError(
+            validation_summary(e, f"{source}: invalid SAE config")
+            if hasattr(e, "errors")
+            else f"{source}: invalid SAE config: {e}",
+            help="fix the named keys in the config file so they match the weights",
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ def resolve_hf(
         "allow_patterns": patterns,
         "cache_dir": cache_dir,
     }
-    cmd = f"huggingface-cli download {repo_id}" + (f" --include '{sub}/*'" if sub else "")
+    # huggingface_hub >= 1.0 ships the `hf` command (`huggingface-cli` is gone).
+    cmd = f"hf download {repo_id}" + (f" --include '{sub}/*'" if sub else "")
     try:
         root = snapshot_download(local_files_only=True, **kwargs)  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - any local-cache miss falls through to the download

@@ -33,6 +33,8 @@ class SAEFormat:
     files: str  # what a folder of this format holds, for the "no known format" help
     detect: Callable[[Path], bool]
     read: Callable[[Path], SAEParts]
+    # Why a folder that has this format's file names is still not read as it (None: unrelated).
+    near_miss: Callable[[Path], str | None]
 
 
 # Tried in order; the first detector that accepts a folder reads it.
@@ -42,18 +44,21 @@ FORMATS: tuple[SAEFormat, ...] = (
         f"{native.CONFIG_FILE} + {native.WEIGHTS_FILE}",
         native.is_native,
         native.read_native,
+        native.near_miss,
     ),
     SAEFormat(
         "SAELens",
         f"{saelens.CFG_FILE} + {saelens.WEIGHTS_FILE}",
         saelens.is_saelens,
         saelens.read_saelens,
+        saelens.near_miss,
     ),
     SAEFormat(
         "ViT-Prisma",
         f"{prisma.CONFIG_FILE} + a .pt state dict",
         prisma.is_prisma,
         prisma.read_prisma,
+        prisma.near_miss,
     ),
 )
 
@@ -134,6 +139,14 @@ def _detect(directory: Path, ref: str) -> SAEFormat:
             return fmt
     listing = ", ".join(sorted(p.name for p in directory.iterdir())[:12]) or "empty"
     known = [f"{f.files} ({f.name})" for f in FORMATS]
+    for fmt in FORMATS:
+        reason = fmt.near_miss(directory)
+        if reason:
+            raise CheckpointError(
+                f"SAE {ref}: {directory} has the files of a {fmt.name} SAE but is not one: "
+                f"{reason}",
+                help=f"a {fmt.name} SAE folder holds {fmt.files}",
+            )
     raise CheckpointError(
         f"SAE {ref}: no known SAE format in {directory} (files: {listing})",
         help=f"expected {', '.join(known[:-1])}, or {known[-1]}",

@@ -31,6 +31,29 @@ def is_native(directory: Path) -> bool:
     return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
+def near_miss(directory: Path) -> str | None:
+    """Why a folder holding this format's file names is not read as it (None: not close)."""
+    cfg, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not (cfg.exists() and weights.exists()):
+        return None
+    for p in (cfg, weights):
+        if not p.is_file():
+            return f"{p.name} is a folder, not a file"
+    try:
+        doc = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(doc, dict) and doc.get("format") != FORMAT:
+        hint = (
+            "; it looks like a SAELens config: rename it to cfg.json and the weights to "
+            "sae_weights.safetensors"
+            if {"d_in", "d_sae"} <= set(doc)
+            else ""
+        )
+        return f'{CONFIG_FILE} has no "format": "{FORMAT}" (found {doc.get("format")!r}){hint}'
+    return None
+
+
 def read_native(directory: Path) -> SAEParts:
     cfg_path = directory / CONFIG_FILE
     doc = read_json(cfg_path)

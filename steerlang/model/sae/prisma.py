@@ -22,7 +22,7 @@ from torch import Tensor
 from steerlang.errors import CheckpointError
 from steerlang.facts import SITE_KINDS
 from steerlang.files import atomic_write_json
-from steerlang.model.sae.core import SAE, SAEConfig, SAEHook, SAEParts
+from steerlang.model.sae.core import SAE, SAEHook, SAEParts, checked_config
 from steerlang.model.sae.tensors import (
     expand_scalar_threshold,
     read_json,
@@ -37,8 +37,18 @@ _SITE_RE = re.compile(rf"^(?:hook_)?({'|'.join(SITE_KINDS)})$")
 _INPUT_NORMS = {"layer_norm": "per_token_ln", "constant_norm_rescale": "constant_norm_rescale"}
 
 
+# Prisma's trainer writes `<name>_log_feature_sparsity.pt` next to each checkpoint: statistics,
+# never the SAE.
+_SIDE_FILE_RE = re.compile(r"(^|_)(log_)?feature_sparsity$|(^|_)sparsity$")
+
+
 def weight_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    """The candidate SAE weight files of a folder (side files such as sparsity logs excluded)."""
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and p.suffix in _WEIGHT_SUFFIXES and not _SIDE_FILE_RE.search(p.stem)
+    )
 
 
 def is_prisma(directory: Path) -> bool:
@@ -48,7 +58,34 @@ def is_prisma(directory: Path) -> bool:
         doc = read_json(directory / CONFIG_FILE)
     except CheckpointError:
         return True  # let the reader report the broken config
-    return any(k in doc for k in ("hook_point_layer", "layer_subtype", "expansion_factor"))
+    return any(k in doc for k in _PRISMA_KEYS)
+
+
+_PRISMA_KEYS = ("hook_point_layer", "layer_subtype", "expansion_factor")
+
+
+def near_miss(directory: Path) -> str | None:
+    """Why a folder holding this format's file names is not read as it (None: not close)."""
+    cfg = directory / CONFIG_FILE
+    if not cfg.exists():
+        return None
+    if not cfg.is_file():
+        return f"{CONFIG_FILE} is a folder, not a file"
+    pts = sorted(p.name for p in directory.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+    if not pts:
+        return None
+    if not weight_files(directory):
+        return f"the only .pt files ({', '.join(pts)}) are sparsity logs, not SAE weights"
+    try:
+        doc = read_json(cfg)
+    except CheckpointError:
+        return None
+    return (
+        f"{CONFIG_FILE} has none of the keys ViT-Prisma writes ({', '.join(_PRISMA_KEYS)}); "
+        'add hook_point_layer and layer_subtype (e.g. 9 and "hook_resid_post")'
+        if not any(k in doc for k in _PRISMA_KEYS)
+        else None
+    )
 
 
 def _pick_weights(directory: Path) -> Path:
@@ -95,6 +132,11 @@ def read_prisma(directory: Path) -> SAEParts:
             f"{cfg_path}: transcoders are not supported", help="use a vanilla or top-k SAE"
         )
     activation, k = _activation(c, tensors, cfg_path)
+    if k is not None and "W_enc" in tensors and k > max(tensors["W_enc"].shape):
+        raise CheckpointError(
+            f"{cfg_path}: activation_fn_kwargs.k={k} is larger than the SAE's width",
+            help="k is how many latents each token keeps; it must be at most d_sae",
+        )
     if "W_enc" not in tensors:
         raise CheckpointError(
             f"{wpath}: tensor 'W_enc' is missing (found: {', '.join(sorted(tensors))})"
@@ -110,7 +152,8 @@ def read_prisma(directory: Path) -> SAEParts:
     if d_sae:
         expand_scalar_threshold(tensors, d_sae)
     input_norm = _INPUT_NORMS.get(str(c.get("normalize_activations", "layer_norm")), "none")
-    cfg = SAEConfig(
+    cfg = checked_config(
+        cfg_path,
         d_in=d_in,
         d_sae=d_sae,
         activation=activation,  # type: ignore[arg-type]
@@ -139,10 +182,25 @@ def _activation(
             f"{cfg_path}: gated SAEs are not supported", help="use a vanilla or top-k SAE"
         )
     if act_fn == "topk" or arch == "topk":
-        k = (c.get("activation_fn_kwargs") or {}).get("k") or c.get("k")
+        kwargs = c.get("activation_fn_kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise CheckpointError(
+                f'{cfg_path}: activation_fn_kwargs must be an object such as {{"k": 32}}, '
+                f"found {kwargs!r}",
+                help='set "activation_fn_kwargs": {"k": <latents kept per token>}',
+            )
+        k = kwargs.get("k", c.get("k"))
         if k is None:
-            raise CheckpointError(f"{cfg_path}: top-k SAE without activation_fn_kwargs.k")
-        return "topk", int(k)
+            raise CheckpointError(
+                f"{cfg_path}: top-k SAE without activation_fn_kwargs.k",
+                help='set "activation_fn_kwargs": {"k": <latents kept per token>}',
+            )
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise CheckpointError(
+                f"{cfg_path}: activation_fn_kwargs.k must be a positive integer, found {k!r}",
+                help='k is how many latents each token keeps, e.g. "k": 32',
+            )
+        return "topk", k
     if arch == "jumprelu" or "threshold" in tensors:
         return "jumprelu", None
     if act_fn == "relu":
@@ -154,20 +212,27 @@ def _activation(
 
 def _hook(c: dict[str, Any], cfg_path: Path) -> SAEHook:
     """Where the SAE was trained: `hook_point_layer`, `layer_subtype` and the token flags."""
-    subtype = str(c.get("layer_subtype") or "hook_resid_post")
-    m = _SITE_RE.match(subtype)
+    subtype = c.get("layer_subtype") or "hook_resid_post"
+    m = _SITE_RE.match(subtype) if isinstance(subtype, str) else None
     if not m:
         raise CheckpointError(
             f"{cfg_path}: layer_subtype {subtype!r} is not a steerable site",
             help=f"steerlang hooks {', '.join('hook_' + k for k in SITE_KINDS)}",
         )
     layer = c.get("hook_point_layer")
+    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 0):
+        raise CheckpointError(
+            f"{cfg_path}: hook_point_layer must be one layer number (an integer >= 0), "
+            f"found {layer!r}",
+            help="steerlang loads one SAE per site; a multi-layer config needs one folder per "
+            "layer, each with its own hook_point_layer",
+        )
     tokens = "cls" if c.get("cls_token_only") else "patches" if c.get("use_patches_only") else "all"
     return SAEHook(
-        layer=int(layer) if layer is not None else None,
+        layer=layer,
         site=m.group(1),  # type: ignore[arg-type]
         tokens=tokens,  # type: ignore[arg-type]
-        model=c.get("model_name"),
+        model=c.get("model_name") if isinstance(c.get("model_name"), str) else None,
     )
 
 

@@ -28,6 +28,7 @@ _CORRUPT = "the file is truncated or corrupt; re-download or re-save it"
 
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from `path`; a missing, unreadable or malformed file is a CheckpointError."""
+    _require_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -50,8 +51,7 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
 
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
+    _require_file(path)
     out: dict[str, Tensor] = {}
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -71,8 +71,25 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
     return out
 
 
+def _require_file(path: Path) -> None:
+    """A folder where a file should be is named as such (not "not found")."""
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path}: is a folder, expected a file",
+            help=f"{path.name} must be the file itself; move or rename the folder",
+        )
+    if not path.exists():
+        raise CheckpointError(f"{path}: file not found")
+
+
 def safe_torch_load(path: Path) -> Any:
     """torch.load(weights_only=True) with every failure turned into a CheckpointError."""
+    _require_file(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"{path}: cannot read this checkpoint (the file is empty, 0 bytes)",
+            help="the file is truncated or corrupt; re-download it",
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -86,11 +103,20 @@ def safe_torch_load(path: Path) -> Any:
             f"ck=torch.load('{path.name}', weights_only=False); "
             "torch.save(ck.get('state_dict', ck), 'weights.pt')\" and keep only weights.pt",
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError) as e:
+        # An empty file fails inside torch with an empty message: name the size instead.
+        size = path.stat().st_size if path.is_file() else None
+        detail = first_line(e) if size else "the file is empty (0 bytes)"
         raise CheckpointError(
-            f"{path}: cannot read this checkpoint ({str(e).strip().splitlines()[0][:200]})",
+            f"{path}: cannot read this checkpoint ({detail})",
             help="the file is truncated or corrupt; re-download it",
         ) from None
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else type(e).__name__
 
 
 def expand_scalar_threshold(tensors: dict[str, Tensor], d_sae: int) -> None:
