@@ -416,6 +416,8 @@ def test_data_override_for_tables_and_hf(tmp_path: Path) -> None:
     assert p.datasets["u"].format == "table"
     assert (p.datasets["h"].format, p.datasets["h"].root) == ("hf_datasets", "hf:org/pets")
     assert p.datasets["k"].root == "hf:org/k"
+
+
 @pytest.mark.parametrize(
     "ref",
     [
