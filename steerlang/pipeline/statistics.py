@@ -337,9 +337,11 @@ def compute_statistics(
     import torch
 
     from steerlang.model.sites import capture
+    from steerlang.model.towers import tower_of
 
     if not specs:
         return {}
+    has_cls = tower_of(model)[1].has_cls
     names = list(concept_values)
     cmat = (
         np.stack([np.asarray(concept_values[n], dtype=bool) for n in names], axis=1)
@@ -366,7 +368,7 @@ def compute_statistics(
             acts = cap.run(pixels)
             cb = torch.from_numpy(cmat[rows]).to(device) if cmat is not None else None
             for key in sites:
-                _accumulate_site(saes[key], acts[hook_names[key]], cb, by_site[key])
+                _accumulate_site(saes[key], acts[hook_names[key]], cb, by_site[key], has_cls)
             if progress is not None and task is not None:
                 progress.advance(task, len(rows))
     return {spec: _finished_table(spec, acc, pooling) for spec, acc in accs.items()}
@@ -377,6 +379,7 @@ def _accumulate_site(
     h: torch.Tensor,
     concepts: torch.Tensor | None,
     accs: Mapping[StatsSpec, FeatureStatsAccumulator],
+    has_cls: bool = True,
 ) -> None:
     """Encode one site's activations [B, T, D] in memory-bounded chunks of images and feed
     every token scope's accumulator at that site."""
@@ -386,7 +389,7 @@ def _accumulate_site(
         a = encode_for_stats(sae, h[lo : lo + step])
         cpart = concepts[lo : lo + step] if concepts is not None else None
         for spec, acc in accs.items():
-            acc.update(_scope_slice(a, spec.tokens), cpart)
+            acc.update(_scope_slice(a, spec.tokens, has_cls), cpart)
         del a
 
 
@@ -407,12 +410,16 @@ def _finished_table(spec: StatsSpec, acc: FeatureStatsAccumulator, pooling: str)
     )
 
 
-def _scope_slice(a: torch.Tensor, tokens: str) -> torch.Tensor:
+def _scope_slice(a: torch.Tensor, tokens: str, has_cls: bool = True) -> torch.Tensor:
+    """The tokens of `a` a statistics table covers, laid out as the tower lays them out (a
+    tower without a CLS token has only patches: `patches` is every token, `cls` an error)."""
     from steerlang.model.sites import token_index
+    from steerlang.model.towers import scope_for
 
     if tokens == "all":
         return a
-    return a[:, token_index(scope_from_key(tokens), a.shape[1])]
+    scope = scope_for(scope_from_key(tokens), has_cls)
+    return a if scope == "all" else a[:, token_index(scope, a.shape[1])]
 
 
 def encode_for_stats(sae: Any, x: torch.Tensor) -> torch.Tensor:

@@ -90,3 +90,17 @@ def test_concepts_from_columns() -> None:
 def test_table_rejects_wrong_length_column() -> None:
     with pytest.raises(StatisticsError):
         StatsTable(3, {"mean": np.zeros(2)})
+
+
+def test_token_scopes_of_a_tower_without_cls() -> None:
+    """A tower without a CLS token (SigLIP) has only patches: `patches` covers every token and
+    `cls` is a clear error, never a silently dropped first patch."""
+    from steerlang.errors import SteerError
+    from steerlang.pipeline.statistics import _scope_slice
+
+    a = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
+    assert torch.equal(_scope_slice(a, "patches", has_cls=False), a)
+    assert torch.equal(_scope_slice(a, "patches", has_cls=True), a[:, 1:])
+    assert torch.equal(_scope_slice(a, "cls", has_cls=True), a[:, :1])
+    with pytest.raises(SteerError, match="no CLS token"):
+        _scope_slice(a, "cls", has_cls=False)
