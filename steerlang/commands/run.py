@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from steerlang.commands.grid import add_grid_option, run_grid_command
 from steerlang.commands.options import (
     add_binding_options,
     live,
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_binding_options(p)
     p.add_argument("--out", metavar="DIR", help="folder for run folders (default: ./runs)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    add_grid_option(p)
     p.set_defaults(func=run)
 
 
@@ -45,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     # Before compiling, binding or computing anything: the run folder is written last.
     check_out_root(opts.out)
+    if args.grid:
+        return run_grid_command(args, console, opts)
     ir = compile_or_report(
         args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
     )
