@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from steerlang.commands.eval_on import add_eval_on_option, add_evaluations
 from steerlang.commands.grid import add_grid_option, run_grid_command
 from steerlang.commands.options import (
     add_binding_options,
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="folder for run folders (default: ./runs)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     add_grid_option(p)
+    add_eval_on_option(p)
     p.set_defaults(func=run)
 
 
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with live(progress):
             out = run_ir(ir, opts, progress=progress, argv=["steer", *sys.argv[1:]])
+            if args.eval_on:
+                add_evaluations(out, list(args.eval_on), progress=progress)
     except RunFolderError as e:
         # The numbers are computed: show them as a finished run would, and print the JSON
         # when no copy reached the disk; the CLI then prints where the results are.
@@ -82,5 +86,9 @@ def _show(
     from rich.console import Console
 
     print_summary(report, Console())
+    if report.get("evaluations"):
+        from steerlang.report.eval_on import print_evaluations
+
+        print_evaluations(report, Console())
     if json_anyway:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
