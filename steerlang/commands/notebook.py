@@ -141,6 +141,12 @@ class RunResult:
     report_dir: Path | None
     params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def evaluations(self) -> dict[str, Any]:
+        """With `eval_on`: dataset name -> its `metrics` (and dataset, groups), the recipe's
+        own dataset first."""
+        return dict(self.report.get("evaluations") or {})
+
     def to_pandas(self) -> Any:
         """One row per metric (`accuracy`, `worst_group`, …, `group:<name>`), columns
         baseline, steered and delta. Needs pandas."""
@@ -250,12 +256,15 @@ def run(
     params: Mapping[str, Any] | None = None,
     *,
     grid: Mapping[str, Iterable[Any]] | None = None,
+    eval_on: Iterable[str] | None = None,
     write: bool = True,
     **options: Any,
 ) -> RunResult | GridResult:
     """Run a recipe as `steer run` does: baseline vs steered metrics and (with `write`) a run
     folder under `out` (default ./runs). With `grid` ({name: values}), one run per point of the
-    product of the values, in one process as `steer run --grid` (a GridResult). `options`:
+    product of the values, in one process as `steer run --grid` (a GridResult). `eval_on`:
+    more dataset names to evaluate the same plan on (`steer run --eval-on`; the results are
+    in `.evaluations`). `options`:
     profile, model, data, sae, device, out, use_cache."""
     from steerlang.pipeline.run import run_ir
 
@@ -263,6 +272,10 @@ def run(
     if grid:
         return _run_grid(recipe, params, grid, opts, write=write)
     out = run_ir(compile(recipe, params), opts, write=write, argv=["steerlang.run"])
+    if eval_on:
+        from steerlang.commands.eval_on import add_evaluations
+
+        add_evaluations(out, list(eval_on))
     return _result(out.report, out.eval_result, out.plan.selection.plan, out.run_dir)
 
 
