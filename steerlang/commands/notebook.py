@@ -257,6 +257,8 @@ def run(
     *,
     grid: Mapping[str, Iterable[Any]] | None = None,
     eval_on: Iterable[str] | None = None,
+    images: Any = None,
+    labels: Any = None,
     write: bool = True,
     **options: Any,
 ) -> RunResult | GridResult:
@@ -264,11 +266,18 @@ def run(
     folder under `out` (default ./runs). With `grid` ({name: values}), one run per point of the
     product of the values, in one process as `steer run --grid` (a GridResult). `eval_on`:
     more dataset names to evaluate the same plan on (`steer run --eval-on`; the results are
-    in `.evaluations`). `options`:
+    in `.evaluations`). `images` and `labels`: in-memory data used instead of the recipe's
+    dataset (steerlang/data/memory.py). `options`:
     profile, model, data, sae, device, out, use_cache."""
     from steerlang.pipeline.run import run_ir
 
     opts = _options(options)
+    if images is not None or labels is not None:
+        from steerlang.data.memory import memory_table
+
+        if images is None or labels is None:
+            raise SteerError("in-memory data needs both images= and labels=")
+        opts.table = memory_table(images, labels)
     if grid:
         return _run_grid(recipe, params, grid, opts, write=write)
     out = run_ir(compile(recipe, params), opts, write=write, argv=["steerlang.run"])

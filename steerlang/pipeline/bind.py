@@ -31,6 +31,8 @@ class RunOptions:
     device: str | None = None  # None: the profile's device
     out: str | None = None  # folder that receives runs/<recipe>-<timestamp>/
     use_cache: bool = True
+    # An in-memory dataset (steerlang/data/memory.py) used instead of the recipe's `dataset`.
+    table: Any = None
 
 
 def resolve_device(device: str | None) -> str:
@@ -137,7 +139,9 @@ def bind(
         sae_refs[(layer, site)] = ref
         saes[(layer, site)] = _load_sae(ref, handle, model_ref, layer, site, device)
     dataset = table = None
-    if need_data and ir.dataset:
+    if need_data and opts.table is not None:
+        table = opts.table
+    elif need_data and ir.dataset:
         dataset = profile.dataset(ir.dataset)
         table = dataset.load()
     return Binding(
