@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from steerlang import __version__
+from steerlang.version import __version__
 
 # Subcommand modules in help order; each one must exist (a missing module is a packaging bug).
 COMMAND_MODULES = [
@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "plan",
     "explain",
     "run",
+    "compare",
     "sweep",
     "test",
     "explain_code",

@@ -55,8 +55,16 @@ def device_name(text: str) -> str:
 
 
 def params_dict(pairs: list[tuple[str, str]] | None) -> dict[str, str]:
-    """The `--param` pairs as a mapping (a later pair for the same name wins)."""
-    return dict(pairs or [])
+    """The `--param` pairs as a mapping; one name given twice is an error (a later value
+    silently winning hid a sweep the user meant), which points at `--grid`."""
+    from steerlang.commands.grid_spec import repeated_param_error
+
+    out: dict[str, str] = {}
+    for name, value in pairs or []:
+        if name in out:
+            raise repeated_param_error(name, [v for n, v in pairs or [] if n == name])
+        out[name] = value
+    return out
 
 
 # ------------------------------------------------------------------------------------------

@@ -32,3 +32,31 @@ def compile_or_report(
     if res.warnings:
         write(sys.stderr, res.render(color=False))
     return res.ir
+
+
+def compile_points(
+    recipe: str, points: list[dict[str, str]], *, allow_include_outside: bool = False
+) -> list[RecipeIR] | None:
+    """Compile `recipe` once per grid point (its values as `--param` overrides). Warnings are
+    printed once (they do not depend on the values); errors name the point they belong to and
+    stop before anything is loaded."""
+    from steerlang.lang.api import compile_file
+
+    irs: list[RecipeIR] = []
+    for i, params in enumerate(points):
+        res = compile_file(
+            recipe, params=params or None, allow_include_outside=allow_include_outside
+        )
+        if not res.ok or res.ir is None:
+            n = len(res.errors) or 1
+            write(sys.stderr, res.render(color=False))
+            shown = ", ".join(f"{k}={v}" for k, v in params.items())
+            print(
+                f"error: {recipe}: {n} error{'s' if n != 1 else ''} at grid point {i} ({shown})",
+                file=sys.stderr,
+            )
+            return None
+        if i == 0 and res.warnings:
+            write(sys.stderr, res.render(color=False))
+        irs.append(res.ir)
+    return irs

@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from steerlang.commands.eval_on import add_eval_on_option, add_evaluations
+from steerlang.commands.grid import add_grid_option, run_grid_command
 from steerlang.commands.options import (
     add_binding_options,
     live,
@@ -34,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_binding_options(p)
     p.add_argument("--out", metavar="DIR", help="folder for run folders (default: ./runs)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    add_grid_option(p)
+    add_eval_on_option(p)
     p.set_defaults(func=run)
 
 
@@ -45,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     # Before compiling, binding or computing anything: the run folder is written last.
     check_out_root(opts.out)
+    if args.grid:
+        return run_grid_command(args, console, opts)
     ir = compile_or_report(
         args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
     )
@@ -54,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with live(progress):
             out = run_ir(ir, opts, progress=progress, argv=["steer", *sys.argv[1:]])
+            if args.eval_on:
+                add_evaluations(out, list(args.eval_on), progress=progress)
     except RunFolderError as e:
         # The numbers are computed: show them as a finished run would, and print the JSON
         # when no copy reached the disk; the CLI then prints where the results are.
@@ -78,5 +86,9 @@ def _show(
     from rich.console import Console
 
     print_summary(report, Console())
+    if report.get("evaluations"):
+        from steerlang.report.eval_on import print_evaluations
+
+        print_evaluations(report, Console())
     if json_anyway:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")

@@ -108,14 +108,21 @@ class Ident:
 
 @dataclass
 class IntItem:
-    """`7` or `5..8` in a layer list, an id list or a token list."""
+    """`7` or `5..8` in a layer list, an id list or a token list; a bound may name an int
+    param (`at layer L`, `layers 0..last`), which the compiler resolves to its value."""
 
-    lo: int
-    hi: int | None = None
+    lo: int | Name
+    hi: int | Name | None = None
     span: SourceSpan | None = _span()
 
     def values(self) -> list[int]:
+        """The integers, for an item whose bounds are numbers (the compiler resolves names)."""
+        assert isinstance(self.lo, int) and not isinstance(self.hi, Name)
         return [self.lo] if self.hi is None else list(range(self.lo, self.hi + 1))
+
+    def names(self) -> list[Name]:
+        """The param names among the bounds."""
+        return [b for b in (self.lo, self.hi) if isinstance(b, Name)]
 
 
 @dataclass
@@ -318,15 +325,28 @@ def stmt_exprs(s: Stmt) -> list[Expr]:
     """The expressions directly inside a statement."""
     if isinstance(s, RuleDecl):
         a = s.action
-        out: list[Expr] = [a.value] if a.value is not None else []
+        out: list[Expr] = _item_names(s.scope.layers)
+        for m in s.scope.mods:
+            if isinstance(m, TokensMod):
+                out.extend(_item_names(m.indices or []))
+        if a.value is not None:
+            out.append(a.value)
         sel = a.selector
         if isinstance(sel, WhereSel):
             out.append(sel.where)
         elif isinstance(sel, TopSel):
             out.extend(x for x in (sel.k, sel.by, sel.where) if x is not None)
+        elif isinstance(sel, IdsSel):
+            out.extend(_item_names(sel.items))
         return out
+    if isinstance(s, SaeDecl):
+        return _item_names(s.layers)
     if isinstance(s, ConceptDecl):
         return [s.expr]
     if isinstance(s, ParamDecl | SetDecl):
         return [s.value]
     return []
+
+
+def _item_names(items: list[IntItem]) -> list[Expr]:
+    return [n for it in items for n in it.names()]

@@ -564,6 +564,39 @@ sub-expressions. No real predicate needs that; the limit keeps checking and form
 predictable. Split the condition into simpler parts or several rules.
 """,
     ),
+    "E240": (
+        "param is not a whole number",
+        """A layer, a token index or a feature id may be written as a declared param
+(`param L = 7` … `at layer L`), but that param must be a whole number. The diagnostic points
+at the use; the declaration is shown beside it.
+
+Erroneous:
+
+    param L = 7.5
+    at layer L suppress features where corr(water) > 0.3
+
+Fixed:
+
+    param L = 7
+    at layer L suppress features where corr(water) > 0.3
+""",
+    ),
+    "E241": (
+        "negative param in a list of layers, tokens or features",
+        """Layers, token indices and feature ids count from 0, so a param used as one must not be
+negative (also after a `--param` override).
+
+Erroneous:
+
+    param L = -1
+    at layer L suppress features where corr(water) > 0.3
+
+Fixed:
+
+    param L = 0
+    at layer L suppress features where corr(water) > 0.3
+""",
+    ),
     # ---------------------------------------------------------------- W3xx lints
     "W301": (
         "unused param",

@@ -22,7 +22,7 @@ from typing import Any
 from lark.lexer import Token
 
 from steerlang.lang import ast
-from steerlang.lang.lexer import KEYWORD_BY_WORD, PUNCT_BY_TEXT, TOKEN_RE
+from steerlang.lang.lexer import KEYWORD_BY_WORD, PUNCT_BY_TEXT, TOKEN_RE, keeps_keyword
 
 # (the Lark parser the tables were read from, the tables)
 _TABLES: tuple[Any, Any] | None = None
@@ -81,6 +81,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
     kw = KEYWORD_BY_WORD
     punct = PUNCT_BY_TEXT
     pos, line, line_start, n = 0, 1, 0, len(src)
+    prev_type: str | None = None  # the last token's type (see lexer.keeps_keyword)
     while True:
         # -- the next token (`$END` after the last one)
         tok: Any = None
@@ -106,7 +107,9 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
             else:
                 if kind == "WORD":
                     ttype = kw.get(value)
-                    if ttype is None or (ttype not in acts and "NAME" in acts):
+                    if ttype is None or (
+                        ttype not in acts and "NAME" in acts and not keeps_keyword(acts, prev_type)
+                    ):
                         ttype = "NAME"
                         if "-" in value:
                             return None
@@ -134,6 +137,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                     return None
                 state_stack.append(act[1])
                 value_stack.append(tok)
+                prev_type = ttype
                 break
             size, origin, cb = act[1]
             if size:

@@ -112,6 +112,13 @@ _OPEN_STRING_RE = re.compile(r'"(?:[^"\\\n]|\\[^\n])*')
 _SPACE_RE = re.compile(r"\s")
 
 
+def keeps_keyword(accepts: Any, prev_type: str | None) -> bool:
+    """Where an int list accepts a whole number or an int param (`at layer L`), a keyword stays
+    a keyword, so `at layer suppress` is a missing layer (E004) rather than a param named
+    `suppress`; a `top K` count still reads a keyword as a name (E110 says it is reserved)."""
+    return "INT" in accepts and prev_type not in ("TOP", "BOTTOM")
+
+
 class SteerLexer(Lexer):
     """A hand-written lexer with the semantics of Lark's contextual lexer, but faster.
 
@@ -168,7 +175,9 @@ class SteerLexer(Lexer):
                 if ttype is None:
                     ttype = "NAME"
                 elif ttype not in accepts and "NAME" in accepts:
-                    ttype = "NAME"
+                    last = lexer_state.last_token
+                    if not keeps_keyword(accepts, last.type if last is not None else None):
+                        ttype = "NAME"
                 if ttype == "NAME" and "-" in value:  # `mean-ablate` where no action fits
                     value = "mean"
             elif kind == "NUM":

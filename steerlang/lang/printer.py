@@ -85,7 +85,13 @@ def _ref(s: ast.Str) -> str:
 
 
 def _items(items: list[ast.IntItem]) -> str:
-    return ", ".join(str(i.lo) if i.hi is None else f"{i.lo}..{i.hi}" for i in items)
+    return ", ".join(
+        _bound(i.lo) if i.hi is None else f"{_bound(i.lo)}..{_bound(i.hi)}" for i in items
+    )
+
+
+def _bound(b: int | ast.Name) -> str:
+    return b.name if isinstance(b, ast.Name) else str(b)
 
 
 def _layer_kw(items: list[ast.IntItem]) -> str:

@@ -312,7 +312,7 @@ def _bad_action(at: _At) -> Diagnostic | None:
 
 def _missing_layer(at: _At) -> Diagnostic | None:
     """E004: `at layer` without a number."""
-    if not (at.acc <= {"INT"} and at.prev in ("layer", "layers", ",", "..")):
+    if not (at.acc <= {"INT", "NAME"} and at.prev in ("layer", "layers", ",", "..")):
         return None
     return Diagnostic(
         "E004",
@@ -320,7 +320,8 @@ def _missing_layer(at: _At) -> Diagnostic | None:
         f"missing layer number after `{at.prev}`",
         at.span,
         label="expected a layer number" + ("" if at.is_eol else f", found {at.found}"),
-        help="write a 0-based block index such as `7`, a range `5..8`, or a list `3..5, 9`",
+        help="write a 0-based block index such as `7`, a range `5..8`, a list `3..5, 9`, "
+        "or an int param (`param L = 7` … `at layer L`)",
     )
 
 

@@ -197,8 +197,14 @@ class TreeBuilder:
         return [x for x in c if isinstance(x, ast.IntItem)]
 
     def int_item(self, c: list) -> ast.IntItem:
-        hi = _tok_int(c[2]) if c[2] is not None else None
-        return ast.IntItem(_tok_int(c[0]), hi, span=self.sp(*c))
+        hi = self._bound(c[2]) if c[2] is not None else None
+        return ast.IntItem(self._bound(c[0]), hi, span=self.sp(*c))
+
+    def _bound(self, tok: Any) -> int | ast.Name:
+        """An INT, or a NAME the compiler resolves as an int param."""
+        if getattr(tok, "type", "") == "NAME":
+            return ast.Name(str(tok), span=token_span(self.file, tok))
+        return _tok_int(tok)
 
     def _action(self, op: str, word_tok: Any, sel: Any, value: Any, c: list) -> ast.Action:
         return ast.Action(

@@ -546,7 +546,13 @@ def completions_at(
             for i in range(depth):
                 add(Completion(str(i), "layer", f"layer {i} of 0..{depth - 1}", sort=f"1{i:03d}"))
 
-    if "NAME" in accepted:
+    if "NAME" in accepted and "INT" in accepted and prev in ("layer", "layers", ",", "..", "["):
+        # An int list (`at layer L`, `tokens [i]`): only whole-number params fit there.
+        res = analyse(text, path, n_layers=n_layers, read_file=read_file, cache=cache)
+        for name, (kind, detail, _span) in sorted(_names_in_scope(text, path, res, cache).items()):
+            if kind == "param" and re.fullmatch(r"-?[0-9]+", str(detail or "")):
+                add(Completion(name, "param", f"param {name} = {detail}", sort="2"))
+    elif "NAME" in accepted:
         for c in _name_completions(text, path, before, prev, n_layers, cache, read_file):
             add(c)
     return start, out

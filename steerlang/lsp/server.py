@@ -35,10 +35,10 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
-from steerlang import __version__
 from steerlang.lsp import features
 from steerlang.lsp.documents import Document, DocumentStore, EditorFiles
 from steerlang.lsp.positions import Encoding
+from steerlang.version import __version__
 
 log = logging.getLogger("steerlang.lsp")
 

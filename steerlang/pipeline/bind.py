@@ -31,6 +31,8 @@ class RunOptions:
     device: str | None = None  # None: the profile's device
     out: str | None = None  # folder that receives runs/<recipe>-<timestamp>/
     use_cache: bool = True
+    # An in-memory dataset (steerlang/data/memory.py) used instead of the recipe's `dataset`.
+    table: Any = None
 
 
 def resolve_device(device: str | None) -> str:
@@ -120,11 +122,14 @@ def bind(
     )
     # The dataset first: its columns are checked against the recipe before a model loads.
     dataset = table = None
-    if need_data and ir.dataset:
+    if need_data and (opts.table is not None or ir.dataset):
         from steerlang.data.columns import check_recipe_columns
 
-        dataset = profile.dataset(ir.dataset)
-        table = dataset.load()
+        if opts.table is not None:  # in-memory data from the notebook API
+            table = opts.table
+        else:
+            dataset = profile.dataset(ir.dataset)
+            table = dataset.load()
         check_recipe_columns(ir, table)
     device = resolve_device(opts.device or profile.device)
     model_ref = profile.model_ref(ir.model)

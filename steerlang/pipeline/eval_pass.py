@@ -52,9 +52,17 @@ def evaluation_spec(ir: RecipeIR, table: Any, style: str = "dp") -> EvalSpec:
 
 
 def evaluate_task(
-    ir: RecipeIR, b: Binding, plan: InterventionPlan, *, progress: Any = None
+    ir: RecipeIR,
+    b: Binding,
+    plan: InterventionPlan,
+    *,
+    progress: Any = None,
+    classifier: Any = None,
+    baseline: dict[str, np.ndarray] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """(the evaluation result, what describes the classifier in the report)."""
+    """(the evaluation result, what describes the classifier in the report). A grid passes
+    the `classifier` and the `baseline` predictions of its first point, computed once
+    (steerlang/pipeline/grid.py)."""
     assert ir.task is not None
     if b.table is None:
         raise SteerError(
@@ -64,7 +72,7 @@ def evaluate_task(
     spec = evaluation_spec(ir, b.table, attack_style_for(ir, b))
     eval_table = split_of(b.table, str(ir.setting("eval_split")), "evaluation")
     idx = subset_indices(len(eval_table), int(ir.setting("eval_limit")), int(ir.setting("seed")))
-    clf = _classifier(ir, b, spec)
+    clf = classifier if classifier is not None else _classifier(ir, b, spec)
     ev = evaluate(
         b.handle,
         plan,
@@ -77,7 +85,9 @@ def evaluate_task(
         batch_size=int(ir.setting("batch_size")),
         device=b.device,
         progress=progress,
+        baseline=baseline,
     )
+    ev.classifier = clf
     return ev, {"kind": clf.kind, "classes": clf.classes, **clf.info}
 
 

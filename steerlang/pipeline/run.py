@@ -55,18 +55,7 @@ def plan_ir(
     t2 = time.perf_counter()
     add_steerability(ir, b, stats, use_cache=opts.use_cache, progress=progress)
     t3 = time.perf_counter()
-    sites = {
-        k: SiteInfo(sae=b.sae_refs[k], d_sae=s.d_sae, sae_hash=s.content_hash())
-        for k, s in b.saes.items()
-    }
-    stats_key = (
-        content_key(sorted(stats.keys.values()) + [r.key for r in stats.steerability.values()])
-        if stats.keys
-        else None
-    )
-    sel = select(
-        ir, stats.tables, sites, model=b.model_ref, stats_key=stats_key, near_miss_eps=near_miss_eps
-    )
+    sel = select_with(ir, b, stats, near_miss_eps=near_miss_eps)
     t4 = time.perf_counter()
     return PlanOutcome(
         ir=ir,
@@ -79,6 +68,25 @@ def plan_ir(
             "steerability": t3 - t2,
             "selection": t4 - t3,
         },
+    )
+
+
+def select_with(
+    ir: RecipeIR, b: Binding, stats: StatsOutcome, *, near_miss_eps: float = 0.05
+) -> Any:
+    """The rule engine over statistics already at hand (also a grid point's selection,
+    steerlang/pipeline/grid.py)."""
+    sites = {
+        k: SiteInfo(sae=b.sae_refs[k], d_sae=s.d_sae, sae_hash=s.content_hash())
+        for k, s in b.saes.items()
+    }
+    stats_key = (
+        content_key(sorted(stats.keys.values()) + [r.key for r in stats.steerability.values()])
+        if stats.keys
+        else None
+    )
+    return select(
+        ir, stats.tables, sites, model=b.model_ref, stats_key=stats_key, near_miss_eps=near_miss_eps
     )
 
 

@@ -171,7 +171,7 @@ def manifest(rec: RunRecord, report: dict[str, Any]) -> dict[str, Any]:
 def _versions() -> dict[str, Any]:
     import torch
 
-    import steerlang
+    from steerlang.version import __version__
 
     try:
         import open_clip
@@ -180,7 +180,7 @@ def _versions() -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - version lookup only
         oc = None
     return {
-        "steerlang": steerlang.__version__,
+        "steerlang": __version__,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "open_clip": oc,

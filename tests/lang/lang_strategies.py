@@ -89,11 +89,9 @@ def exprs(names: st.SearchStrategy[str] = NAMES) -> st.SearchStrategy[ast.Expr]:
     return st.recursive(base, extend, max_leaves=12)
 
 
-INT_ITEMS = st.builds(
-    ast.IntItem,
-    st.integers(min_value=0, max_value=10**6),
-    st.none() | st.integers(min_value=0, max_value=10**6),
-)
+# A bound is a whole number or an int param's name (`at layer L`, `layers 0..last`).
+INT_BOUNDS = st.integers(min_value=0, max_value=10**6) | NAMES.map(ast.Name)
+INT_ITEMS = st.builds(ast.IntItem, INT_BOUNDS, st.none() | INT_BOUNDS)
 
 
 def _idents(names: st.SearchStrategy[str]) -> st.SearchStrategy[ast.Ident]:

@@ -7,8 +7,9 @@ what earlier passes found and adds its own findings and diagnostics. In order:
 - declarations: expressions nested too deeply, then what the recipe declares (one-off
   statements, params, concepts, settings, rule names), then the model and dataset the rest
   is checked against;
+- overrides: `--param` values, checked against the param declarations (before anything
+  reads a param's value: an `sae` line's layer may be a param);
 - saes: `sae` lines, once the model depth is known;
-- overrides: `--param` values, checked against the param declarations;
 - task: the classification task and group columns;
 - concepts: concept definitions, type-checked and lowered;
 - rules: scope, selector and action of every rule;
@@ -47,8 +48,8 @@ PASSES: tuple[Pass, ...] = (
     declarations.limit_nesting,
     declarations.declare,
     declarations.resolve_context,
-    saes.check_saes,
     declarations.apply_overrides,
+    saes.check_saes,
     task.check_task,
     expressions.resolve_concepts,
     rules.check_rules,

@@ -7,6 +7,7 @@ from typing import Any
 
 from steerlang.lang import ast
 from steerlang.lang.compiler.bounds import bound, contradiction, flatten
+from steerlang.lang.compiler.int_params import item_values
 from steerlang.lang.compiler.state import CompileState
 
 
@@ -64,7 +65,10 @@ def lint_overlaps(st: CompileState) -> None:
                 continue  # overriding with the identical edit changes nothing
             _oi, os_, orr = rules[other]
             _ji, js, jr = rules[pos]
-            span = next((it.span for it in js.scope.layers if layer in it.values()), js.scope.span)
+            span = next(
+                (it.span for it in js.scope.layers if layer in item_values(st, it)),
+                js.scope.span,
+            )
             st.emit(
                 "W303",
                 f"rule `{jr['name']}` may override rule `{orr['name']}` on layer {layer} ({site})",
@@ -89,7 +93,7 @@ def _selector_facts(
     hashable key) for one rule."""
     sel = s.action.selector
     if isinstance(sel, ast.IdsSel):
-        return {v for it in sel.items for v in it.values()}, None, ()
+        return {v for it in sel.items for v in item_values(st, it)}, None, ()
     w = where_of(sel)
     if w is None:
         return None, None, ()

@@ -11,6 +11,7 @@ from typing import Any
 from steerlang.diagnostics import Edit
 from steerlang.lang import ast
 from steerlang.lang.compiler.expressions import mark_used_in_broken, name_value, pred
+from steerlang.lang.compiler.int_params import layer_param_out_of_range, resolve_item
 from steerlang.lang.compiler.state import CompileState, ir_span
 from steerlang.lang.compiler.values import TYPE_WORDS, literal, type_phrase
 
@@ -28,7 +29,10 @@ def check_rules(st: CompileState) -> None:
 def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -> list[int]:
     out: list[int] = []
     seen: set[int] = set()
-    for it in items:
+    for item in items:
+        it = resolve_item(st, item, what)
+        if it is None:
+            continue
         if it.hi is not None and it.hi < it.lo:
             st.emit(
                 "E210",
@@ -41,6 +45,9 @@ def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -
             continue
         vals = it.values()
         if what == "layer" and st.n_layers is not None and vals[-1] >= st.n_layers:
+            if item.names():
+                layer_param_out_of_range(st, item, vals[-1])
+                continue
             last = st.n_layers - 1
             source = (
                 f"`--layers {st.n_layers}`"
