@@ -28,7 +28,9 @@ def _brute(pooled: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_patch_grid() -> None:
-    assert patch_grid(50) == 7 and patch_grid(17) == 4 and patch_grid(11) == 0 and patch_grid(10) == 3
+    assert (
+        patch_grid(50) == 7 and patch_grid(17) == 4 and patch_grid(11) == 0 and patch_grid(10) == 3
+    )
 
 
 @settings(max_examples=60, deadline=None)
