@@ -19,7 +19,6 @@ at k = 8 and 49,152 features 4.7 MB for the ids and activations and 77 MB for th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,12 +84,37 @@ class RunningTopK:
         self.values = torch.full((f, self.k), -torch.inf, dtype=torch.float32, device=dev)
         self.rows = torch.full((f, self.k), _EMPTY_ROW, dtype=torch.int64, device=dev)
         self.n_patches = n_patches
-        self.maps: torch.Tensor | None = (
-            torch.zeros((f, self.k, n_patches), dtype=torch.float32, device=dev)
+        # The maps live in fixed physical slots, so an entry that survives a fold never moves:
+        # `_slots[i, j]` is the slot holding the map of the j-th strongest row of feature i,
+        # `_store[s, :, i]` that map. Features are the innermost axis, as in the latents
+        # [B, T, M]: writing a batch's maps is then a gather along the batch axis that reads
+        # and writes memory in order (a transposed layout costs a strided copy per batch).
+        self._store: torch.Tensor | None = (
+            torch.zeros((self.k, n_patches, f), dtype=torch.float32, device=dev)
             if n_patches
             else None
         )
+        self._slots = torch.arange(self.k, device=dev).expand(f, self.k).clone()
         self.n_rows = 0
+
+    @property
+    def maps(self) -> torch.Tensor | None:
+        """[F, k, P]: `maps[i, j]` is the patch map of the j-th strongest row of feature i."""
+        import torch
+
+        if self._store is None:
+            return None
+        by_feature = self._store.permute(2, 0, 1)  # [F, k, P] view
+        idx = self._slots[:, :, None].expand(-1, -1, by_feature.shape[2])
+        return torch.gather(by_feature, 1, idx)
+
+    @maps.setter
+    def maps(self, value: torch.Tensor | None) -> None:
+        import torch
+
+        self._store = None if value is None else value.permute(1, 2, 0).contiguous()
+        f, k = self._slots.shape
+        self._slots = torch.arange(k, device=self._slots.device).expand(f, k).clone()
 
     # ---- updating ------------------------------------------------------------------------
 
@@ -109,7 +133,7 @@ class RunningTopK:
         row_t = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=dev)
         new_rows = row_t.expand(len(self.features), b)
         new_maps = None
-        if self.maps is not None:
+        if self._store is not None:
             if acts.shape[1] - 1 != self.n_patches:
                 raise TopKError(
                     f"the running top-k expects {self.n_patches} patch tokens, the batch has "
@@ -132,8 +156,10 @@ class RunningTopK:
                 "cannot merge running top-k states with different k, features or patch grids"
             )
         maps = None
-        if self.maps is not None and other.maps is not None:
-            maps = _StoredMaps(other.maps.to(self.values.device))
+        if self._store is not None and other._store is not None:
+            maps = _StoredMaps(
+                other._store.to(self.values.device), other._slots.to(self.values.device)
+            )
         self._fold(
             other.values.to(self.values.device),
             other.rows.to(self.values.device),
@@ -143,27 +169,66 @@ class RunningTopK:
         return self
 
     def _fold(self, new_vals: torch.Tensor, new_rows: torch.Tensor, new_maps: Any) -> None:
+        """Merge candidates [F, n] (values, rows, and their maps on demand) into the state.
+
+        Only features where some candidate reaches the current k-th value can change, so
+        only those are sorted and copied: after the first batches that is a small subset.
+        """
         import torch
 
         k = self.k
-        cand_vals = torch.cat([self.values, new_vals], dim=1)
-        cand_rows = torch.cat([self.rows, new_rows], dim=1)
+        reach = (new_vals >= self.values[:, k - 1 : k]).any(dim=1)
+        sub = reach.nonzero().squeeze(1)
+        if not sub.numel():
+            return
+        whole = sub.numel() == len(self.features)
+        old_vals = self.values if whole else self.values[sub]
+        old_rows = self.rows if whole else self.rows[sub]
+        cand_vals = torch.cat([old_vals, new_vals if whole else new_vals[sub]], dim=1)
+        cand_rows = torch.cat([old_rows, new_rows if whole else new_rows[sub]], dim=1)
         # Total order: value descending, then row ascending (two stable sorts, minor key first).
         by_row = torch.sort(cand_rows, dim=1, stable=True).indices
         vals_by_row = torch.gather(cand_vals, 1, by_row)
         by_val = torch.sort(vals_by_row, dim=1, descending=True, stable=True).indices[:, :k]
-        pick = torch.gather(by_row, 1, by_val)  # [F, k] positions among the candidates
-        self.values = torch.gather(cand_vals, 1, pick)
-        self.rows = torch.gather(cand_rows, 1, pick)
-        if self.maps is not None and new_maps is not None:
-            old = pick < k
-            fi, sj = torch.nonzero(~old, as_tuple=True)
-            kept = torch.gather(
-                self.maps, 1, pick.clamp(max=k - 1)[:, :, None].expand(-1, -1, self.maps.shape[2])
-            )
-            if fi.numel():
-                kept[fi, sj] = new_maps.take(fi, pick[fi, sj] - k)
-            self.maps = kept
+        pick = torch.gather(by_row, 1, by_val)  # [S, k] positions among the candidates
+        values = torch.gather(cand_vals, 1, pick)
+        rows = torch.gather(cand_rows, 1, pick)
+        if whole:
+            self.values, self.rows = values, rows
+        else:
+            self.values[sub], self.rows[sub] = values, rows
+        if self._store is None or new_maps is None:
+            return
+        # Survivors keep their slots; each new entry takes a slot an evicted entry freed.
+        old_slots = self._slots if whole else self._slots[sub]
+        is_new = pick >= k
+        slots = torch.gather(old_slots, 1, pick.clamp(max=k - 1))
+        used = _scatter_or(slots, ~is_new)  # the survivors' slots (distinct)
+        free = torch.argsort(used.to(torch.int8), dim=1, stable=True)  # free slots first
+        nth_new = (torch.cumsum(is_new.to(torch.int64), dim=1) - 1).clamp(min=0)
+        slots = torch.where(is_new, torch.gather(free, 1, nth_new), slots)
+        if whole:
+            self._slots = slots
+        else:
+            self._slots[sub] = slots
+        si, sj = torch.nonzero(is_new, as_tuple=True)
+        if not si.numel():
+            return
+        # source[s, i]: which candidate's map goes into slot s of feature i (-1: none).
+        source = torch.full((k, len(self.features)), -1, dtype=torch.int64, device=pick.device)
+        source[slots[si, sj], sub[si]] = pick[si, sj] - k
+        n_feat = len(self.features)
+        for s in range(k):
+            into = source[s] >= 0
+            fi = into.nonzero().squeeze(1)
+            if not fi.numel():
+                continue
+            if fi.numel() * 8 < n_feat:
+                # A few features (the steady state of a long pass): copy just their maps.
+                self._store[s][:, fi] = new_maps.take(fi, source[s, fi]).T
+            else:
+                fresh = new_maps.gather(source[s].clamp(min=0))  # [P, F]
+                self._store[s] = torch.where(into, fresh, self._store[s])
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -180,7 +245,7 @@ class RunningTopK:
         i = self.index_of(feature)
         rows = self.rows[i].cpu().numpy()
         vals = self.values[i].cpu().numpy()
-        maps = self.maps[i].cpu().numpy() if self.maps is not None else None
+        maps = self._store[self._slots[i], :, i].cpu().numpy() if self._store is not None else None
         return [
             (int(r), float(v), maps[j] if maps is not None else None)
             for j, (r, v) in enumerate(zip(rows, vals, strict=True))
@@ -228,7 +293,7 @@ class RunningTopK:
             rows[rows < 0] = _EMPTY_ROW
             out.rows = torch.from_numpy(rows)
             out.values = torch.from_numpy(np.asarray(cols["values"], dtype=np.float32).copy())
-            if out.maps is not None:
+            if out._store is not None:
                 out.maps = torch.from_numpy(np.asarray(cols["maps"], dtype=np.float32))
             out.n_rows = int(meta.get("n_rows", 0))
         except (KeyError, TypeError, ValueError) as e:
@@ -236,34 +301,61 @@ class RunningTopK:
         f = len(out.features)
         if out.rows.shape != (f, k) or out.values.shape != (f, k):
             raise TopKError("a stored running top-k has arrays of the wrong shape")
-        if out.maps is not None and out.maps.shape != (f, k, out.n_patches):
+        if out._store is not None and out._store.shape != (k, out.n_patches, f):
             raise TopKError("a stored running top-k has patch maps of the wrong shape")
         return out
 
 
-@dataclass
 class _LazyBatchMaps:
-    """The patch maps of a batch's images, read only for the (feature, image) pairs that
-    entered the top-k: materialising [F, B, P] for 49,152 features would cost gigabytes."""
+    """The patch maps of a batch's images, gathered per slot for every tracked feature at
+    once: [F, B, P] for 49,152 features would cost gigabytes."""
 
-    acts: Any  # [B, T, M]
-    feats: Any  # [F] feature ids (on the activations' device)
+    def __init__(self, acts: Any, feats: Any) -> None:
+        patches = acts[:, 1:, :]  # [B, P, M], a view
+        self.patches = patches if patches.shape[2] == len(feats) else patches[:, :, feats]
 
-    def take(self, fi: Any, bi: Any) -> Any:
+    def gather(self, image: Any) -> Any:
+        """[P, F]: for each tracked feature i, its map on batch image `image[i]`."""
+        import torch
+
+        p = self.patches
+        idx = image.to(p.device).view(1, 1, -1).expand(1, p.shape[1], -1)
+        return torch.gather(p, 0, idx)[0].to(image.device, torch.float32)
+
+    def take(self, fi: Any, image: Any) -> Any:
+        """[n, P]: the maps of tracked features `fi` on batch images `image`."""
         import torch
 
         dev = fi.device
-        a = self.acts
-        f = self.feats[fi.to(a.device)]
-        b = bi.to(a.device)
-        patches = torch.arange(1, a.shape[1], device=a.device)
-        out = a[b[:, None], patches[None, :], f[:, None]]
+        out = self.patches[image.to(self.patches.device), :, fi.to(self.patches.device)]
         return out.to(dev, torch.float32)
 
 
-@dataclass
 class _StoredMaps:
-    maps: Any  # [F, k, P]
+    """Another state's maps, gathered by that state's rank of each entry."""
 
-    def take(self, fi: Any, j: Any) -> Any:
-        return self.maps[fi, j]
+    def __init__(self, store: Any, slots: Any) -> None:
+        self.store = store  # [k, P, F]
+        self.slots = slots  # [F, k]
+
+    def gather(self, rank: Any) -> Any:
+        import torch
+
+        phys = torch.gather(self.slots, 1, rank[:, None])[:, 0]  # [F]
+        idx = phys.view(1, 1, -1).expand(1, self.store.shape[1], -1)
+        return torch.gather(self.store, 0, idx)[0]
+
+    def take(self, fi: Any, rank: Any) -> Any:
+        """[n, P]: the maps of features `fi` at ranks `rank` of the other state."""
+        return self.store[self.slots[fi, rank], :, fi]
+
+
+def _scatter_or(slots: Any, mask: Any) -> Any:
+    """[S, k] bool: which slots the entries selected by `mask` occupy (the others' slot
+    values are placeholders and are ignored)."""
+    import torch
+
+    out = torch.zeros_like(mask)
+    flat = (slots + torch.arange(len(slots), device=slots.device)[:, None] * slots.shape[1])[mask]
+    out.view(-1)[flat] = True
+    return out

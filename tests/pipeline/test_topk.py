@@ -35,8 +35,8 @@ def test_patch_grid() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    n=st.integers(1, 30),
-    m=st.integers(1, 6),
+    n=st.integers(1, 40),
+    m=st.integers(1, 24),  # > 8 features: the sparse map copy of `_fold` runs too
     k=st.integers(1, 5),
     cuts=st.lists(st.integers(0, 30), max_size=4),
     seed=st.integers(0, 10_000),
