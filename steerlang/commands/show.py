@@ -244,8 +244,8 @@ def _recipe_page(args: argparse.Namespace, progress: Any) -> tuple[str, dict[str
     if args.rule:
         selection = _only_rule(selection, args.rule)
     cards = cards_for_plan(ir, selection, po.stats, po.binding.handle.preprocess)
-    what = f"rule {args.rule}" if args.rule else "every rule"
-    title = f"{ir.name}: features {what} edits"
+    what = f"rule {args.rule}" if args.rule else "its rules"
+    title = f"{ir.name}: the features {what} edit{'s' if args.rule else ''}"
     split = str(ir.setting("stats_split"))
     meta = _meta(po.binding, f"{ir.dataset} / {split}", _n_images(po.stats))
     meta.insert(0, ("recipe", str(Path(args.recipe))))
