@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "compile",
     "plan",
     "explain",
+    "show",
     "run",
     "compare",
     "sweep",

@@ -256,6 +256,8 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "logit_scale": 100.0,  # readout scale for steerability (author default: fixed 100)
     "vocabulary": "default",  # steerability vocabulary file or "default"
     "error_mode": "preserve_error",
+    "gallery_k": 8,  # images per feature card (the running top-k of the statistics pass; 0 = off)
+    "gallery_cards": 12,  # feature cards per rule and site, strongest first
 }
 
 

@@ -41,7 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of computing statistics with the model",
     )
     p.add_argument("--eps", type=float, default=0.05, help="near-miss distance (default 0.05)")
-    p.add_argument("--top", type=int, default=10, help="selected features to list per rule")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        help="selected features to list per rule, strongest first by the rule's statistic",
+    )
     p.add_argument("--json", action="store_true", help="the explanation as JSON on stdout")
     add_binding_options(p)
     p.set_defaults(func=run)
@@ -152,9 +157,10 @@ def _print_rule(out: Any, ir: Any, rule: Any, res: Any, top: int) -> None:
                 *[_fmt(res.values.get(f, {}).get(k)) for k in res.stats],
                 f"overridden by {res.lost_to[f]}" if f in res.lost_to else "kept",
             ]
-            for f in res.selected[:top]
+            for f in res.strongest()[:top]
         ]
-        out.print(_table(f"top {min(top, len(res.selected))} selected", res.stats, "outcome", rows))
+        title = f"strongest {min(top, len(res.selected))} selected"
+        out.print(_table(title, res.stats, "outcome", rows))
     if res.near_misses:
         rows = [
             [str(m["feature"]), *[_fmt(m.get(k)) for k in res.stats], m["reason"]]

@@ -83,6 +83,8 @@ SETTING_MIN: dict[str, float] = {
     "steer_threshold": 0,
     "steer_images": 1,
     "logit_scale": 0,
+    "gallery_k": 0,
+    "gallery_cards": 0,
 }
 
 SETTING_DOCS: dict[str, str] = {
@@ -104,6 +106,9 @@ SETTING_DOCS: dict[str, str] = {
     "logit_scale": "readout scale for steerability",
     "vocabulary": 'steerability vocabulary file, or "default"',
     "error_mode": "preserve_error (keep the SAE error term) or reconstruct",
+    "gallery_k": "images per feature card: the statistics pass keeps each feature's k strongest "
+    "(0 = no images)",
+    "gallery_cards": "feature cards per rule and site in the report, strongest first",
 }
 
 # Every split name a recipe may write: the canonical names, then the aliases the data layer maps.

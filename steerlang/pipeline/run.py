@@ -20,6 +20,7 @@ from typing import Any
 from steerlang.files import content_key
 from steerlang.pipeline.bind import Binding, RunOptions, attack_style_for, bind
 from steerlang.pipeline.eval_pass import evaluate_task
+from steerlang.pipeline.feature_cards import cards_for_plan
 from steerlang.pipeline.selection import SiteInfo, select
 from steerlang.pipeline.stats_pass import StatsOutcome, statistics_for
 from steerlang.pipeline.stats_table import tokens_key
@@ -160,4 +161,5 @@ def run_record(po: PlanOutcome) -> RunRecord:
         },
         profile=b.profile.to_dict() if hasattr(b.profile, "to_dict") else None,
         timings=dict(po.timings),
+        feature_cards=cards_for_plan(po.ir, po.selection, po.stats, b.handle.preprocess),
     )

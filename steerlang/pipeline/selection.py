@@ -24,6 +24,7 @@ from steerlang.errors import SteerError
 from steerlang.facts import SITE_KINDS
 from steerlang.pipeline.exprs import Evaluator, numeric_constant, param_value, stats_in
 from steerlang.pipeline.stats_table import StatisticsError, StatsTable, tokens_key
+from steerlang.pipeline.strength import ranked
 from steerlang.plan import (
     And,
     Column,
@@ -111,8 +112,14 @@ class RuleSiteResult:
     values: dict[int, dict[str, float | str]] = field(default_factory=dict)
     near_misses: list[dict[str, Any]] = field(default_factory=list)
     won: list[int] = field(default_factory=list)  # selected and not overridden later
+    # `selected`, strongest first by the rule's own statistic (pipeline/strength.py)
+    ranked: list[int] = field(default_factory=list)
     lost_to: dict[int, str] = field(default_factory=dict)  # feature -> later winning rule
     thresholds: list[dict[str, Any]] = field(default_factory=list)
+
+    def strongest(self) -> list[int]:
+        """The selected features, strongest first (`ranked`, else the selection order)."""
+        return self.ranked or list(self.selected)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,10 +137,7 @@ class RuleSiteResult:
             "lost_to": {str(k): v for k, v in self.lost_to.items()},
             "stats": self.stats,
             "thresholds": self.thresholds,
-            "top": [
-                {"feature": f, **self.values.get(f, {})}
-                for f in self.selected[: min(len(self.selected), 20)]
-            ],
+            "top": [{"feature": f, **self.values.get(f, {})} for f in self.strongest()[:20]],
             "near_misses": self.near_misses,
         }
 
@@ -355,6 +359,8 @@ def _select_at_site(
         stats=keys,
     )
     if table is not None:
+        ev = rule_evaluator(table, params, rule.name)
+        res.ranked = ranked(rule, chosen, ev, table.n_features)
         res.values = {f: _row_values(table, keys, f) for f in chosen}
         if not isinstance(rule.selector, IdsSelector):
             res.near_misses, res.thresholds = _near_misses(

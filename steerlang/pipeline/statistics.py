@@ -82,15 +82,17 @@ class FeatureStatsAccumulator:
         self.concept_sum = torch.zeros(len(self.concepts), n_features, dtype=f64, device=dev)
         self.concept_n = torch.zeros(len(self.concepts), dtype=f64, device=dev)
 
-    def update(self, acts: torch.Tensor, concepts: torch.Tensor | None) -> None:
-        """acts: [B, T, M] latent activations of the tokens in scope; concepts: [B, C] 0/1."""
+    def update(self, acts: torch.Tensor, concepts: torch.Tensor | None) -> torch.Tensor | None:
+        """acts: [B, T, M] latent activations of the tokens in scope; concepts: [B, C] 0/1.
+        Returns the pooled per-image activations [B, M] (float64; None for an empty batch),
+        which the running top-k of the feature cards ranks images by."""
         import torch
 
         b, t, m = acts.shape
         if m != self.n_features:
             raise StatisticsError(f"expected {self.n_features} latents, got {m}")
         if b == 0 or t == 0:
-            return
+            return None
         # Token reductions run in the activations' dtype with float32 accumulation (a float64
         # cast of the [B, T, M] block would cost more than the SAE encode); only the per-image
         # [B, M] results move to float64.
@@ -123,6 +125,7 @@ class FeatureStatsAccumulator:
             c = concepts.to(device=pooled.device, dtype=torch.float64)
             self.concept_sum += c.T @ pooled
             self.concept_n += c.sum(dim=0)
+        return pooled
 
     def finalize(self) -> dict[str, np.ndarray]:
         n = self.n_images
@@ -327,12 +330,15 @@ def compute_statistics(
     device: torch.device | str = "cpu",
     n_images: int | None = None,
     progress: Any = None,
+    galleries: Mapping[StatsSpec, Any] | None = None,
 ) -> dict[StatsSpec, StatsTable]:
     """One streaming pass over `batches` computing every table in `specs`.
 
     All sites share one forward pass per batch and the forward stops after the deepest block
     any site needs. `concept_values[name]` is a boolean array over the dataset rows (indexed
-    by the row indices the batches yield).
+    by the row indices the batches yield). `galleries` maps specs to running top-k states
+    (`steerlang.pipeline.topk.RunningTopK`) that the same pass fills with each feature's
+    strongest images, for the feature cards.
     """
     import torch
 
@@ -368,7 +374,15 @@ def compute_statistics(
             acts = cap.run(pixels)
             cb = torch.from_numpy(cmat[rows]).to(device) if cmat is not None else None
             for key in sites:
-                _accumulate_site(saes[key], acts[hook_names[key]], cb, by_site[key], has_cls)
+                _accumulate_site(
+                    saes[key],
+                    acts[hook_names[key]],
+                    cb,
+                    by_site[key],
+                    rows,
+                    galleries or {},
+                    has_cls,
+                )
             if progress is not None and task is not None:
                 progress.advance(task, len(rows))
     return {spec: _finished_table(spec, acc, pooling) for spec, acc in accs.items()}
@@ -379,17 +393,22 @@ def _accumulate_site(
     h: torch.Tensor,
     concepts: torch.Tensor | None,
     accs: Mapping[StatsSpec, FeatureStatsAccumulator],
+    rows: np.ndarray,
+    galleries: Mapping[StatsSpec, Any],
     has_cls: bool = True,
 ) -> None:
     """Encode one site's activations [B, T, D] in memory-bounded chunks of images and feed
-    every token scope's accumulator at that site."""
+    every token scope's accumulator (and running top-k) at that site."""
     b, t, _ = h.shape
     step = latent_chunk_rows(t, sae.d_sae, h.device)
     for lo in range(0, b, step):
         a = encode_for_stats(sae, h[lo : lo + step])
         cpart = concepts[lo : lo + step] if concepts is not None else None
         for spec, acc in accs.items():
-            acc.update(_scope_slice(a, spec.tokens, has_cls), cpart)
+            pooled = acc.update(_scope_slice(a, spec.tokens, has_cls), cpart)
+            gallery = galleries.get(spec)
+            if gallery is not None and pooled is not None:
+                gallery.update(pooled, a, rows[lo : lo + step])
         del a
 
 

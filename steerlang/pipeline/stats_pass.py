@@ -30,6 +30,7 @@ from steerlang.pipeline.statistics import (
     stats_cache_key,
 )
 from steerlang.pipeline.stats_table import StatsTable, tokens_key
+from steerlang.pipeline.topk import RunningTopK, TopKError, patch_grid
 from steerlang.plan import RecipeIR
 
 log = logging.getLogger("steerlang.run")
@@ -42,6 +43,10 @@ class StatsOutcome:
     cached: list[str]
     computed: list[str]
     steerability: dict[str, Any] = field(default_factory=dict)  # "layer:site" -> result
+    # (layer, site, tokens_key) -> RunningTopK: each feature's strongest statistics images
+    # (`set gallery_k`), kept by the same pass and cached beside the table.
+    galleries: dict[tuple[int, str, str], Any] = field(default_factory=dict)
+    images_table: Any = None  # the table (or attacked view) the gallery rows index
 
 
 @dataclass
@@ -94,13 +99,23 @@ def statistics_for(
             help="add `dataset NAME` (e.g. `dataset waterbirds`) to the recipe",
         )
     images = _statistics_images(ir, b)
+    out.images_table = images.table
     concepts = _concepts_or_hint(ir, images.table)
     keys = {s: _cache_key(ir, b, s, images.data_id, concepts.digest) for s in specs}
+    k = int(ir.setting("gallery_k"))
     missing: list[StatsSpec] = []
     for s in specs:
         out.keys[f"{s.layer}:{s.site}:{s.tokens}"] = keys[s]
         check = _entry_check(list(ir.concepts), b.saes[(s.layer, s.site)].d_sae)
         hit = b.cache.load("stats", keys[s], check=check) if use_cache else None
+        if hit is not None and k > 0:
+            # A table cached without its images (an older run, or another `gallery_k`) is
+            # recomputed with them: the cards need the statistics pass's own top-k.
+            gallery = load_gallery(b.cache, keys[s], k, b.saes[(s.layer, s.site)].d_sae)
+            if gallery is None:
+                hit = None
+            else:
+                out.galleries[(s.layer, s.site, s.tokens)] = gallery
         if hit is not None:
             cols, meta = hit
             n = int(meta["n_features"])
@@ -189,6 +204,8 @@ def _compute_missing(
         int(ir.setting("batch_size")),
         device=b.device,
     )
+    k = int(ir.setting("gallery_k"))
+    galleries = {s: new_gallery(b, s, k) for s in missing} if k > 0 else {}
     tables = compute_statistics(
         b.handle,
         b.saes,
@@ -199,7 +216,11 @@ def _compute_missing(
         device=b.device,
         n_images=len(images.idx),
         progress=progress,
+        galleries=galleries,
     )
+    for s, gallery in galleries.items():
+        store_gallery(b.cache, keys[s], gallery)
+        out.galleries[(s.layer, s.site, s.tokens)] = gallery
     for s, t in tables.items():
         t.key = keys[s]
         t.meta["n_features"] = t.n_features
@@ -209,6 +230,48 @@ def _compute_missing(
         out.tables[(s.layer, s.site, s.tokens)] = t
         out.computed.append(keys[s])
         log.info("stored statistics %s (%s)", keys[s], s.label)
+
+
+def gallery_key(stats_key: str, k: int) -> str:
+    """The cache key of the running top-k kept beside statistics table `stats_key`."""
+    from steerlang.files import content_key
+
+    return content_key({"stats": stats_key, "k": int(k)}, prefix="gallery-")
+
+
+def new_gallery(b: Binding, s: StatsSpec, k: int, features: Any = None) -> RunningTopK:
+    """An empty running top-k for every feature (or `features`) of the SAE at `s`'s site,
+    with patch maps when the model's tokens form a square grid."""
+    n_tokens = int(getattr(b.handle, "n_tokens", 0) or 0)
+    side = patch_grid(n_tokens)
+    return RunningTopK(
+        b.saes[(s.layer, s.site)].d_sae,
+        k,
+        features=features,
+        n_patches=side * side if side else None,
+        device=b.device,
+    )
+
+
+def store_gallery(cache: Any, stats_key: str, gallery: RunningTopK) -> None:
+    cache.store("gallery", gallery_key(stats_key, gallery.k), gallery.to_columns(), gallery.meta())
+
+
+def load_gallery(cache: Any, stats_key: str, k: int, n_features: int) -> RunningTopK | None:
+    """The cached running top-k of a statistics table, or None (absent, or not one for every
+    feature of an SAE of this size)."""
+
+    def check(cols: dict[str, np.ndarray], meta: dict[str, Any]) -> str | None:
+        if meta.get("n_features") != n_features or not meta.get("all_features"):
+            return f"it is not a top-k over all {n_features} features"
+        try:
+            RunningTopK.from_columns(cols, meta)
+        except TopKError as e:
+            return e.message
+        return None
+
+    hit = cache.load("gallery", gallery_key(stats_key, k), check=check)
+    return RunningTopK.from_columns(*hit) if hit is not None else None
 
 
 def stats_images_view(

@@ -117,6 +117,22 @@ def _plan_summary(rec: RunRecord) -> dict[str, Any]:
         "rules": rules,
         "overrides": len(plan.overrides),
         "stats_key": plan.stats_key,
+        # Every edited feature: its id, the rule that won it and the statistics that rule read.
+        "edited_features": [
+            {
+                "layer": s.layer,
+                "site": s.site,
+                "feature": e.feature,
+                "rule": e.rule,
+                "op": e.op,
+                "value": e.value,
+                "stats": dict(e.stats),
+            }
+            for s in plan.sites
+            for e in s.edits
+        ],
+        # The feature cards shown in report.html (without their pixels).
+        "feature_cards": [c.to_json() for c in rec.feature_cards],
     }
 
 

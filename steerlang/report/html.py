@@ -43,6 +43,11 @@ def render_html(rec: RunRecord, report: dict[str, Any]) -> str:
             parts.append(f"<p class='warn'><b>Incomplete:</b> {esc(note)}</p>")
         parts += _metric_figures(m, report.get("groups"))
     parts += _plan_section(report["plan"])
+    if rec.feature_cards:
+        from steerlang.report.templates import render
+
+        parts.append("<h2>Feature cards</h2>")
+        parts.append(render("_cards.html.j2", cards=rec.feature_cards))
     parts += _statistic_histograms(rec)
     if rec.steerability:
         parts += _steerability_section(rec, report["steerability"])

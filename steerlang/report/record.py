@@ -37,3 +37,6 @@ class RunRecord:
     rule_tables: dict[tuple[str, int, str], Any]
     profile: dict[str, Any] | None
     timings: dict[str, float] = field(default_factory=dict)
+    # One steerlang.report.cards.FeatureCard per edited feature shown (strongest first per
+    # rule and site, at most `gallery_cards` each), with its strongest statistics images.
+    feature_cards: list[Any] = field(default_factory=list)
