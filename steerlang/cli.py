@@ -57,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from steerlang.commands.options import apply_loading_options
     from steerlang.errors import SteerError
 
     try:
+        apply_loading_options(args)
         rc = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
