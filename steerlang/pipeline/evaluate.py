@@ -410,6 +410,7 @@ def _predictions(
 
     from steerlang.data.batches import image_batches
     from steerlang.model.hooks import blame_non_finite, steer
+    from steerlang.model.prefix import SharedPrefix, first_hooked_layer
 
     steered_needed = plan is not None and plan.n_edits > 0
     preds: dict[str, list[np.ndarray]] = {"baseline": [], "steered": []}
@@ -418,14 +419,18 @@ def _predictions(
     task = progress.add_task("evaluation", total=len(sub)) if progress is not None else None
     order = np.arange(len(sub))
 
+    # The blocks before the first steered one run once per batch (steerlang/model/prefix.py).
+    shared = SharedPrefix(handle, first_hooked_layer(plan) if steered_needed else None)
+
     def run(pixels: Any, prefix: str) -> None:
         with torch.inference_mode():
-            e0 = handle.encode_image(pixels)
+            with shared.capture():
+                e0 = handle.encode_image(pixels)
             l0 = classifier.logits(e0)
             check_baseline_finite(handle, classifier, e0, l0)
             p0 = l0.argmax(-1).cpu().numpy().astype(np.int64)
             if steered_needed:
-                with steer(handle, plan, saes):
+                with steer(handle, plan, saes), shared.replay():
                     e1 = handle.encode_image(pixels)
                 l1 = classifier.logits(e1)
                 # One reduction over [B, E] and [B, C] per batch: an argmax over NaN would
