@@ -247,8 +247,7 @@ def check_pretrained_reachable(ref: str) -> None:
     )
     if _offline_mode():
         raise OfflineError(
-            f"model {ref}: the weights ({where}) are not in the local cache and downloads "
-            "are off",
+            f"model {ref}: the weights ({where}) are not in the local cache and downloads are off",
             help=help_text,
         )
     if network_available():
@@ -396,9 +395,14 @@ def check_sae(ref: str, shape: ModelShape | None, model_ref: str, layer: int, si
             f"{shape.width} at layer {layer} {site}",
             help="use an SAE trained on this model and site",
         )
-    if head.layer is not None and head.site is not None and (head.layer, head.site) != (
-        layer,
-        site,
+    if (
+        head.layer is not None
+        and head.site is not None
+        and (head.layer, head.site)
+        != (
+            layer,
+            site,
+        )
     ):
         raise SteerError(
             f"SAE {ref} was trained on blocks.{head.layer}.hook_{head.site} but the recipe "
