@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from steerlang.data.row_errors import PREFETCH_BATCHES, Failed
 from steerlang.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -145,19 +146,17 @@ class RowBytes:
     def __getitem__(self, j: int) -> tuple[int, Any]:
         import torch
 
-        from steerlang.data.loader import _Failed
-
         row = int(self.rows[j])
         path = Path(self.table.path(row))
         if not path.is_file():
             try:
                 self.table.image(row)  # raises the table's own "image not found"
             except Exception as e:  # noqa: BLE001 - carried to the main process
-                return row, _Failed.of(row, e)
+                return row, Failed.of(row, e)
         try:
             data = path.read_bytes()
         except OSError as e:
-            return row, _Failed.of(row, _unreadable(self.table, row, path, e))
+            return row, Failed.of(row, _unreadable(self.table, row, path, e))
         return row, torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
@@ -212,8 +211,6 @@ def gpu_decode_batches(
     import torch
     from torch.utils.data import DataLoader
 
-    from steerlang.data.loader import PREFETCH_BATCHES, _Failed
-
     dev = torch.device(device)
     idx = np.asarray(indices, dtype=np.int64)
     loader = DataLoader(
@@ -228,7 +225,7 @@ def gpu_decode_batches(
     try:
         for rows, data in it:
             for x in data:
-                if isinstance(x, _Failed):
+                if isinstance(x, Failed):
                     raise x.rebuild()
             yield rows, tp(decode_batch(table, rows, data, dev))
     finally:

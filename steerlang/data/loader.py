@@ -9,7 +9,7 @@ follows the core count, docs/scale.md).
 Errors: an unreadable image raises `DatasetError` (naming the file and the row) inside a worker.
 A `DataLoader` would re-raise it in the main process as a new exception built from the worker's
 formatted traceback, losing the `help` line; so a worker catches every error while reading a row
-and hands it back as data (`_Failed`), and the main process raises the original error, for the
+and hands it back as data (`Failed`), and the main process raises the original error, for the
 first failing row in table order, exactly as the single-process path does. The loader's workers
 are shut down before the error propagates.
 """
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from steerlang.data.row_errors import PREFETCH_BATCHES, Failed
 from steerlang.errors import SteerError
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 # first batch) costs more than decoding a few hundred small images.
 MIN_IMAGES_FOR_WORKERS = 256
 MAX_DEFAULT_WORKERS = 8
-PREFETCH_BATCHES = 4  # batches each worker keeps ready
 
 
 @dataclass
@@ -97,38 +97,6 @@ def workers_for(n_images: int, workers: int | None = None) -> int:
     return default_workers() if n_images >= MIN_IMAGES_FOR_WORKERS else 0
 
 
-@dataclass
-class _Failed:
-    """An error raised while reading one row, carried back from a worker as data."""
-
-    row: int
-    error: BaseException | None
-    kind: type[BaseException]
-    message: str
-    help: str | None
-
-    @classmethod
-    def of(cls, row: int, e: BaseException) -> _Failed:
-        from torch.utils.data import get_worker_info
-
-        help_ = e.help if isinstance(e, SteerError) else None
-        message = e.message if isinstance(e, SteerError) else str(e)
-        # In the main process the error itself is kept (traceback and cause intact); from a
-        # worker only what rebuilds it crosses the process boundary.
-        kept = e if get_worker_info() is None else None
-        return cls(row, kept, type(e), message, help_)
-
-    def rebuild(self) -> BaseException:
-        if self.error is not None:
-            return self.error
-        if issubclass(self.kind, SteerError):
-            return self.kind(self.message, help=self.help)
-        try:
-            return self.kind(self.message)
-        except Exception:  # noqa: BLE001 - an exception type with another constructor
-            return RuntimeError(f"{self.kind.__name__}: {self.message}")
-
-
 class RowImages:
     """`Dataset` over chosen rows of a table: item j is (row, preprocessed pixels [3, H, W]).
 
@@ -163,7 +131,7 @@ class RowImages:
                 return row, im
             return row, self.preprocess(im)
         except Exception as e:  # noqa: BLE001 - carried to the main process, raised there
-            return row, _Failed.of(row, e)
+            return row, Failed.of(row, e)
 
 
 def collate_rows(items: list[tuple[int, Any]]) -> tuple[np.ndarray, Any]:
@@ -172,7 +140,7 @@ def collate_rows(items: list[tuple[int, Any]]) -> tuple[np.ndarray, Any]:
 
     rows = np.asarray([r for r, _ in items], dtype=np.int64)
     for _, x in items:
-        if isinstance(x, _Failed):
+        if isinstance(x, Failed):
             return rows, x
     return rows, torch.stack([x for _, x in items])
 
@@ -228,7 +196,7 @@ def loader_batches(
     it = iter(loader)
     try:
         for rows, batch in it:
-            if isinstance(batch, _Failed):
+            if isinstance(batch, Failed):
                 raise batch.rebuild()
             yield rows, batch if device is None else batch.to(device, non_blocking=True)
     finally:
