@@ -417,7 +417,9 @@ def _predictions(
     if attacked_view is not None:
         preds.update({"baseline_attacked": [], "steered_attacked": []})
     task = progress.add_task("evaluation", total=len(sub)) if progress is not None else None
-    order = np.arange(len(sub))
+    from steerlang.pipeline.distributed import gather_rows, shard
+
+    order = shard(np.arange(len(sub)))  # this rank's rows under torchrun, gathered below
 
     # The blocks before the first steered one run once per batch (steerlang/model/prefix.py).
     shared = SharedPrefix(handle, first_hooked_layer(plan) if steered_needed else None)
@@ -463,7 +465,9 @@ def _predictions(
             run(apx, "_attacked")
         if progress is not None and task is not None:
             progress.advance(task, len(rows))
-    return {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
+    return gather_rows(
+        {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
+    )
 
 
 def _finite(t: Any) -> bool:
