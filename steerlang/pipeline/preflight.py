@@ -88,6 +88,15 @@ def model_shape(ref: str) -> ModelShape | None:
                 f"model {ref}: checkpoint {path} not found",
                 help="check the path after '@', or use an open_clip pretrained tag",
             )
+    import sys
+
+    if "open_clip" in sys.modules:
+        # Already imported (a notebook, the tests): configs registered at run time count too.
+        import open_clip
+
+        registered = open_clip.get_model_config(name)
+        if registered is not None:
+            return _shape_from_config(name, registered)
     d = _open_clip_config_dir()
     if d is None:
         return None
