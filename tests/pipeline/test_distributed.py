@@ -142,3 +142,28 @@ def test_run_under_torchrun_matches_one_process(tmp_path: Path) -> None:
         for name, v in cols.items():
             np.testing.assert_allclose(s2[key][name], v, rtol=1e-6, atol=1e-12)
     assert len(list((tmp_path / "r2").iterdir())) == 1  # one run folder: rank 0 wrote it
+
+
+@pytest.mark.slow
+def test_sweep_under_torchrun_matches_one_process(tmp_path: Path) -> None:
+    """`torchrun --nproc-per-node 2 -m steerlang sweep` shards the features over the ranks and
+    gathers them: the same steerability summary as one process."""
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not on PATH")
+    recipe = tmp_path / "small.steer"
+    recipe.write_text(RECIPE)
+    args = ["sweep", str(recipe), "--layer", "7", "--features", "0:24", "--device", "cpu"]
+    args += ["--no-cache", "--json", "-q"]
+    one = _run([sys.executable, "-m", "steerlang", *args], tmp_path / "c1", tmp_path)
+    two = _run(
+        [torchrun, "--nproc-per-node", "2", "-m", "steerlang", *args], tmp_path / "c2", tmp_path
+    )
+    assert one["results"] and one["results"][0]["units"] == two["results"][0]["units"]
+    for a, b in zip(one["results"], two["results"], strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            if isinstance(a[k], float):
+                assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-9), k
+            else:
+                assert a[k] == b[k], k
