@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
 
     passes: dict[str, Any] = {
         "preloaded": lambda: stats_over(iter(preloaded)),
-        "workers_0": lambda: stats_over(image_batches(table, idx, pre, batch, device=device, workers=0)),
+        "workers_0": lambda: stats_over(
+            image_batches(table, idx, pre, batch, device=device, workers=0)
+        ),
         f"workers_{workers}": lambda: stats_over(
             image_batches(table, idx, pre, batch, device=device, workers=workers)
         ),
@@ -213,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     for k in passes:
         extra = "" if k == "preloaded" else f"   files/preloaded {load_ratio[k]:.3f}"
         print(f"stats {k:<12}{n_img / med[k]:10.1f} img/s{extra}")
-    print(f"eval / plain      full {cost_full:.3f}   shared prefix {cost_shared:.3f}   ideal {ideal:.3f}")
+    print(
+        f"eval / plain      full {cost_full:.3f}   shared prefix {cost_shared:.3f}   ideal {ideal:.3f}"
+    )
     result = {
         "benchmark": "e2e_throughput",
         "device": name,
