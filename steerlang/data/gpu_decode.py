@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from steerlang.data.row_errors import PREFETCH_BATCHES, Failed
+from steerlang.data.row_errors import PREFETCH_BATCHES, Failed, worker_context
 from steerlang.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -213,6 +213,8 @@ def gpu_decode_batches(
 
     dev = torch.device(device)
     idx = np.asarray(indices, dtype=np.int64)
+    context = worker_context() if workers else None
+    workers = workers if context is not None else 0
     loader = DataLoader(
         RowBytes(table, idx),
         batch_size=max(1, int(batch_size)),
@@ -220,6 +222,7 @@ def gpu_decode_batches(
         num_workers=workers,
         collate_fn=_collate,
         prefetch_factor=PREFETCH_BATCHES if workers else None,
+        multiprocessing_context=context,
     )
     it = iter(loader)
     try:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from steerlang.data.row_errors import PREFETCH_BATCHES, Failed
+from steerlang.data.row_errors import PREFETCH_BATCHES, Failed, worker_context
 from steerlang.errors import SteerError
 
 if TYPE_CHECKING:
@@ -173,6 +173,9 @@ def loader_batches(
     bs = max(1, int(batch_size))
     n_workers = workers_for(len(idx), workers)
     n_workers = min(n_workers, max(0, -(-len(idx) // bs)))
+    context = worker_context() if n_workers else None
+    if context is None:
+        n_workers = 0
     to_cuda = device is not None and torch.device(device).type == "cuda"
     if decode_on_device is None:
         decode_on_device = _SETTINGS.gpu_decode and to_cuda
@@ -192,6 +195,7 @@ def loader_batches(
         pin_memory=to_cuda,
         prefetch_factor=PREFETCH_BATCHES if n_workers else None,
         persistent_workers=False,
+        multiprocessing_context=context,
     )
     it = iter(loader)
     try:

@@ -1,5 +1,7 @@
-"""What a loader worker hands back when reading a row fails (steerlang/data/loader.py and
-steerlang/data/gpu_decode.py): the error as data, re-raised unchanged in the main process."""
+"""What the two loaders (steerlang/data/loader.py and steerlang/data/gpu_decode.py) share about
+their worker processes: how they start, how many batches they keep ready, and what a worker
+hands back when reading a row fails (the error as data, re-raised unchanged in the main
+process)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,15 @@ from dataclasses import dataclass
 from steerlang.errors import SteerError
 
 PREFETCH_BATCHES = 4  # batches each loader worker keeps ready
+
+
+def worker_context() -> str | None:
+    """Workers are forked: the table views and transforms a pass reads through (the attack
+    writing on images, closures) need not be picklable. Without fork (Windows) the main
+    process reads."""
+    import multiprocessing
+
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else None
 
 
 @dataclass
