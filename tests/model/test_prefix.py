@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_hooks_steer import make_sae
 
 from steerlang.facts import SITE_KINDS
 from steerlang.model.clip import TINY_CONFIG, random_clip
 from steerlang.model.hooks import steer
 from steerlang.model.prefix import SharedPrefix, first_hooked_layer
 from steerlang.plan import FeatureEdit, InterventionPlan, SitePlan
-from tests.model.test_hooks_steer import make_sae
 
 
 def _plan(*sites: tuple[int, str]) -> InterventionPlan:
