@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from steerlang.version import __version__
@@ -59,9 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from steerlang.commands.options import apply_loading_options
     from steerlang.errors import SteerError
 
     try:
+        apply_loading_options(args)
+        if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+            # launched by torchrun: join the process group (docs/scale.md)
+            from steerlang.pipeline.distributed import init_from_env
+
+            init_from_env(getattr(args, "device", None))
         rc = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -73,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         if e.help:
             print(f"  help: {e.help}", file=sys.stderr)
         return 1
+    finally:
+        if "torch.distributed" in sys.modules:
+            from steerlang.pipeline.distributed import finish
+
+            finish()
     return int(rc or 0)
 
 

@@ -116,8 +116,49 @@ def add_color_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_device_option(p: argparse.ArgumentParser) -> None:
-    """`--device DEV`; None when not given, so the profile's device (or auto) applies."""
+    """`--device DEV`; None when not given, so the profile's device (or auto) applies. Every
+    command that runs the model reads images, so the loading options come with it."""
     p.add_argument("--device", type=device_name, default=None, metavar="DEV", help=DEVICE_HELP)
+    add_loading_options(p)
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, found {value}")
+    return value
+
+
+def add_loading_options(p: Any) -> None:
+    """`--workers N` and `--gpu-decode` (steerlang/data/loader.py, docs/scale.md)."""
+    p.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="image loader processes (0: the main process; default: one per core but one, "
+        "at most 8, for passes over 256 images or more; or STEER_WORKERS)",
+    )
+    p.add_argument(
+        "--gpu-decode",
+        action="store_true",
+        default=None,
+        help="on CUDA, decode JPEGs and preprocess on the GPU (nvJPEG)",
+    )
+
+
+def apply_loading_options(args: argparse.Namespace) -> None:
+    """Make `--workers` / `--gpu-decode` the process-wide loading settings."""
+    workers = getattr(args, "workers", None)
+    gpu = getattr(args, "gpu_decode", None)
+    if workers is None and gpu is None:
+        return
+    from steerlang.data.loader import configure
+
+    configure(workers=workers, gpu_decode=gpu)
 
 
 def add_binding_options(p: argparse.ArgumentParser) -> None:

@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
         # when no copy reached the disk; the CLI then prints where the results are.
         _show(e.report, args, console, json_anyway=e.kept is None)
         raise
-    _show(out.report, args, console)
+    from steerlang.pipeline.distributed import is_main
+
+    if is_main():  # one report, from rank 0, under torchrun
+        _show(out.report, args, console)
     return 0
 
 

@@ -85,6 +85,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from steerlang.pipeline.distributed import is_main
+
+    if not is_main():
+        # Under torchrun `sae-stats` is not split yet (docs/scale.md): rank 0 does all of it and
+        # writes the results; the other ranks stop here, so nothing is computed or written twice.
+        return 0
     from steerlang.errors import SteerError
     from steerlang.model.clip import load_model
     from steerlang.model.sae.load import load_sae

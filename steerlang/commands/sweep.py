@@ -156,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
                     ir, b, site, neurons=True, use_cache=opts.use_cache, progress=progress
                 )
                 summaries.append({"layer": site[0], "site": site[1], **nres.summary()})
+    from steerlang.pipeline.distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 prints the results
+        return 0
     if args.json:
         from steerlang.report.build import clean_json
 

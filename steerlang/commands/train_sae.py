@@ -106,6 +106,12 @@ def _add_run_args(r: argparse._ArgumentGroup) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from steerlang.pipeline.distributed import is_main
+
+    if not is_main():
+        # Under torchrun `train-sae` is not split yet (docs/scale.md): rank 0 does all of it and
+        # writes the results; the other ranks stop here, so nothing is computed or written twice.
+        return 0
     from steerlang.pipeline.bind import resolve_device
     from steerlang.profile import load_profile
     from steerlang.training.cli_support import (

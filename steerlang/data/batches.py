@@ -34,6 +34,7 @@ def image_batches(
     *,
     device: torch.device | str | None = None,
     transform: Callable[[Any, int], Any] | None = None,
+    workers: int | None = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """Yield (row indices, preprocessed pixel batch) in the order of `indices`, moved to
     `device` when one is given.
@@ -41,20 +42,12 @@ def image_batches(
     `table` is anything with `.image(i)` (an `ImageTable`, an attacked view, or a view whose
     images are already pixel tensors, which pass through unchanged). `transform(image, row)`
     may rewrite a PIL image before preprocessing (the typographic attack writes a word onto
-    it). Reading stays in the main process so a corrupt image raises the loader's DatasetError
-    (naming file and row) unchanged.
+    it). The images are read by a `DataLoader` (steerlang/data/loader.py): `workers` loader
+    processes (default: the `--workers` setting, else from the core count), and a corrupt
+    image raises the loader's DatasetError (naming file and row) unchanged, from a worker too.
     """
-    import torch
+    from steerlang.data.loader import loader_batches
 
-    idx = np.asarray(indices, dtype=np.int64)
-    bs = max(1, int(batch_size))
-    for start in range(0, len(idx), bs):
-        chunk = idx[start : start + bs]
-        ims = []
-        for i in chunk.tolist():
-            im = table.image(int(i))
-            if transform is not None:
-                im = transform(im, int(i))
-            ims.append(im if isinstance(im, torch.Tensor) else preprocess(im))
-        batch = torch.stack(ims)
-        yield chunk, batch if device is None else batch.to(device, non_blocking=True)
+    yield from loader_batches(
+        table, indices, preprocess, batch_size, device=device, transform=transform, workers=workers
+    )

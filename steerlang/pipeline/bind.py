@@ -120,7 +120,16 @@ def bind(
         data=opts.data or None,
         sae=opts.sae or None,
     )
-    # The dataset first: its columns are checked against the recipe before a model loads.
+    model_ref = profile.model_ref(ir.model)
+    sae_refs = {
+        (layer, site): sae_ref_for(ir, profile, layer, site)
+        for layer, site in sorted(set(rule_sites(ir)) | set(sites or ()))
+    }
+    # Cheap errors first (steerlang/pipeline/preflight.py): references, SAE folders and the
+    # dataset's roots and columns, before torch is imported or any weights load.
+    from steerlang.pipeline.preflight import check_references
+
+    check_references(model_ref, sae_refs, handle=handle)
     dataset = table = None
     if need_data and (opts.table is not None or ir.dataset):
         from steerlang.data.columns import check_recipe_columns
@@ -132,22 +141,18 @@ def bind(
             table = dataset.load()
         check_recipe_columns(ir, table)
     device = resolve_device(opts.device or profile.device)
-    model_ref = profile.model_ref(ir.model)
     if handle is None:
         from steerlang.model.clip import load_model
 
         log.info("loading model %s on %s", model_ref, device)
         handle = load_model(model_ref, device)
-    sae_refs: dict[tuple[int, str], str] = {}
     saes: dict[tuple[int, str], Any] = {}
-    for layer, site in sorted(set(rule_sites(ir)) | set(sites or ())):
+    for (layer, site), ref in sae_refs.items():
         if not 0 <= layer < handle.n_layers:
             raise SteerError(
                 f"the recipe uses layer {layer} but {model_ref} has {handle.n_layers} blocks",
                 help=f"use layers 0..{handle.n_layers - 1}",
             )
-        ref = sae_ref_for(ir, profile, layer, site)
-        sae_refs[(layer, site)] = ref
         saes[(layer, site)] = _load_sae(ref, handle, model_ref, layer, site, device)
     return Binding(
         profile=profile,

@@ -131,8 +131,13 @@ class TableCache:
     def store(
         self, kind: str, key: str, columns: dict[str, np.ndarray], meta: dict[str, Any]
     ) -> Path:
-        """Write an entry atomically and return its folder."""
+        """Write an entry atomically and return its folder (under torchrun, only rank 0 writes;
+        the others return the folder rank 0 writes)."""
         final = self.entry_dir(kind, key)
+        from steerlang.pipeline.distributed import is_main
+
+        if not is_main():
+            return final
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_dir(final.parent, f".{key}.")

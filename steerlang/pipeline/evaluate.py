@@ -9,6 +9,8 @@ model's embeddings) is fixed before the pass, so steering changes only the image
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -417,29 +419,34 @@ def _predictions(
 
     from steerlang.data.batches import image_batches
     from steerlang.model.hooks import blame_non_finite, steer
+    from steerlang.model.prefix import SharedPrefix, first_hooked_layer
 
     steered_needed = plan is not None and plan.n_edits > 0
     preds: dict[str, list[np.ndarray]] = {"baseline": [], "steered": []}
     if attacked_view is not None:
         preds.update({"baseline_attacked": [], "steered_attacked": []})
     task = progress.add_task("evaluation", total=len(sub)) if progress is not None else None
-    order = np.arange(len(sub))
+    from steerlang.pipeline.distributed import gather_rows, shard
 
-    done = {"": 0, "_attacked": 0}  # rows scored so far, per copy (to slice `baseline`)
+    order = shard(np.arange(len(sub)))  # this rank's rows under torchrun, gathered below
 
-    def run(pixels: Any, prefix: str) -> None:
+    # The blocks before the first steered one run once per batch (steerlang/model/prefix.py).
+    shared = SharedPrefix(handle, first_hooked_layer(plan) if steered_needed else None)
+
+    def run(rows: np.ndarray, pixels: Any, prefix: str) -> None:
         with torch.inference_mode():
-            if baseline is not None:
-                start = done[prefix]
-                p0 = np.asarray(baseline[f"baseline{prefix}"][start : start + len(pixels)])
+            if baseline is not None:  # a grid point: the baseline is the first point's
+                p0 = np.asarray(baseline[f"baseline{prefix}"])[rows]
+                replay: Any = nullcontext()  # no unsteered forward ran to share a prefix with
             else:
-                e0 = handle.encode_image(pixels)
+                with shared.capture():
+                    e0 = handle.encode_image(pixels)
                 l0 = classifier.logits(e0)
                 check_baseline_finite(handle, classifier, e0, l0)
                 p0 = l0.argmax(-1).cpu().numpy().astype(np.int64)
-            done[prefix] += len(pixels)
+                replay = shared.replay()
             if steered_needed:
-                with steer(handle, plan, saes):
+                with steer(handle, plan, saes), replay:
                     e1 = handle.encode_image(pixels)
                 l1 = classifier.logits(e1)
                 # One reduction over [B, E] and [B, C] per batch: an argmax over NaN would
@@ -466,13 +473,15 @@ def _predictions(
         else None
     )
     for rows, pixels in clean_iter:
-        run(pixels, "")
+        run(rows, pixels, "")
         if att_iter is not None:
             _, apx = next(att_iter)
-            run(apx, "_attacked")
+            run(rows, apx, "_attacked")
         if progress is not None and task is not None:
             progress.advance(task, len(rows))
-    return {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
+    return gather_rows(
+        {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
+    )
 
 
 def _finite(t: Any) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from steerlang.files import content_key
 from steerlang.pipeline.bind import Binding, RunOptions, attack_style_for, bind
+from steerlang.pipeline.distributed import is_main
 from steerlang.pipeline.eval_pass import evaluate_task
 from steerlang.pipeline.feature_cards import cards_for_plan
 from steerlang.pipeline.selection import SiteInfo, select
@@ -130,7 +131,7 @@ def run_ir(
         rec, ev, classifier_info=classifier_info, started=started, argv=list(argv or [])
     )
     run_dir = None
-    if write:
+    if write and is_main():  # under torchrun only rank 0 writes (pipeline/distributed.py)
         run_dir = write_run_folder(rec, report, out_root=opts.out)
         report["run_dir"] = str(run_dir)
     return RunOutcome(plan=po, report=report, run_dir=run_dir, eval_result=ev)

@@ -197,9 +197,11 @@ def _compute_missing(
         images.split,
         len(images.idx),
     )
+    from steerlang.pipeline.distributed import shard
+
     batches = image_batches(
         images.table,
-        images.idx,
+        shard(images.idx),  # this rank's images under torchrun; all of them otherwise
         b.handle.preprocess,
         int(ir.setting("batch_size")),
         device=b.device,

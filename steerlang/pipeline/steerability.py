@@ -562,6 +562,10 @@ def sweep(
         p0 /= n_img
 
         edit = _SaeEdit.prepare(sae, h, device) if sae is not None else None
+        # Under torchrun each rank sweeps a contiguous share of the units; gathered below.
+        from steerlang.pipeline.distributed import gather_rows, shard
+
+        all_ids, ids = ids, shard(ids)
         out = _SweepColumns(len(ids), T.shape[0], vocabulary, promote_words)
         task = (
             progress.add_task(f"steerability L{layer} {site}", total=len(ids)) if progress else None
@@ -588,15 +592,19 @@ def sweep(
             if on_chunk is not None:
                 on_chunk(k)
 
+    cols = gather_rows(
+        {"S": out.S, "P": out.P, "top": out.top, "top_w": out.top_w, "top_d": out.top_d}
+        | {f"promotes:{w}": v for w, v in out.prom.items()}
+    )
     return SteerabilityResult(
         kind="sae" if sae is not None else "neuron",
-        units=ids,
-        steerability=out.S,
-        power=out.P,
-        top_concept=out.top,
-        promotes=out.prom,
-        top_words=out.top_w,
-        top_deltas=out.top_d,
+        units=all_ids,
+        steerability=cols["S"],
+        power=cols["P"],
+        top_concept=cols["top"],
+        promotes={w: cols[f"promotes:{w}"] for w in out.prom},
+        top_words=cols["top_w"],
+        top_deltas=cols["top_d"],
         vocabulary=list(vocabulary),
         threshold=float(cfg.threshold),
         strength=s,

@@ -131,3 +131,54 @@ def test_zero_shot_averages_normalised_prompt_embeddings() -> None:
         torch.testing.assert_close(clf.weight[i], torch.nn.functional.normalize(e, dim=-1))
     emb = clf.weight.clone()
     assert clf.predict(emb).tolist() == [0, 1]
+
+
+def test_shared_prefix_predictions_are_those_of_two_full_forwards(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Evaluation with the shared prefix (steerlang/model/prefix.py) predicts bit for bit what
+    two full forwards per batch predict, in fp32."""
+    import steerlang.model.prefix as prefix
+    from steerlang.model.clip import TINY_CONFIG, random_clip
+    from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
+    from steerlang.pipeline.evaluate import Classifier, _predictions
+    from steerlang.plan import FeatureEdit, InterventionPlan, SitePlan
+
+    h = random_clip(TINY_CONFIG, seed=4)
+    g = torch.Generator().manual_seed(4)
+    pixels = torch.randn(21, 3, 32, 32, generator=g)
+
+    class Pixels:
+        def __len__(self) -> int:
+            return len(pixels)
+
+        def image(self, i: int) -> torch.Tensor:
+            return pixels[i]
+
+    sae = SAE.random(SAEConfig(d_in=64, d_sae=64, hook=SAEHook(layer=5, site="mlp_out")), seed=1)
+    edits = [
+        FeatureEdit(feature=f, op="scale", value=6.0, rule="r", rule_index=0)  # type: ignore[arg-type]
+        for f in range(0, 64, 3)
+    ]
+    plan = InterventionPlan(
+        recipe="t",
+        model="m",
+        sites=[SitePlan(layer=5, site="mlp_out", sae="mem", edits=edits)],  # type: ignore[arg-type]
+    )
+    clf = Classifier("zero_shot", [str(i) for i in range(7)], torch.randn(7, 32, generator=g))
+
+    def predict() -> dict[str, np.ndarray]:
+        return _predictions(
+            h, plan, {(5, "mlp_out"): sae}, Pixels(), Pixels(), clf,
+            batch_size=8, device="cpu", progress=None,
+        )  # fmt: skip
+
+    shared = predict()
+    monkeypatch.setattr(prefix, "first_hooked_layer", lambda _plan: None)
+    full = predict()
+    assert set(shared) == set(full) == {
+        "baseline", "steered", "baseline_attacked", "steered_attacked"
+    }  # fmt: skip
+    for k in full:
+        assert np.array_equal(shared[k], full[k]), k
+    assert not np.array_equal(shared["baseline"], shared["steered"])  # the plan changes answers
