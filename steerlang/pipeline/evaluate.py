@@ -9,11 +9,10 @@ model's embeddings) is fixed before the pass, so steering changes only the image
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
