@@ -314,6 +314,8 @@ def symbols(text: str, path: str | None = None) -> list[Symbol]:
                 exprs.append(sel.where)
             elif isinstance(sel, ast.TopSel):
                 exprs.extend((sel.k, sel.by, sel.where))
+            elif isinstance(sel, ast.RandomSel):
+                exprs.extend((sel.k, sel.where))
         for e in exprs:
             for n in _names_in(e):
                 sym = by_name.get(n.name)

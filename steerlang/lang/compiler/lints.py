@@ -121,6 +121,6 @@ def same_edit(a: dict, b: dict) -> bool:
 def where_of(sel: Any) -> ast.Expr | None:
     if isinstance(sel, ast.WhereSel):
         return sel.where
-    if isinstance(sel, ast.TopSel):
+    if isinstance(sel, ast.TopSel | ast.RandomSel):
         return sel.where
     return None
