@@ -322,10 +322,10 @@ def select(
             table = _rule_table(rule, layer, info, lookup)
             res = _select_at_site(rule, layer, info, table, ir.params, near_miss_eps, seed=seed)
             per_rule.append(res)
-            warning = _coverage_warning(rule, res)
+            warning = _coverage_warning(rule, res, ir.params)
             if warning is not None:
                 warnings.append(warning)
-            warnings.extend(control_warnings(rule, res))
+            warnings.extend(control_warnings(rule, res, ir.params))
             edits.apply(rule, res, value, table)
     edits.mark_winners(per_rule)
     plan = InterventionPlan(
@@ -426,12 +426,37 @@ def _select_at_site(
     return res
 
 
-def _coverage_warning(rule: Rule, res: RuleSiteResult) -> SelectionWarning | None:
+def switched_off(rule: Rule, params: Mapping[str, Any]) -> bool:
+    """The rule's `where` has a conjunct over params and literals only that is false, e.g.
+    `arm == "random"` while `arm` is "targeted": it selects nothing on purpose."""
+    sel = rule.selector
+    where = sel.where if isinstance(sel, WhereSelector | TopSelector | RandomSelector) else None
+    if where is None:
+        return False
+
+    def no_data(e: Stat | Column) -> Any:
+        raise SelectionError("reads data")
+
+    ev = Evaluator(no_data, params, 1, label=f"rule `{rule.name}`")
+    for c in where.args if isinstance(where, And) else [where]:
+        try:
+            if stats_in(c) == [] and ev(c) is False:
+                return True
+        except SteerError:
+            continue
+    return False
+
+
+def _coverage_warning(
+    rule: Rule, res: RuleSiteResult, params: Mapping[str, Any] | None = None
+) -> SelectionWarning | None:
     """W321 / W322 when a predicate selects no feature or every feature at a site."""
     if isinstance(rule.selector, IdsSelector):
         return None
     where = f"layer {res.layer} {res.site}"
     if not res.selected:
+        if params is not None and switched_off(rule, params):
+            return None  # an experiment arm that is not running (docs/language.md §4.3)
         msg = f"rule `{rule.name}` selects no features at {where}"
         return SelectionWarning(rule.name, res.layer, res.site, msg, code="W321")
     if len(res.selected) == res.n_features and res.n_features > 1:
@@ -440,12 +465,15 @@ def _coverage_warning(rule: Rule, res: RuleSiteResult) -> SelectionWarning | Non
     return None
 
 
-def control_warnings(rule: Rule, res: RuleSiteResult) -> list[SelectionWarning]:
+def control_warnings(
+    rule: Rule, res: RuleSiteResult, params: Mapping[str, Any] | None = None
+) -> list[SelectionWarning]:
     """W324 when `random K` has fewer than K candidates (it takes them all); W325 when a
     `log` met values <= 0 (NaN there: those features are never selected by that part)."""
     out: list[SelectionWarning] = []
     where = f"layer {res.layer} {res.site}"
-    if res.drawn is not None and res.candidates < res.drawn:
+    off = params is not None and res.candidates == 0 and switched_off(rule, params)
+    if res.drawn is not None and res.candidates < res.drawn and not off:
         msg = (
             f"rule `{rule.name}` draws {res.drawn} random features but only "
             f"{res.candidates} satisfy its `where` at {where}: it selects all {res.candidates}"

@@ -14,11 +14,12 @@ callers hand over their own sub-expression checker (`sub`), so this module impor
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
 from steerlang.lang import ast
-from steerlang.lang.compiler.bounds import const
+from steerlang.lang.compiler.bounds import const, flatten
 from steerlang.lang.compiler.state import CompileState
 from steerlang.lang.compiler.values import TYPE_WORDS, fmt
 
@@ -39,6 +40,15 @@ COLUMN_FUNCTIONS = ("quantile", "rank")
 TARGET_STATS = ("mean", "max")
 # Actions that accept a per-feature target (`set` is spelled clamp in the IR).
 TARGET_ACTIONS = ("clamp",)
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 _USAGE = {
     "abs": "`abs(E)`",
@@ -262,3 +272,24 @@ def _random_count(st: CompileState, k: ast.Expr, unknown: Callable[[ast.Name], A
             return None
         return int(k.value)
     return None
+
+
+# ------------------------------------------------------------------ switched-off rules
+
+
+def switched_off(st: CompileState, where: ast.Expr | None) -> bool:
+    """A `where` with a conjunct that compares only constants (params and literals) and is
+    false for the current params, e.g. `arm == "random"` while `arm` is "targeted": the rule
+    selects nothing (the arm of an experiment that is not running)."""
+    if where is None:
+        return False
+    for c in flatten(where, "and"):
+        if isinstance(c, ast.Bool) and c.value is False:
+            return True
+        if isinstance(c, ast.Binary) and c.op in ast.COMPARE_OPS:
+            a, b = const(st, c.left), const(st, c.right)
+            if a is None or b is None or isinstance(a[0], str) != isinstance(b[0], str):
+                continue
+            if not _COMPARE[c.op](a[0], b[0]):
+                return True
+    return False
