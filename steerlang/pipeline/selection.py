@@ -325,7 +325,7 @@ def select(
             warning = _coverage_warning(rule, res, ir.params)
             if warning is not None:
                 warnings.append(warning)
-            warnings.extend(control_warnings(rule, res, ir.params))
+            warnings.extend(control_warnings(rule, res))
             edits.apply(rule, res, value, table)
     edits.mark_winners(per_rule)
     plan = InterventionPlan(
@@ -465,15 +465,13 @@ def _coverage_warning(
     return None
 
 
-def control_warnings(
-    rule: Rule, res: RuleSiteResult, params: Mapping[str, Any] | None = None
-) -> list[SelectionWarning]:
-    """W324 when `random K` has fewer than K candidates (it takes them all); W325 when a
+def control_warnings(rule: Rule, res: RuleSiteResult) -> list[SelectionWarning]:
+    """W324 when `random K` has fewer than K candidates but some (it takes them all); W325 when a
     `log` met values <= 0 (NaN there: those features are never selected by that part)."""
     out: list[SelectionWarning] = []
     where = f"layer {res.layer} {res.site}"
-    off = params is not None and res.candidates == 0 and switched_off(rule, params)
-    if res.drawn is not None and res.candidates < res.drawn and not off:
+    # No candidate at all is W321 (or an arm switched off by its params): not repeated here.
+    if res.drawn is not None and 0 < res.candidates < res.drawn:
         msg = (
             f"rule `{rule.name}` draws {res.drawn} random features but only "
             f"{res.candidates} satisfy its `where` at {where}: it selects all {res.candidates}"

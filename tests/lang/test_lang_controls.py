@@ -178,3 +178,32 @@ def test_corr_not_recipe_checks_and_formats(tmp_path: Path) -> None:
     assert main(["check", str(f)]) == 0
     assert main(["fmt", str(f)]) == 0
     assert "corr(not water) > 0.3" in f.read_text()
+
+
+# ---- experiment arms switched by a param ----------------------------------------------------
+
+ARMS = (
+    'param arm = "targeted"\n'
+    'rule targeted: at layer 7 suppress top 5 features by abs(corr(water)) where freq() > 0 and arm == "targeted"\n'
+    'rule control: at layer 7 suppress random 5 features where freq() > 0 and arm == "random"\n'
+)
+
+
+def test_a_switched_off_arm_overrides_nothing() -> None:
+    res = compile_text(HEAD + ARMS, "r.steer")
+    assert res.diagnostics == [], res.render()
+    res = compile_text(HEAD + ARMS, "r.steer", params={"arm": "random"})
+    assert res.diagnostics == [], res.render()
+    # both arms on: a real overlap
+    both = ARMS.replace('arm == "random"', 'arm != "x"')
+    res = compile_text(HEAD + both, "r.steer")
+    assert [d.code for d in res.diagnostics] == ["W303"]
+
+
+def test_controls_recipe_checks_clean_for_every_arm() -> None:
+    path = Path(__file__).resolve().parents[2] / "recipes" / "controls.steer"
+    text = path.read_text()
+    for arm in ("targeted", "random", "random2", "random3"):
+        res = compile_text(text, str(path), params={"arm": arm})
+        assert res.ok and res.diagnostics == [], res.render()
+    assert format_text(text) == text

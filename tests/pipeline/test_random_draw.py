@@ -11,6 +11,7 @@ from steerlang.pipeline.selection import SiteInfo, select
 from steerlang.pipeline.stats_table import StatsTable
 from steerlang.plan import (
     Action,
+    And,
     Compare,
     Num,
     ParamDef,
@@ -20,6 +21,7 @@ from steerlang.plan import (
     Rule,
     Scope,
     Stat,
+    Str,
 )
 
 ELIGIBLE = np.arange(3, 103, 2)  # 50 ids
@@ -143,3 +145,27 @@ def test_more_than_the_candidates_warns_w324() -> None:
         "rule `control` draws 20 random features but only 14 satisfy its `where` at "
         "layer 7 resid_post: it selects all 14"
     )
+
+
+def test_a_switched_off_arm_is_silent() -> None:
+    """`where ... and arm == "random"` while arm is "targeted": nothing selected, no W321 or
+    W324 (the arm is not running); the same rule switched on draws as usual."""
+    where = Compare(op="==", left=ParamRef(name="arm"), right=Str(value="random"))
+    rule = Rule(
+        name="control",
+        index=0,
+        scope=Scope(layers=[7]),
+        action=Action(op="suppress"),
+        selector=RandomSelector(k=4, where=And(args=[_ir(4).rules[0].selector.where, where])),
+    )
+    params = {"arm": ParamDef(name="arm", type="str", value="targeted")}
+    off = _select(RecipeIR(name="t", rules=[rule], params=params))
+    assert off.plan.sites[0].edits == [] and off.warnings == []
+    params["arm"] = ParamDef(name="arm", type="str", value="random")
+    on = _select(RecipeIR(name="t", rules=[rule], params=params))
+    assert len(on.plan.sites[0].edits) == 4 and on.warnings == []
+    # a rule that selects nothing for a data reason still warns
+    empty = Compare(op=">", left=Stat(fn="freq"), right=Num(value=5.0))
+    rule.selector = RandomSelector(k=4, where=empty)
+    (w,) = _select(RecipeIR(name="t", rules=[rule])).warnings
+    assert w.code == "W321"
