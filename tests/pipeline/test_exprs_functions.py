@@ -15,6 +15,7 @@ from steerlang.pipeline.statistics import FeatureStatsAccumulator
 from steerlang.pipeline.stats_table import StatsTable
 from steerlang.plan import (
     Action,
+    And,
     Compare,
     Fn,
     IdsSelector,
@@ -190,3 +191,29 @@ def test_corr_not_is_exactly_minus_corr() -> None:
         ia, _ = select_rule_vectorised(_rule(WhereSelector(where=a)), table, {})
         ib, _ = select_rule_vectorised(_rule(WhereSelector(where=b)), table, {})
         assert ia.tolist() == ib.tolist()
+
+
+def test_steerability_sweep_is_not_narrowed_under_rank_or_quantile() -> None:
+    """The sweep skips features that fail a cheap conjunct; with `rank`/`quantile` every
+    feature's steerability changes the others' values, so nothing may be skipped."""
+    from steerlang.pipeline.steer_pass import steer_units_needed
+
+    cheap = Compare(op=">", left=Stat(fn="freq"), right=Num(value=0.15))
+    steer = Stat(fn="steerability")
+    tables = {(7, "resid_post", "all"): TABLE}
+
+    def needed(cond: object) -> object:
+        where = WhereSelector(where=And(args=[cheap, cond]))  # type: ignore[list-item]
+        ir = RecipeIR(name="t", rules=[_rule(where)])
+        return steer_units_needed(ir, (7, "resid_post"), tables)
+
+    plain = needed(Compare(op=">", left=steer, right=Num(value=0.1)))
+    assert plain is not None and plain.tolist() == [2, 3, 4]
+    ranked = Compare(op="<=", left=Fn(fn="rank", args=[steer]), right=Num(value=2.0))
+    assert needed(ranked) is None
+    q = Fn(fn="quantile", args=[steer, Num(value=0.9)])
+    assert needed(Compare(op=">", left=steer, right=q)) is None
+    # row-by-row functions keep the narrowing
+    assert (
+        needed(Compare(op=">", left=Fn(fn="abs", args=[steer]), right=Num(value=0.1))) is not None
+    )
