@@ -196,8 +196,8 @@ def test_a_switched_off_arm_overrides_nothing() -> None:
     assert res.diagnostics == [], res.render()
     # both arms on, with different edits: a real overlap
     both = ARMS.replace('arm == "random"', 'arm != "x"').replace(
-        "suppress random 5 features where freq() > 0 and arm != \"x\"",
-        "clamp random 5 features where freq() > 0 and arm != \"x\" to 1",
+        'suppress random 5 features where freq() > 0 and arm != "x"',
+        'clamp random 5 features where freq() > 0 and arm != "x" to 1',
     )
     assert "clamp random" in both
     res = compile_text(HEAD + both, "r.steer")

@@ -217,3 +217,17 @@ def test_steerability_sweep_is_not_narrowed_under_rank_or_quantile() -> None:
     assert (
         needed(Compare(op=">", left=Fn(fn="abs", args=[steer]), right=Num(value=0.1))) is not None
     )
+
+
+@pytest.mark.parametrize("place", [["0", "1", "1", "0"], [0, 1, 1, 0]])
+def test_math_functions_in_concepts_over_columns(place: list) -> None:
+    from steerlang.pipeline.statistics import evaluate_concepts
+    from steerlang.plan import Arith, Column
+
+    far = Compare(
+        op=">",
+        left=Fn(fn="abs", args=[Arith(op="-", left=Column(name="place"), right=Num(value=1.0))]),
+        right=Num(value=0.0),
+    )
+    got = evaluate_concepts({"far": far}, lambda n: place, 4)
+    assert got["far"].tolist() == [True, False, False, True]
