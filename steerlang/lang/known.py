@@ -63,7 +63,7 @@ FUNCTIONS: dict[str, str] = {
     "min": "min(A, B): the smaller of A and B, feature by feature (NaN if either is NaN)",
     "max": "max(A, B): the larger of A and B, feature by feature (NaN if either is NaN); "
     "max() with no argument is the statistic",
-    "log": "log(E): the natural logarithm of E; NaN where E <= 0, so never selected",
+    "log": "log(E): the natural logarithm of E; NaN where E <= 0 (every comparison with NaN is false)",
     "quantile": "quantile(E, q): the q-quantile of E over every feature at the rule's site "
     "(q a number in [0, 1]; linear interpolation, NaN left out)",
     "rank": "rank(E): E's rank among every feature at the rule's site, 1 for the largest, "

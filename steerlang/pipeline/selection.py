@@ -467,7 +467,7 @@ def _coverage_warning(
 
 def control_warnings(rule: Rule, res: RuleSiteResult) -> list[SelectionWarning]:
     """W324 when `random K` has fewer than K candidates but some (it takes them all); W325 when a
-    `log` met values <= 0 (NaN there: those features are never selected by that part)."""
+    `log` met values <= 0 (NaN there: every comparison with them is false, `top` skips them)."""
     out: list[SelectionWarning] = []
     where = f"layer {res.layer} {res.site}"
     # No candidate at all is W321 (or an arm switched off by its params): not repeated here.
@@ -480,7 +480,7 @@ def control_warnings(rule: Rule, res: RuleSiteResult) -> list[SelectionWarning]:
     if res.domain_nan:
         msg = (
             f"rule `{rule.name}` takes `log` of a value <= 0 for {res.domain_nan} feature "
-            f"value(s) at {where}; those are NaN and never selected"
+            f"value(s) at {where}; those are NaN, so every comparison with them is false"
         )
         out.append(SelectionWarning(rule.name, res.layer, res.site, msg, code="W325"))
     return out

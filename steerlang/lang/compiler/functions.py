@@ -139,7 +139,7 @@ def _check_log(st: CompileState, a: ast.Expr) -> bool:
         a.span,
         label="not positive" if pname is None else f"`{pname}` is {fmt(value)}",
         help="take the log of a positive number; over features, values <= 0 give NaN "
-        "(never selected)",
+        "(every comparison with NaN is false)",
     )
     return False
 
