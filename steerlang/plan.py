@@ -156,12 +156,27 @@ class Not(_Model):
     arg: Expr
 
 
+# Functions of expressions (docs/language.md §5.3). abs/min/max/log act row by row; rank and
+# quantile look at the whole column: every feature at the rule's site.
+FnName = Literal["abs", "min", "max", "log", "quantile", "rank"]
+FN_NAMES: tuple[str, ...] = ("abs", "min", "max", "log", "quantile", "rank")
+
+
+class Fn(_Model):
+    """`abs(E)`, `min(A, B)`, `max(A, B)`, `log(E)` (NaN where E <= 0), `quantile(E, q)` (the
+    q-quantile of E over the site's features), `rank(E)` (1 = the largest E)."""
+
+    kind: Literal["fn"] = "fn"
+    fn: FnName
+    args: list[Expr]
+
+
 Expr = Annotated[
-    Num | Str | Bool | ParamRef | Stat | Column | Compare | Arith | Neg | And | Or | Not,
+    Num | Str | Bool | ParamRef | Stat | Column | Compare | Arith | Neg | And | Or | Not | Fn,
     Field(discriminator="kind"),
 ]
 
-for _m in (Compare, Arith, Neg, And, Or, Not):
+for _m in (Compare, Arith, Neg, And, Or, Not, Fn):
     _m.model_rebuild()
 
 
@@ -177,10 +192,13 @@ class Scope(_Model):
 
 
 class Action(_Model):
-    """suppress: a'=0; clamp: a'=v; scale: a'=k*a; add: a'=a+v; mean_ablate: a'=mean on stats split."""
+    """suppress: a'=0; clamp: a'=v; scale: a'=k*a; add: a'=a+v; mean_ablate: a'=mean on stats split.
+
+    A `Stat` value (`clamp SEL to mean(c)`) is a per-feature target: each feature gets its own
+    value of that statistic."""
 
     op: ActionOp
-    value: Num | ParamRef | None = Field(default=None, discriminator="kind")
+    value: Num | ParamRef | Stat | None = Field(default=None, discriminator="kind")
 
 
 class WhereSelector(_Model):
@@ -203,7 +221,19 @@ class IdsSelector(_Model):
     ids: list[int]
 
 
-Selector = Annotated[WhereSelector | TopSelector | IdsSelector, Field(discriminator="kind")]
+class RandomSelector(_Model):
+    """`random K features [where P]`: K features drawn uniformly without replacement from
+    those satisfying P, seeded by the `seed` setting, the rule's index, the layer and the site
+    (pipeline/selection.py, `random_draw`), so every run draws the same features."""
+
+    kind: Literal["random"] = "random"
+    k: int | ParamRef
+    where: Expr | None = None
+
+
+Selector = Annotated[
+    WhereSelector | TopSelector | IdsSelector | RandomSelector, Field(discriminator="kind")
+]
 
 
 class Rule(_Model):

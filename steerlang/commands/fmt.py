@@ -1,6 +1,8 @@
 """`steer fmt FILE… [--check|--diff]`: rewrite recipes in canonical form.
 
-Formatting is idempotent, keeps every comment and never changes meaning: before a file is
+A file that `steer check` rejects is left alone: its errors are printed and the exit status is
+1, so formatting never hides a broken recipe. Formatting is idempotent, keeps every comment and
+never changes meaning: before a file is
 written, the formatted text must parse to the same tree, format to itself again and keep every
 comment (see `steerlang.lang.api.format_text`). Files are replaced atomically. `-` reads
 stdin and writes stdout.
@@ -68,6 +70,22 @@ def _meaning_changed(
     return None
 
 
+def _check_errors(
+    text: str, label: str | None, allow_include_outside: bool, color: bool
+) -> str | None:
+    """A file `steer check` rejects is not formatted: its errors go to stderr and the reason
+    comes back (None when it compiles; warnings do not stop formatting)."""
+    from steerlang.lang.api import compile_text, render_diagnostics
+
+    res = compile_text(text, label, allow_include_outside=allow_include_outside)
+    errors = [d for d in res.diagnostics if d.is_error]
+    if not errors:
+        return None
+    write(sys.stderr, render_diagnostics(errors, res.sources, color=color))
+    n = len(errors)
+    return f"`steer check` reports {n} error{'s' if n != 1 else ''}; fix {'them' if n != 1 else 'it'} first"
+
+
 def _no_spans(x: object) -> object:
     if isinstance(x, dict):
         return {k: _no_spans(v) for k, v in x.items() if k not in ("span", "source_hash")}
@@ -97,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
             status = 1
             continue
         label = None if path == "-" else path
+        refused = _check_errors(text, label, args.allow_include_outside, color)
+        if refused:
+            print(f"error: {path} was not formatted: {refused}", file=sys.stderr)
+            status = 1
+            continue
         try:
             out = format_text(text, label)
         except FormatError as e:

@@ -23,13 +23,21 @@ from steerlang.lang import ast
 from steerlang.lang.compiler.sources import read_recipe_file
 from steerlang.lang.completion import accepted_at
 from steerlang.lang.incremental import ParseCache
-from steerlang.lang.known import ACTIONS, SETTING_DOCS, SITE_DOCS, STAT_FUNCTIONS, TOKEN_SCOPES
+from steerlang.lang.known import (
+    ACTIONS,
+    FUNCTIONS,
+    SETTING_DOCS,
+    SITE_DOCS,
+    STAT_FUNCTIONS,
+    TOKEN_SCOPES,
+)
 from steerlang.lang.lexer import KEYWORDS
 from steerlang.lang.parser import parse
 from steerlang.lang.render import diagnostics_to_json, render_diagnostics
 
 __all__ = [
     "ACTIONS",
+    "FUNCTIONS",
     "KEYWORDS",
     "SETTING_DOCS",
     "SITE_DOCS",
@@ -314,6 +322,8 @@ def symbols(text: str, path: str | None = None) -> list[Symbol]:
                 exprs.append(sel.where)
             elif isinstance(sel, ast.TopSel):
                 exprs.extend((sel.k, sel.by, sel.where))
+            elif isinstance(sel, ast.RandomSel):
+                exprs.extend((sel.k, sel.where))
         for e in exprs:
             for n in _names_in(e):
                 sym = by_name.get(n.name)

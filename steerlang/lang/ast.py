@@ -166,14 +166,23 @@ class IdsSel:
     span: SourceSpan | None = _span()
 
 
-Selector = WhereSel | TopSel | IdsSel
+@dataclass
+class RandomSel:
+    """`random K features [where P]`: a seeded uniform draw (the control of a selection)."""
+
+    k: Expr  # Num (integer) or Name (param)
+    where: Expr | None
+    span: SourceSpan | None = _span()
+
+
+Selector = WhereSel | TopSel | IdsSel | RandomSel
 
 
 @dataclass
 class Action:
     op: str  # suppress | clamp | scale | add | mean_ablate (plan.ACTION_OPS)
     selector: Selector
-    value: Expr | None = None  # Num, -Num or Name
+    value: Expr | None = None  # Num, -Num, Name, or Call (a per-feature target: `mean(c)`)
     # The verb as written (`clamp` or `set` both mean clamp); fmt keeps the user's word.
     word: str = field(default="", compare=False, repr=False)
     span: SourceSpan | None = _span()
@@ -338,6 +347,8 @@ def stmt_exprs(s: Stmt) -> list[Expr]:
             out.extend(x for x in (sel.k, sel.by, sel.where) if x is not None)
         elif isinstance(sel, IdsSel):
             out.extend(_item_names(sel.items))
+        elif isinstance(sel, RandomSel):
+            out.extend(x for x in (sel.k, sel.where) if x is not None)
         return out
     if isinstance(s, SaeDecl):
         return _item_names(s.layers)

@@ -415,8 +415,8 @@ Fixed:
     ),
     "E203": (
         "top count must be positive",
-        """`top K features` and `bottom K features` select K features; K must be a whole number
-of at least 1 (directly or through a param).
+        """`top K features`, `bottom K features` and `random K features` select K features; K
+must be a whole number of at least 1 (directly or through a param).
 
 Erroneous:
 
@@ -598,6 +598,57 @@ Fixed:
 """,
     ),
     # ---------------------------------------------------------------- W3xx lints
+    "E220": (
+        "log of a non-positive number",
+        """`log(E)` is the natural logarithm, defined for positive numbers only. When E is a
+constant (a number, a param, or arithmetic on them) that is zero or negative, the expression
+has no value and the recipe is rejected. Over features, `log` of a value <= 0 is NaN: such a
+feature fails every comparison and is never ranked, and `steer run` warns (W325) with the
+number of features affected.
+
+Erroneous:
+
+    param floor = 0
+    at layer 7 suppress features where log(max()) > log(floor)
+
+Fixed:
+
+    param floor = 0.01
+    at layer 7 suppress features where log(max()) > log(floor)
+""",
+    ),
+    "E221": (
+        "invalid quantile level",
+        """`quantile(E, q)` is the q-quantile of E over every feature at the rule's site
+(numpy's linear interpolation, NaN values left out). The level q must be one number between 0
+and 1, written as a number or a numeric param; a per-feature expression is not a level.
+
+Erroneous:
+
+    at layer 7 suppress features where corr(water) > quantile(corr(water), 99)
+
+Fixed:
+
+    at layer 7 suppress features where corr(water) > quantile(corr(water), 0.99)
+""",
+    ),
+    "E222": (
+        "invalid per-feature target",
+        """`clamp SEL to mean(c)` (also `set … to`) sets each selected feature to its own value
+of a statistic: `mean()`, `mean(c)`, `mean(not c)` or `max()`. Only `clamp`/`set` take such a
+target (`scale` takes a factor and `add` an amount, both one number), and only those
+statistics are activation values a feature can be set to.
+
+Erroneous:
+
+    at layer 7 scale features where corr(water) > 0.3 by mean(water)
+    at layer 7 clamp features where corr(water) > 0.3 to corr(water)
+
+Fixed:
+
+    at layer 7 clamp features where corr(water) > 0.3 to mean(not water)
+""",
+    ),
     "W301": (
         "unused param",
         """A param is declared but never used, so overriding it with `--param` would change
@@ -694,6 +745,19 @@ Example:
         "value listed twice",
         """A layer, feature id or token index appears twice in one list (for example
 `at layers 5..8, 7`), which is redundant and usually a typo.
+""",
+    ),
+    "W323": (
+        "random draw includes features that never fire",
+        """`random K features` without `where` draws from every feature of the SAE, including
+features that are never active on the statistics split. Suppressing such a feature changes
+nothing, so a random control drawn from them is weaker than it looks. Draw from the features
+that can matter, with the same filter as the selection it controls.
+
+Example:
+
+    at layer 7 suppress random 10 features                       # W323
+    at layer 7 suppress random 10 features where freq() > 0      # live features only
 """,
     ),
     # ---------------------------------------------------------------- E4xx plan validation

@@ -31,6 +31,7 @@ __all__ = [
     "SITE_DOCS",
     "SPLIT_NAMES",
     "SPLIT_SETTINGS",
+    "FUNCTIONS",
     "STAT_FUNCTIONS",
     "TOKEN_SCOPES",
     "dataset_columns",
@@ -53,6 +54,20 @@ STAT_FUNCTIONS: dict[str, str] = {
     "top_concept": "top_concept(): the vocabulary word the feature promotes most (a string; "
     "needs a steerability sweep)",
     "id": "id(): the feature's index in the SAE",
+}
+
+# Functions of expressions: name -> one-line doc (steerlang/lang/compiler/functions.py checks
+# them; `max()` without arguments is the statistic above).
+FUNCTIONS: dict[str, str] = {
+    "abs": "abs(E): the absolute value of E, feature by feature",
+    "min": "min(A, B): the smaller of A and B, feature by feature (NaN if either is NaN)",
+    "max": "max(A, B): the larger of A and B, feature by feature (NaN if either is NaN); "
+    "max() with no argument is the statistic",
+    "log": "log(E): the natural logarithm of E; NaN where E <= 0 (every comparison with NaN is false)",
+    "quantile": "quantile(E, q): the q-quantile of E over every feature at the rule's site "
+    "(q a number in [0, 1]; linear interpolation, NaN left out)",
+    "rank": "rank(E): E's rank among every feature at the rule's site, 1 for the largest, "
+    "ties broken by the lower feature id",
 }
 
 # Action words -> one-line doc (the IR op is in parentheses when it differs).

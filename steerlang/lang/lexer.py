@@ -50,6 +50,7 @@ KEYWORD_TERMINALS: dict[str, str] = {
     "FEATURE": "feature",
     "TOP": "top",
     "BOTTOM": "bottom",
+    "RANDOM": "random",
     "WHERE": "where",
     "AND": "and",
     "OR": "or",

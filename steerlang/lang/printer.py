@@ -109,6 +109,13 @@ def _selector(sel: ast.Selector) -> str:
         if sel.where is not None:
             out += f" where {show_expr(sel.where)}"
         return out
+    if isinstance(sel, ast.RandomSel):
+        k = show_expr(sel.k)
+        noun = "feature" if isinstance(sel.k, ast.Num) and sel.k.value == 1 else "features"
+        out = f"random {k} {noun}"
+        if sel.where is not None:
+            out += f" where {show_expr(sel.where)}"
+        return out
     noun = "feature" if len(sel.items) == 1 and sel.items[0].hi is None else "features"
     return f"{noun} {_items(sel.items)}"
 

@@ -335,7 +335,7 @@ def _missing_selector(at: _At) -> Diagnostic | None:
         f"missing feature selector after `{at.prev}`" if at.prev else "missing feature selector",
         at.span,
         label="expected a selector" + ("" if at.is_eol else f", found {at.found}"),
-        help="write `features where …`, `top K features by …` or `feature N`",
+        help="write `features where …`, `top K features by …`, `random K features` or `feature N`",
     )
 
 

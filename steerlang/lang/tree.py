@@ -234,6 +234,10 @@ class TreeBuilder:
     def value(self, c: list) -> ast.Expr:
         return self.lit(c[0])
 
+    def target_value(self, c: list) -> ast.Call:
+        args = [a for a in c[2:-1] if isinstance(a, ast.Expr)]
+        return ast.Call(str(c[0]), args, span=self.sp(*c), func_span=token_span(self.file, c[0]))
+
     def count(self, c: list) -> ast.Expr:
         return self.lit(c[0])
 
@@ -243,6 +247,9 @@ class TreeBuilder:
     def top_selector(self, c: list) -> ast.TopSel:
         order = "asc" if getattr(c[0], "type", "") == "BOTTOM" else "desc"
         return ast.TopSel(order, c[1], c[4], c[6], span=self.sp(*c))
+
+    def random_selector(self, c: list) -> ast.RandomSel:
+        return ast.RandomSel(c[1], c[4], span=self.sp(*c))
 
     def ids_selector(self, c: list) -> ast.IdsSel:
         return ast.IdsSel(c[1], span=self.sp(*c))

@@ -55,10 +55,14 @@ KEYWORD_DOCS: dict[str, str] = {
     "top": "`top K features by E [where P]`: the K features with the largest E (after the "
     "optional filter P).",
     "bottom": "`bottom K features by E [where P]`: the K features with the smallest E.",
+    "random": "`random K features [where P]`: K features drawn uniformly from those satisfying "
+    "P, seeded by `set seed = N` (default 0), the rule's index, the layer and the site, so "
+    "every run draws the same ones; the control of a targeted selection.",
     "where": "`where P`: a predicate over per-feature statistics, e.g. `corr(water) > 0.3`.",
     "and": "boolean and (binds tighter than `or`).",
     "or": "boolean or (binds loosest).",
-    "not": "boolean negation; `mean(not c)` is the mean activation where concept c does not hold.",
+    "not": "boolean negation; `mean(not c)` is the mean activation where concept c does not "
+    "hold, and `corr(not c)` = -`corr(c)`.",
     "true": "the boolean constant true.",
     "false": "the boolean constant false.",
 }
@@ -74,6 +78,18 @@ _STAT_COLUMN: dict[str, str] = {
     "top_concept": "top_concept",
     "id": "id",
 }
+
+
+def function_definition(name: str, one_line: str) -> str:
+    """Markdown for a function of expressions (`abs`, `min`, `max`, `log`, `quantile`, `rank`)."""
+    lines = [f"**{name}** (function)", "", one_line]
+    if name in ("quantile", "rank"):
+        lines += [
+            "",
+            "Computed over every feature at the rule's site (not only those passing the rest "
+            "of the predicate); not available in concept definitions.",
+        ]
+    return "\n".join(lines)
 
 
 def stat_definition(name: str, one_line: str) -> str:

@@ -33,7 +33,7 @@ from steerlang.lang.known import (
     SETTING_CHOICES,
     model_depth,
 )
-from steerlang.lsp.docs import KEYWORD_DOCS, stat_definition
+from steerlang.lsp.docs import KEYWORD_DOCS, function_definition, stat_definition
 from steerlang.lsp.documents import Document, EditorFiles
 from steerlang.lsp.positions import Encoding, LineIndex
 from steerlang.plan import SETTING_DEFAULTS
@@ -405,6 +405,11 @@ def hover_at(
     after = text[end:].lstrip(" \t")
     prev = before[-1] if before else None
 
+    if after.startswith("(") and word in api.FUNCTIONS:
+        md = function_definition(word, api.FUNCTIONS[word])
+        if word in api.STAT_FUNCTIONS:  # `max`: the statistic too
+            md = stat_definition(word, api.STAT_FUNCTIONS[word]) + "\n\n---\n\n" + md
+        return HoverInfo(start, end, md)
     if after.startswith("(") and word in api.STAT_FUNCTIONS:
         return HoverInfo(start, end, stat_definition(word, api.STAT_FUNCTIONS[word]))
     if prev == "site" and word in api.SITE_DOCS:
@@ -615,7 +620,11 @@ def _name_completions(
 
     out: list[Completion] = []
     res = analyse(text, path, n_layers=n_layers, read_file=read_file, cache=cache)
-    in_call = prev == "(" or prev == "not" and len(before) >= 2 and before[-2] == "("
+    # Inside `corr(` / `mean(` only concepts fit; inside `abs(`, `rank(`, ... any number does.
+    call_at = len(before) - 1 if prev == "(" else len(before) - 2
+    in_call = (prev == "(" or prev == "not" and len(before) >= 2 and before[-2] == "(") and (
+        call_at < 1 or before[call_at - 1] in ("corr", "mean")
+    )
     for name, (kind, detail, _span) in sorted(_names_in_scope(text, path, res, cache).items()):
         if in_call and kind != "concept":
             continue
@@ -631,6 +640,20 @@ def _name_completions(
                     stat_definition(fn, doc),
                     insert_text=f"{fn}($1)" if not doc.startswith(f"{fn}()") else f"{fn}()",
                     snippet=not doc.startswith(f"{fn}()"),
+                    sort="4",
+                )
+            )
+        for fn, doc in api.FUNCTIONS.items():
+            if fn in api.STAT_FUNCTIONS:
+                continue  # `max`: offered once, as the statistic
+            out.append(
+                Completion(
+                    fn,
+                    "function",
+                    doc.split(":", 1)[0],
+                    function_definition(fn, doc),
+                    insert_text=f"{fn}($1)",
+                    snippet=True,
                     sort="4",
                 )
             )

@@ -14,7 +14,14 @@ the same everywhere (docs/running.md, "Selection semantics"):
 - literals and params have one value (`leaf_value`);
 - comparisons follow IEEE: anything compared with NaN is false (so `not (x > t)` is true);
 - arithmetic is float64 and division follows IEEE (x/0 = +-inf, 0/0 = NaN), never an error;
-- a string never takes part in arithmetic.
+- a string never takes part in arithmetic;
+- `abs`, `min`, `max` act row by row (`min`/`max` propagate NaN); `log` is the natural
+  logarithm, NaN where its argument is <= 0 (so a comparison with it is false and `top` never
+  ranks it), and the evaluator counts those rows in `domain_nan` for a warning;
+- `rank(E)` and `quantile(E, q)` look at the whole column (every row: every feature at the
+  site): rank 1 is the largest E, ties broken by the lower row (feature id), NaN rows get NaN
+  and are not ranked; `quantile` is numpy's linear-interpolation quantile over the non-NaN
+  rows (NaN when none).
 
 Two options differ between statistics tables and dataset columns, because the data differ:
 - `text_columns`: dataset columns come from CSV and folder names, so a numeric column compared
@@ -39,6 +46,7 @@ from steerlang.plan import (
     Bool,
     Column,
     Compare,
+    Fn,
     Neg,
     Not,
     Num,
@@ -116,7 +124,7 @@ def stats_in(expr: Any) -> list[Stat]:
             walk(e.right)
         elif isinstance(e, Neg | Not):
             walk(e.arg)
-        elif isinstance(e, And | Or):
+        elif isinstance(e, And | Or | Fn):
             for a in e.args:
                 walk(a)
 
@@ -203,6 +211,8 @@ class Evaluator:
         self.strict_logic = strict_logic
         self.eps = eps
         self._loosen = True  # flips under each `not` when eps is set
+        # Rows where `log` met a value <= 0 (NaN there), summed over the calls evaluated.
+        self.domain_nan = 0
 
     def __call__(self, e: Any) -> Any:
         v = leaf_value(e, self.params)
@@ -225,6 +235,8 @@ class Evaluator:
             return self._connective(e)
         if isinstance(e, Not):
             return self._not(e)
+        if isinstance(e, Fn):
+            return self._function(e)
         raise ExpressionError(f"{self.label}: cannot evaluate expression {e!r}")
 
     def mask(self, e: Any) -> np.ndarray:
@@ -260,6 +272,44 @@ class Evaluator:
             close = np.abs(la - ra) <= self.eps
         out = (exact | close) if self._loosen else (exact & ~close)
         return out if out.ndim else bool(out)
+
+    def _function(self, e: Fn) -> Any:
+        what = f"`{e.fn}`"
+        args = [np.asarray(_num(self(a), what), dtype=np.float64) for a in e.args]
+        if e.fn in ("rank", "quantile"):
+            return self._column_function(e, args)
+        with np.errstate(all="ignore"):
+            if e.fn == "abs":
+                out = np.abs(args[0])
+            elif e.fn == "min":
+                out = np.minimum(args[0], args[1])
+            elif e.fn == "max":
+                out = np.maximum(args[0], args[1])
+            else:  # log
+                x = args[0]
+                bad = ~(x > 0) & ~np.isnan(x)
+                self.domain_nan += int(np.count_nonzero(bad))
+                out = np.where(x > 0, np.log(np.where(x > 0, x, 1.0)), np.nan)
+        return out if out.ndim else float(out)
+
+    def _column_function(self, e: Fn, args: list[np.ndarray]) -> Any:
+        col = args[0] if args[0].ndim else np.full(self.n_rows, float(args[0]))
+        if e.fn == "rank":
+            ok = ~np.isnan(col)
+            idx = np.flatnonzero(ok)
+            order = idx[np.lexsort((idx, -col[idx]))]
+            out = np.full(col.shape, np.nan)
+            out[order] = np.arange(1, len(order) + 1, dtype=np.float64)
+            return out
+        q = args[1]
+        if q.ndim or not 0.0 <= float(q) <= 1.0:
+            raise ExpressionError(
+                f"{self.label}: the level of `quantile` must be one number in [0, 1], "
+                f"got {q if q.ndim else float(q)}",
+                help="write e.g. quantile(corr(c), 0.99), or pass a param in [0, 1]",
+            )
+        vals = col[~np.isnan(col)]
+        return float(np.quantile(vals, float(q))) if len(vals) else float("nan")
 
     def _exact(self) -> Evaluator:
         return Evaluator(

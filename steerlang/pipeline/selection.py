@@ -4,6 +4,9 @@ Each rule is evaluated once per site over whole statistics columns (`pipeline/ex
 docstring states the expression semantics); this module adds what rules mean on top:
 - `top K by E [where P]` ranks the candidates satisfying P by E (descending, or ascending for
   `bottom`), breaking ties by the lower feature id; features whose E is NaN are never ranked;
+- `random K features [where P]` draws K of the candidates satisfying P with the seeded draw of
+  `pipeline/random_draw.py`; a per-feature target (`clamp … to mean(c)`) gives each feature
+  its own value of that statistic;
 - rules apply in file order; a later rule replaces an earlier rule's edit on the same
   (layer, site, feature) and the replacement is recorded as an `Override`;
 - `steer explain` gets, per rule and site, the statistic values of what was selected and the
@@ -23,6 +26,7 @@ import numpy as np
 from steerlang.errors import SteerError
 from steerlang.facts import SITE_KINDS
 from steerlang.pipeline.exprs import Evaluator, numeric_constant, param_value, stats_in
+from steerlang.pipeline.random_draw import random_draw
 from steerlang.pipeline.stats_table import StatisticsError, StatsTable, tokens_key
 from steerlang.pipeline.strength import ranked
 from steerlang.plan import (
@@ -36,6 +40,7 @@ from steerlang.plan import (
     Or,
     Override,
     ParamRef,
+    RandomSelector,
     RecipeIR,
     Rule,
     SitePlan,
@@ -67,8 +72,13 @@ def rule_stats(rule: Rule) -> list[Stat]:
         found = stats_in(sel.by)
         keys = {stat_key(s) for s in found}
         found += [s for s in stats_in(sel.where) if stat_key(s) not in keys]
+    elif isinstance(sel, RandomSelector):
+        found = stats_in(sel.where)
     if rule.action.op == "mean_ablate" and "mean" not in {stat_key(s) for s in found}:
         found.append(Stat(fn="mean"))
+    target = rule.action.value
+    if isinstance(target, Stat) and stat_key(target) not in {stat_key(s) for s in found}:
+        found.append(target)
     return found
 
 
@@ -116,6 +126,8 @@ class RuleSiteResult:
     ranked: list[int] = field(default_factory=list)
     lost_to: dict[int, str] = field(default_factory=dict)  # feature -> later winning rule
     thresholds: list[dict[str, Any]] = field(default_factory=list)
+    domain_nan: int = 0  # features where a `log` met a value <= 0 (NaN there)
+    drawn: int | None = None  # `random K`: the K asked for
 
     def strongest(self) -> list[int]:
         """The selected features, strongest first (`ranked`, else the selection order)."""
@@ -178,15 +190,51 @@ class SelectionResult:
 
 
 def select_rule_vectorised(
-    rule: Rule, table: StatsTable, params: Mapping[str, Any]
+    rule: Rule,
+    table: StatsTable,
+    params: Mapping[str, Any],
+    *,
+    layer: int = 0,
+    seed: int = 0,
+    notes: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Selected feature ids (in rank order for `top`, ascending otherwise) and the
-    `where`-candidate mask, for a rule whose selector is `where` or `top`."""
+    `where`-candidate mask, for a rule whose selector is `where`, `top` or `random` (drawn
+    with `seed` for this rule at `layer`). `notes`, when given, receives `domain_nan` (rows
+    where a `log` met a value <= 0)."""
     ev = rule_evaluator(table, params, rule.name)
+    try:
+        return _select_with(ev, rule, table, params, layer=layer, seed=seed)
+    finally:
+        if notes is not None:
+            notes["domain_nan"] = ev.domain_nan
+
+
+def _select_with(
+    ev: Evaluator,
+    rule: Rule,
+    table: StatsTable,
+    params: Mapping[str, Any],
+    *,
+    layer: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
     sel = rule.selector
     if isinstance(sel, WhereSelector):
         m = ev.mask(sel.where)
         return np.flatnonzero(m), m
+    if isinstance(sel, RandomSelector):
+        k = _top_k(sel.k, params, rule.name)
+        cand = ev.mask(sel.where) if sel.where is not None else np.ones(table.n_features, bool)
+        ids = random_draw(
+            np.flatnonzero(cand),
+            k,
+            seed=seed,
+            rule_index=rule.index,
+            layer=layer,
+            site=rule.scope.site,
+        )
+        return ids, cand
     if isinstance(sel, TopSelector):
         k = _top_k(sel.k, params, rule.name)
         cand = ev.mask(sel.where) if sel.where is not None else np.ones(table.n_features, bool)
@@ -226,6 +274,8 @@ def action_value(rule: Rule, params: Mapping[str, Any]) -> float | None:
                 help=f"pass a number, e.g. --param {val.name}=0.5",
             )
         return float(v)
+    if isinstance(val, Stat):
+        return None  # a per-feature target: each feature's value comes from the table
     return float(val.value)
 
 
@@ -247,7 +297,11 @@ TableLookup = Callable[[int, str, Any], StatsTable | None]
 
 
 def needs_stats(rule: Rule) -> bool:
-    return not isinstance(rule.selector, IdsSelector) or rule.action.op == "mean_ablate"
+    return (
+        not isinstance(rule.selector, IdsSelector)
+        or rule.action.op == "mean_ablate"
+        or isinstance(rule.action.value, Stat)
+    )
 
 
 def select(
@@ -264,16 +318,18 @@ def select(
     edits = _Edits()
     per_rule: list[RuleSiteResult] = []
     warnings: list[SelectionWarning] = []
+    seed = int(ir.setting("seed"))
     for rule in sorted(ir.rules, key=lambda r: r.index):
         value = action_value(rule, ir.params)
         for layer in rule.scope.layers:
             info = _site_info(rule, layer, sites)
             table = _rule_table(rule, layer, info, lookup)
-            res = _select_at_site(rule, layer, info, table, ir.params, near_miss_eps)
+            res = _select_at_site(rule, layer, info, table, ir.params, near_miss_eps, seed=seed)
             per_rule.append(res)
-            warning = _coverage_warning(rule, res)
+            warning = _coverage_warning(rule, res, ir.params)
             if warning is not None:
                 warnings.append(warning)
+            warnings.extend(control_warnings(rule, res))
             edits.apply(rule, res, value, table)
     edits.mark_winners(per_rule)
     plan = InterventionPlan(
@@ -329,6 +385,8 @@ def _select_at_site(
     table: StatsTable | None,
     params: Mapping[str, Any],
     near_miss_eps: float,
+    *,
+    seed: int = 0,
 ) -> RuleSiteResult:
     """What the rule selects at one site, with the values and near misses explain shows."""
     keys = [stat_key(s) for s in rule_stats(rule)]
@@ -344,7 +402,8 @@ def _select_at_site(
         n_cand = info.d_sae
     else:
         assert table is not None
-        ids, cand = select_rule_vectorised(rule, table, params)
+        notes: dict[str, int] = {}
+        ids, cand = select_rule_vectorised(rule, table, params, layer=layer, seed=seed, notes=notes)
         chosen = [int(i) for i in ids]
         n_cand = int(cand.sum())
     res = RuleSiteResult(
@@ -358,6 +417,10 @@ def _select_at_site(
         candidates=n_cand,
         stats=keys,
     )
+    if not isinstance(rule.selector, IdsSelector):
+        res.domain_nan = notes.get("domain_nan", 0)
+    if isinstance(rule.selector, RandomSelector):
+        res.drawn = _top_k(rule.selector.k, params, rule.name)
     if table is not None:
         ev = rule_evaluator(table, params, rule.name)
         res.ranked = ranked(rule, chosen, ev, table.n_features)
@@ -369,18 +432,64 @@ def _select_at_site(
     return res
 
 
-def _coverage_warning(rule: Rule, res: RuleSiteResult) -> SelectionWarning | None:
+def switched_off(rule: Rule, params: Mapping[str, Any]) -> bool:
+    """The rule's `where` has a conjunct over params and literals only that is false, e.g.
+    `arm == "random"` while `arm` is "targeted": it selects nothing on purpose."""
+    sel = rule.selector
+    where = sel.where if isinstance(sel, WhereSelector | TopSelector | RandomSelector) else None
+    if where is None:
+        return False
+
+    def no_data(e: Stat | Column) -> Any:
+        raise SelectionError("reads data")
+
+    ev = Evaluator(no_data, params, 1, label=f"rule `{rule.name}`")
+    for c in where.args if isinstance(where, And) else [where]:
+        try:
+            if stats_in(c) == [] and ev(c) is False:
+                return True
+        except SteerError:
+            continue
+    return False
+
+
+def _coverage_warning(
+    rule: Rule, res: RuleSiteResult, params: Mapping[str, Any] | None = None
+) -> SelectionWarning | None:
     """W321 / W322 when a predicate selects no feature or every feature at a site."""
     if isinstance(rule.selector, IdsSelector):
         return None
     where = f"layer {res.layer} {res.site}"
     if not res.selected:
+        if params is not None and switched_off(rule, params):
+            return None  # an experiment arm that is not running (docs/language.md §4.3)
         msg = f"rule `{rule.name}` selects no features at {where}"
         return SelectionWarning(rule.name, res.layer, res.site, msg, code="W321")
     if len(res.selected) == res.n_features and res.n_features > 1:
         msg = f"rule `{rule.name}` selects every feature ({res.n_features}) at {where}"
         return SelectionWarning(rule.name, res.layer, res.site, msg, code="W322")
     return None
+
+
+def control_warnings(rule: Rule, res: RuleSiteResult) -> list[SelectionWarning]:
+    """W324 when `random K` has fewer than K candidates but some (it takes them all); W325 when a
+    `log` met values <= 0 (NaN there: every comparison with them is false, `top` skips them)."""
+    out: list[SelectionWarning] = []
+    where = f"layer {res.layer} {res.site}"
+    # No candidate at all is W321 (or an arm switched off by its params): not repeated here.
+    if res.drawn is not None and 0 < res.candidates < res.drawn:
+        msg = (
+            f"rule `{rule.name}` draws {res.drawn} random features but only "
+            f"{res.candidates} satisfy its `where` at {where}: it selects all {res.candidates}"
+        )
+        out.append(SelectionWarning(rule.name, res.layer, res.site, msg, code="W324"))
+    if res.domain_nan:
+        msg = (
+            f"rule `{rule.name}` takes `log` of a value <= 0 for {res.domain_nan} feature "
+            f"value(s) at {where}; those are NaN, so every comparison with them is false"
+        )
+        out.append(SelectionWarning(rule.name, res.layer, res.site, msg, code="W325"))
+    return out
 
 
 @dataclass
@@ -399,6 +508,9 @@ class _Edits:
             if rule.action.op == "mean_ablate":
                 assert table is not None
                 value_f = float(table.column("mean")[f])
+            elif isinstance(rule.action.value, Stat):
+                assert table is not None
+                value_f = float(table.column(stat_key(rule.action.value))[f])
             else:
                 value_f = value
             if k in self.edits:
@@ -528,7 +640,7 @@ def _near_misses(
     """Features that just missed the rule (within eps of a threshold, or ranked just below
     a `top K` cut), closest first, and the rule's `stat OP constant` thresholds."""
     sel = rule.selector
-    where = sel.where if isinstance(sel, WhereSelector | TopSelector) else None
+    where = sel.where if isinstance(sel, WhereSelector | TopSelector | RandomSelector) else None
     keys = [stat_key(s) for s in rule_stats(rule)]
     thresholds = [
         {"stat": k, "op": c.op, "threshold": t}

@@ -33,7 +33,7 @@ from steerlang.pipeline.steerability import (
     sweep,
     text_embeddings,
 )
-from steerlang.plan import And, RecipeIR, TopSelector, WhereSelector
+from steerlang.plan import And, Fn, RandomSelector, RecipeIR, TopSelector, WhereSelector
 
 log = logging.getLogger("steerlang.run")
 
@@ -52,6 +52,23 @@ def steer_sites(ir: RecipeIR) -> dict[tuple[int, str], list[str]]:
             cur = out.setdefault((layer, r.scope.site), [])
             cur.extend(w for w in words if w not in cur)
     return out
+
+
+def reads_whole_column(sel: Any) -> bool:
+    """The selector uses `rank` or `quantile`, whose value for one feature depends on every
+    feature's: skipping features in the sweep would change them."""
+    stack = [getattr(sel, "where", None), getattr(sel, "by", None)]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, Fn):
+            if e.fn in ("rank", "quantile"):
+                return True
+            stack.extend(e.args)
+        elif e is not None and hasattr(e, "args"):
+            stack.extend(e.args)
+        elif e is not None:
+            stack.extend(getattr(e, f, None) for f in ("left", "right", "arg"))
+    return False
 
 
 def steer_units_needed(
@@ -73,8 +90,8 @@ def steer_units_needed(
         if not any(s.fn in STEER_FNS for s in rule_stats(r)):
             continue
         sel = r.selector
-        where = sel.where if isinstance(sel, WhereSelector | TopSelector) else None
-        if where is None:
+        where = sel.where if isinstance(sel, WhereSelector | TopSelector | RandomSelector) else None
+        if where is None or reads_whole_column(sel):
             return None
         conj = list(where.args) if isinstance(where, And) else [where]
         cheap = [c for c in conj if not any(s.fn in STEER_FNS for s in stats_in(c))]

@@ -58,7 +58,21 @@ STRINGS = st.text(
 )
 FUNCS = (
     st.sampled_from(
-        ["corr", "mean", "freq", "max", "steerability", "promotes", "top_concept", "id"]
+        [
+            "corr",
+            "mean",
+            "freq",
+            "max",
+            "steerability",
+            "promotes",
+            "top_concept",
+            "id",
+            "abs",
+            "min",
+            "log",
+            "quantile",
+            "rank",
+        ]
     )
     | NAMES
 )
@@ -103,6 +117,8 @@ def _value(names: st.SearchStrategy[str]) -> st.SearchStrategy[ast.Expr]:
         NUMBERS,
         NUMBERS.map(lambda n: ast.Unary("-", n)),
         names.map(ast.Name),
+        # a per-feature target: `to mean(c)`, `to mean(not c)`, `to mean()`
+        st.builds(ast.Call, FUNCS, st.lists(exprs(names), max_size=1)),
     )
 
 
@@ -118,6 +134,11 @@ def selectors(names: st.SearchStrategy[str] = NAMES) -> st.SearchStrategy:
             st.none() | e,
         ),
         st.builds(ast.IdsSel, st.lists(INT_ITEMS, min_size=1, max_size=4)),
+        st.builds(
+            ast.RandomSel,
+            st.one_of(st.integers(0, 10**6).map(ast.Num), names.map(ast.Name)),
+            st.none() | e,
+        ),
     )
 
 
@@ -201,10 +222,27 @@ def scoped_recipes(draw: st.DrawFn, names: st.SearchStrategy[str] = NAMES_WITH_K
                 ast.Ident(c), ast.Binary("==", ast.Name("place"), ast.Num(draw(st.integers(0, 1))))
             )
         )
-    stat = st.one_of(
+    base_stat = st.one_of(
         st.sampled_from(cnames).map(lambda c: ast.Call("corr", [ast.Name(c)])),
+        st.sampled_from(cnames).map(lambda c: ast.Call("corr", [ast.Unary("not", ast.Name(c))])),
         st.sampled_from(cnames).map(lambda c: ast.Call("mean", [ast.Unary("not", ast.Name(c))])),
         st.just(ast.Call("freq", [])),
+    )
+    level = st.floats(0, 1).map(lambda v: ast.Num(round(v, 2)))
+    stat = st.one_of(
+        base_stat,
+        base_stat.map(lambda s: ast.Call("abs", [s])),
+        base_stat.map(lambda s: ast.Call("log", [s])),
+        base_stat.map(lambda s: ast.Call("rank", [s])),
+        st.builds(lambda a, b: ast.Call("min", [a, b]), base_stat, base_stat),
+        st.builds(lambda a, b: ast.Call("max", [a, b]), base_stat, base_stat),
+        st.builds(lambda a, q: ast.Call("quantile", [a, q]), base_stat, level),
+    )
+    target = st.one_of(
+        st.just(ast.Call("mean", [])),
+        st.just(ast.Call("max", [])),
+        st.sampled_from(cnames).map(lambda c: ast.Call("mean", [ast.Name(c)])),
+        st.sampled_from(cnames).map(lambda c: ast.Call("mean", [ast.Unary("not", ast.Name(c))])),
     )
     threshold = st.one_of(
         st.sampled_from(pnames).map(ast.Name),
@@ -221,11 +259,19 @@ def scoped_recipes(draw: st.DrawFn, names: st.SearchStrategy[str] = NAMES_WITH_K
     )
     for i in range(draw(st.integers(1, 3))):
         rule_name = draw(st.none() | names)
+        kind = draw(st.sampled_from(["where", "random", "target"]))
+        if kind == "random":
+            k = draw(st.integers(1, 50).map(ast.Num))
+            action = ast.Action("suppress", ast.RandomSel(k, draw(pred)))
+        elif kind == "target":
+            action = ast.Action("clamp", ast.WhereSel(draw(pred)), draw(target), word="clamp")
+        else:
+            action = ast.Action("suppress", ast.WhereSel(draw(pred)))
         stmts.append(
             ast.RuleDecl(
                 ast.Ident(f"{rule_name}") if rule_name else None,
                 ast.Scope([ast.IntItem(i)], []),
-                ast.Action("suppress", ast.WhereSel(draw(pred))),
+                action,
             )
         )
     return show_recipe(ast.Recipe(None, ast.Header(1), stmts))

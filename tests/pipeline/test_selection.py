@@ -22,6 +22,7 @@ from steerlang.plan import (
     And,
     Arith,
     Compare,
+    Fn,
     IdsSelector,
     Neg,
     Not,
@@ -95,6 +96,15 @@ num_expr = st.recursive(
     lambda c: st.one_of(
         st.builds(Arith, op=st.sampled_from(["+", "-", "*", "/"]), left=c, right=c),
         st.builds(Neg, arg=c),
+        st.builds(
+            Fn, fn=st.sampled_from(["abs", "log", "rank"]), args=st.lists(c, min_size=1, max_size=1)
+        ),
+        st.builds(Fn, fn=st.sampled_from(["min", "max"]), args=st.lists(c, min_size=2, max_size=2)),
+        st.builds(
+            lambda a, q: Fn(fn="quantile", args=[a, Num(value=q)]),
+            c,
+            st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9, 1.0]),
+        ),
     ),
     max_leaves=3,
 )

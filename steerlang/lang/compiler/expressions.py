@@ -13,6 +13,7 @@ from collections.abc import Callable
 from steerlang.diagnostics import Edit, SourceSpan
 from steerlang.errors import did_you_mean
 from steerlang.lang import ast
+from steerlang.lang.compiler import functions
 from steerlang.lang.compiler.bounds import STAT_ARITY, check_contradiction, check_range, flatten
 from steerlang.lang.compiler.state import CompileState
 from steerlang.lang.compiler.values import TYPE_WORDS, literal_ir, param_type
@@ -80,6 +81,8 @@ def _concept_expr(st: CompileState, e: ast.Expr, owner: str) -> tuple[dict | Non
         if check_column(st, n, e.span, "column"):
             return {"kind": "column", "name": n}, "col"
         return None, "?"
+    if isinstance(e, ast.Call) and functions.is_function_call(e):
+        return functions.check_call(st, e, lambda x: _concept_expr(st, x, owner), concept=True)
     if isinstance(e, ast.Call):
         st.emit(
             "E204",
@@ -301,8 +304,11 @@ def name_value(st: CompileState, e: ast.Name) -> tuple[dict | None, str]:
 
 def _call(st: CompileState, e: ast.Call) -> tuple[dict | None, str]:
     fn = e.func
+    if functions.is_function_call(e):
+        return functions.check_call(st, e, lambda x: pred(st, x))
     if fn not in STAT_FUNCTIONS:
-        guess = None if fn in KEYWORDS else did_you_mean(fn, list(STAT_FUNCTIONS))
+        known = [*STAT_FUNCTIONS, *(f for f in functions.FUNCTION_ARITY if f not in STAT_FUNCTIONS)]
+        guess = None if fn in KEYWORDS else did_you_mean(fn, known)
         st.emit(
             "E102",
             f"unknown function `{fn}`",
@@ -312,7 +318,10 @@ def _call(st: CompileState, e: ast.Call) -> tuple[dict | None, str]:
             if guess
             else f"`{fn}` is a reserved word, not a function"
             if fn in KEYWORDS
-            else "statistics are " + ", ".join(f"`{f}`" for f in STAT_FUNCTIONS),
+            else "statistics are "
+            + ", ".join(f"`{f}`" for f in STAT_FUNCTIONS)
+            + "; functions are "
+            + ", ".join(f"`{f}`" for f in functions.FUNCTION_ARITY),
             fix=Edit(e.func_span, guess) if guess and e.func_span else None,
         )
         for a in e.args:  # still resolve arguments so their names count as used
@@ -342,7 +351,7 @@ def _call(st: CompileState, e: ast.Call) -> tuple[dict | None, str]:
             return {"kind": "stat", "fn": fn}, t
         a = e.args[0]
         negated = False
-        if fn == "mean" and isinstance(a, ast.Unary) and a.op == "not":
+        if isinstance(a, ast.Unary) and a.op == "not":
             negated = True
             a = a.arg
         concept = _concept_arg(st, fn, a)
@@ -378,7 +387,7 @@ def _call(st: CompileState, e: ast.Call) -> tuple[dict | None, str]:
 
 def _concept_arg(st: CompileState, fn: str, a: ast.Expr) -> str | None:
     if not isinstance(a, ast.Name):
-        what = "`not CONCEPT`" if fn == "mean" else "a concept"
+        what = "a concept or `not CONCEPT`"
         st.emit(
             "E206",
             f"`{fn}` takes a concept name",

@@ -7,6 +7,7 @@ from typing import Any
 
 from steerlang.lang import ast
 from steerlang.lang.compiler.bounds import bound, contradiction, flatten
+from steerlang.lang.compiler.functions import switched_off
 from steerlang.lang.compiler.int_params import item_values
 from steerlang.lang.compiler.state import CompileState
 
@@ -45,7 +46,9 @@ def lint_overlaps(st: CompileState) -> None:
     disjointness test is the hot loop of a large recipe's check."""
     if st.syntax_errors:
         return
-    rules = st.rule_irs
+    # A rule switched off by its params (`where arm == "random"` while arm is "targeted")
+    # selects nothing, so it overrides nothing (steerlang/lang/compiler/functions.py).
+    rules = [r for r in st.rule_irs if not switched_off(st, where_of(r[1].action.selector))]
     facts = [_selector_facts(st, s) for _i, s, _r in rules]
     memo: dict[tuple, bool] = {}
     by_site: dict[tuple[int, str], list[int]] = {}
@@ -125,6 +128,6 @@ def same_edit(a: dict, b: dict) -> bool:
 def where_of(sel: Any) -> ast.Expr | None:
     if isinstance(sel, ast.WhereSel):
         return sel.where
-    if isinstance(sel, ast.TopSel):
+    if isinstance(sel, ast.TopSel | ast.RandomSel):
         return sel.where
     return None

@@ -10,6 +10,7 @@ from typing import Any
 
 from steerlang.diagnostics import Edit
 from steerlang.lang import ast
+from steerlang.lang.compiler import functions
 from steerlang.lang.compiler.expressions import mark_used_in_broken, name_value, pred
 from steerlang.lang.compiler.int_params import layer_param_out_of_range, resolve_item
 from steerlang.lang.compiler.state import CompileState, ir_span
@@ -173,6 +174,14 @@ def _selector(st: CompileState, sel: ast.Selector) -> dict:
             if wt not in ("bool", "?"):
                 _not_condition(st, sel.where, wt)
         return {"kind": "top", "k": k_ir, "by": by, "where": where, "order": sel.order}
+    if isinstance(sel, ast.RandomSel):
+        return functions.check_random(
+            st,
+            sel,
+            lambda k: name_value(st, k),
+            lambda x: pred(st, x),
+            lambda x, t: _not_condition(st, x, t),
+        )
     return {"kind": "ids", "ids": int_items(st, sel.items, "feature")}
 
 
@@ -192,6 +201,8 @@ def _not_condition(st: CompileState, e: ast.Expr, t: str) -> None:
 def _action_value(st: CompileState, act: ast.Action) -> dict | None:
     v = act.value
     assert v is not None
+    if isinstance(v, ast.Call):
+        return functions.check_target(st, act, v, lambda x: pred(st, x))
     if isinstance(v, ast.Name):
         if v.name not in st.params:
             name_value(st, v)
