@@ -150,9 +150,16 @@ def compile_file(
     """`compile_text` on a file read from disk (UTF-8). Raises `SteerError` if it cannot be read."""
     from steerlang.errors import SteerError
 
+    from steerlang.lang.compiler.sources import NotARecipeFile
+
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        # regular files only, at most `sources.MAX_BYTES`: a FIFO would block, /dev/zero fill
+        # the memory
+        text = read_recipe_file(path)
+    except NotARecipeFile as e:
+        raise SteerError(
+            f"cannot check {path}: it is {e.what}", help="pass a recipe file (.steer)"
+        ) from None
     except FileNotFoundError:
         raise SteerError(f"no such file: {path}", help="check the path") from None
     except IsADirectoryError:

@@ -196,7 +196,7 @@ def completion(comp: _Completer, stack: list[int], end_state: int) -> list[str] 
             sim.append(gotos[sim[-1]][origin])
 
     for _ in range(4 * len(stack) + 64):
-        if _shifts(actions, gotos, sim, "_NL", end_state):
+        if "_NL" in actions[sim[-1]] and _shifts(actions, gotos, sim, "_NL", end_state):
             return out
         best = comp.best.get(sim[-1])
         if best is None:
@@ -334,8 +334,10 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
             acc = None
         if not header_fixed:
             if acc is None:
-                acc = accepted(actions, gotos, state_stack, end_state)
-            if "STEER" in acc:
+                has_steer = _shifts(actions, gotos, state_stack, "STEER", end_state)
+            else:
+                has_steer = "STEER" in acc
+            if has_steer:
                 # Missing header: pretend `steer 1` was there and go on with this token, so a
                 # file without a header gets exactly one error.
                 header_fixed = True

@@ -88,6 +88,9 @@ class CompileState:
     recipes: dict[str | None, ast.Recipe] = field(default_factory=dict)
     file_order: list[str | None] = field(default_factory=list)
     origin_of_file: dict[str | None, Origin] = field(default_factory=dict)
+    # every file read, by its path with symbolic links resolved: `a.steer` and `self/a.steer`
+    # through a link `self -> .` are one file (cycles and repeats are found by these)
+    real_paths: set[str] = field(default_factory=set)
     items: list[Item] = field(default_factory=list)
     syntax_errors: bool = False  # also set by statements nested too deeply (lints are skipped)
     # -- declarations
