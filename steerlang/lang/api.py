@@ -25,6 +25,7 @@ from steerlang.lang.completion import accepted_at
 from steerlang.lang.incremental import ParseCache
 from steerlang.lang.known import ACTIONS, SETTING_DOCS, SITE_DOCS, STAT_FUNCTIONS, TOKEN_SCOPES
 from steerlang.lang.lexer import KEYWORDS
+from steerlang.lang.limits import MAX_TEXT_CHARS
 from steerlang.lang.parser import parse
 from steerlang.lang.render import diagnostics_to_json, render_diagnostics
 
@@ -123,12 +124,27 @@ def compile_text(
         include_root=include_root,
         allow_include_outside=allow_include_outside,
     )
+    if len(text) > MAX_TEXT_CHARS:
+        d = Diagnostic(
+            "E115",
+            "error",
+            f"recipe is {len(text):,} characters long, more than {MAX_TEXT_CHARS:,}",
+            None,
+            help="split it into several recipes (a recipe is a few kilobytes)",
+            notes=[f"in {path or '<input>'}"],
+        )
+        return CompileResult(None, [d], {path: ""})
     try:
         out = compile_source(text, path, options)
-    except RecursionError as e:
-        d = _internal_error(e, path)
-        d.message = "recipe is nested too deeply to compile"
-        d.help = "split deeply nested expressions"
+    except RecursionError:
+        d = Diagnostic(
+            "E119",
+            "error",
+            "recipe is nested too deeply to compile",
+            None,
+            help="split deeply nested expressions and chains of concepts",
+            notes=[f"while compiling {path or '<input>'}"],
+        )
         return CompileResult(None, [d], {path: text})
     except Exception as e:  # the compiler must never raise for user input
         if os.environ.get("STEERLANG_DEBUG"):
@@ -149,7 +165,6 @@ def compile_file(
 ) -> CompileResult:
     """`compile_text` on a file read from disk (UTF-8). Raises `SteerError` if it cannot be read."""
     from steerlang.errors import SteerError
-
     from steerlang.lang.compiler.sources import NotARecipeFile
 
     try:

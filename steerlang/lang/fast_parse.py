@@ -23,6 +23,7 @@ from lark.lexer import Token
 
 from steerlang.lang import ast
 from steerlang.lang.lexer import KEYWORD_BY_WORD, PUNCT_BY_TEXT, TOKEN_RE
+from steerlang.lang.limits import MAX_BRACKETS, MAX_NUMBER_CHARS
 
 # (the Lark parser the tables were read from, the tables)
 _TABLES: tuple[Any, Any] | None = None
@@ -81,6 +82,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
     kw = KEYWORD_BY_WORD
     punct = PUNCT_BY_TEXT
     pos, line, line_start, n = 0, 1, 0, len(src)
+    depth = 0  # brackets open on this line (past `MAX_BRACKETS`: the recovering parser's E011)
     while True:
         # -- the next token (`$END` after the last one)
         tok: Any = None
@@ -103,6 +105,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                 line += 1
                 line_start = pos + 1
                 pos += 1
+                depth = 0
             else:
                 if kind == "WORD":
                     ttype = kw.get(value)
@@ -111,6 +114,8 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                         if "-" in value:
                             return None
                 elif kind == "NUM":
+                    if len(value) > MAX_NUMBER_CHARS:
+                        return None
                     if "INT" in acts and "NUMBER" not in acts:
                         if not value.isdigit():
                             return None
@@ -121,6 +126,12 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                     ttype = "STRING"
                 else:
                     ttype = punct[value]
+                    if ttype == "LPAR" or ttype == "LSQB":
+                        depth += 1
+                        if depth > MAX_BRACKETS:
+                            return None
+                    elif ttype == "RPAR" or ttype == "RSQB":
+                        depth -= 1
                 stop = pos + len(value)
                 tok = new_token(ttype, value, pos, line, col, line, stop - line_start + 1, stop)
                 pos = stop

@@ -34,7 +34,8 @@ from lark.lexer import Token
 from steerlang.lang import ast
 from steerlang.lang.fast_parse import _tables
 from steerlang.lang.lexer import INT_RE, KEYWORD_BY_WORD, PUNCT_BY_TEXT, TOKEN_RE
-from steerlang.lang.syntax_errors import SyntaxProblem
+from steerlang.lang.limits import MAX_BRACKETS, MAX_NUMBER_CHARS
+from steerlang.lang.syntax_errors import LimitProblem, SyntaxProblem
 
 _NO_LINE = 10**9
 
@@ -171,9 +172,7 @@ def _shifts(actions: Any, gotos: Any, stack: list[int], ttype: str, end_state: i
 def accepted(actions: Any, gotos: Any, stack: list[int], end_state: int) -> frozenset[str]:
     """The terminals the parser accepts on `stack` (what Lark's `InteractiveParser.accepts`
     computes by copying the parser once per terminal)."""
-    return frozenset(
-        t for t in actions[stack[-1]] if _shifts(actions, gotos, stack, t, end_state)
-    )
+    return frozenset(t for t in actions[stack[-1]] if _shifts(actions, gotos, stack, t, end_state))
 
 
 def completion(comp: _Completer, stack: list[int], end_state: int) -> list[str] | None:
@@ -237,6 +236,13 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
     punct = PUNCT_BY_TEXT
     pos, line, line_start, n = 0, 1, 0, len(src)
     tok_line = 1  # the line of the last token (where Lark puts the end marker)
+    depth = 0  # brackets open on this line
+
+    def limit(problem: LimitProblem) -> None:
+        nonlocal last_line
+        if line != last_line:
+            errors.append(SyntaxProblem(problem, frozenset(), line))
+            last_line = line
 
     def feed(tok: Any, ttype: str) -> Any:
         """Feed one token. Returns the recipe when `$END` completes it, False when the token
@@ -293,6 +299,7 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
             continue
         col = pos - line_start + 1
         acts = actions[state_stack[-1]]
+        width = 0
         if kind == "NL":
             ttype = "_NL"
             tok = Token(ttype, value, pos, line, col, line + 1, 1, pos + 1)
@@ -300,6 +307,7 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
             line += 1
             line_start = pos + 1
             pos += 1
+            depth = 0
         else:
             if kind == "WORD":
                 ttype = kw.get(value)
@@ -308,6 +316,19 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
                 if ttype == "NAME" and "-" in value:  # `mean-ablate` where no action fits
                     value = "mean"
             elif kind == "NUM":
+                if len(value) > MAX_NUMBER_CHARS:
+                    limit(
+                        LimitProblem(
+                            "E012",
+                            f"number literal is {len(value):,} characters long",
+                            f"longer than {MAX_NUMBER_CHARS} characters",
+                            "write a shorter number (exponent notation: `1e6`)",
+                            pos,
+                            pos + len(value),
+                        )
+                    )
+                    width = len(value)  # the token keeps its place; its value is a stand-in
+                    value = "0"
                 if "INT" in acts and "NUMBER" not in acts:
                     value = INT_RE.match(value).group()  # type: ignore[union-attr]
                     ttype = "INT"
@@ -317,7 +338,26 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
                 ttype = "STRING"
             else:
                 ttype = punct[value]
-            stop = pos + len(value)
+                if ttype == "LPAR" or ttype == "LSQB":
+                    depth += 1
+                    if depth > MAX_BRACKETS:
+                        limit(
+                            LimitProblem(
+                                "E011",
+                                f"brackets nested more than {MAX_BRACKETS} deep",
+                                f"bracket {depth} opened while {depth - 1} are open",
+                                "split the expression into concepts or several rules",
+                                pos,
+                                pos + 1,
+                            )
+                        )
+                        # the rest of the line is not read: the newline ends the statement
+                        nl = src.find("\n", pos)
+                        pos = n - 1 if nl < 0 else nl
+                        continue
+                elif ttype == "RPAR" or ttype == "RSQB":
+                    depth -= 1
+            stop = pos + (width or len(value))
             tok = Token(ttype, value, pos, line, col, line, stop - line_start + 1, stop)
             tok_line = line
             pos = stop

@@ -17,6 +17,7 @@ from steerlang.lang.compiler.state import CompileState, Concept, Origin, Param
 from steerlang.lang.compiler.values import literal, type_phrase
 from steerlang.lang.known import ATTACK_COLUMNS, dataset_columns, model_depth
 from steerlang.lang.lexer import KEYWORDS
+from steerlang.lang.limits import MAX_RULES
 
 # Statements a recipe has at most one of, and the word that starts each.
 _SINGLE_WORDS: dict[type, str] = {
@@ -66,6 +67,17 @@ def declare(st: CompileState) -> None:
             check_setting(st, s, setting_spans)
         elif isinstance(s, ast.RuleDecl):
             index = len(st.rules)
+            if index == MAX_RULES:
+                st.emit(
+                    "E117",
+                    f"more than {MAX_RULES:,} rules",
+                    s.span,
+                    label="this rule and the ones after it are not checked",
+                    help="split the recipe into several recipes",
+                )
+            if index >= MAX_RULES:
+                s.broken = True
+                continue
             st.rules.append((index, s))
             if s.name is not None and not s.broken:
                 _declare_rule_name(st, s.name, rule_names)

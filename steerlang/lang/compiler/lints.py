@@ -137,7 +137,14 @@ def lint_overlaps(st: CompileState) -> None:
                 continue
             _oi, os_, orr = rules[other]
             _ji, js, jr = rules[pos]
-            span = next((it.span for it in js.scope.layers if layer in it.values()), js.scope.span)
+            span = next(
+                (
+                    it.span
+                    for it in js.scope.layers
+                    if it.lo <= layer <= (it.lo if it.hi is None else it.hi)
+                ),
+                js.scope.span,
+            )
             st.emit(
                 "W303",
                 f"rule `{jr['name']}` may override rule `{orr['name']}` on layer {layer} ({site})",

@@ -13,6 +13,8 @@ from steerlang.lang import ast
 from steerlang.lang.compiler.expressions import mark_used_in_broken, name_value, pred
 from steerlang.lang.compiler.state import CompileState, ir_span
 from steerlang.lang.compiler.values import TYPE_WORDS, literal, type_phrase
+from steerlang.lang.limits import MAX_RANGE_VALUES
+from steerlang.lang.spans import join
 
 
 def check_rules(st: CompileState) -> None:
@@ -28,6 +30,8 @@ def check_rules(st: CompileState) -> None:
 def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -> list[int]:
     out: list[int] = []
     seen: set[int] = set()
+    if too_many_values(st, items, what):
+        return out
     for it in items:
         if it.hi is not None and it.hi < it.lo:
             st.emit(
@@ -39,8 +43,7 @@ def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -
                 fix=Edit(it.span, f"{it.hi}..{it.lo}") if it.span else None,
             )
             continue
-        vals = it.values()
-        if what == "layer" and st.n_layers is not None and vals[-1] >= st.n_layers:
+        if what == "layer" and st.n_layers is not None and (it.hi or it.lo) >= st.n_layers:
             last = st.n_layers - 1
             source = (
                 f"`--layers {st.n_layers}`"
@@ -60,6 +63,7 @@ def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -
                 help=f"layers for this model are 0..{last}",
             )
             continue
+        vals = it.values()
         dup = [v for v in vals if v in seen]
         if dup:
             st.emit(
@@ -74,6 +78,30 @@ def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -
                 seen.add(v)
                 out.append(v)
     return out
+
+
+def count_values(items: list[ast.IntItem]) -> int:
+    """How many values a list of numbers and ranges names (repeats counted), without listing them."""
+    return sum(1 if it.hi is None else max(0, it.hi - it.lo + 1) for it in items)
+
+
+def too_many_values(st: CompileState, items: list[ast.IntItem], what: str) -> bool:
+    """E116: a list of layers, token indices or feature ids naming more than
+    `MAX_RANGE_VALUES` values (each would be listed in memory, and in the IR)."""
+    n = count_values(items)
+    if n <= MAX_RANGE_VALUES:
+        return False
+    span = join(items[0].span, items[-1].span) if items else None
+    st.emit(
+        "E116",
+        f"this {what} list names {n:,} values",
+        span,
+        label=f"more than {MAX_RANGE_VALUES:,}",
+        help="select features with `features where …` or `top K features by …`"
+        if what == "feature"
+        else f"list at most {MAX_RANGE_VALUES:,} values",
+    )
+    return True
 
 
 def _given_twice(st: CompileState, what: str, span: Any, first: Any) -> None:
