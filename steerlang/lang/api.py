@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steerlang.diagnostics import Diagnostic, SourceSpan
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.compiler.sources import read_recipe_file
 from steerlang.lang.completion import accepted_at
 from steerlang.lang.incremental import ParseCache
 from steerlang.lang.known import ACTIONS, SETTING_DOCS, SITE_DOCS, STAT_FUNCTIONS, TOKEN_SCOPES
 from steerlang.lang.lexer import KEYWORDS
-from steerlang.lang.limits import MAX_TEXT_CHARS
 from steerlang.lang.parser import parse
 from steerlang.lang.render import diagnostics_to_json, render_diagnostics
 
@@ -124,11 +123,11 @@ def compile_text(
         include_root=include_root,
         allow_include_outside=allow_include_outside,
     )
-    if len(text) > MAX_TEXT_CHARS:
+    if len(text) > limits.MAX_TEXT_CHARS:
         d = Diagnostic(
             "E115",
             "error",
-            f"recipe is {len(text):,} characters long, more than {MAX_TEXT_CHARS:,}",
+            f"recipe is {len(text):,} characters long, more than {limits.MAX_TEXT_CHARS:,}",
             None,
             help="split it into several recipes (a recipe is a few kilobytes)",
             notes=[f"in {path or '<input>'}"],

@@ -21,9 +21,8 @@ from typing import Any
 
 from lark.lexer import Token
 
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.lexer import KEYWORD_BY_WORD, PUNCT_BY_TEXT, TOKEN_RE
-from steerlang.lang.limits import MAX_BRACKETS, MAX_NUMBER_CHARS
 
 # (the Lark parser the tables were read from, the tables)
 _TABLES: tuple[Any, Any] | None = None
@@ -82,7 +81,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
     kw = KEYWORD_BY_WORD
     punct = PUNCT_BY_TEXT
     pos, line, line_start, n = 0, 1, 0, len(src)
-    depth = 0  # brackets open on this line (past `MAX_BRACKETS`: the recovering parser's E011)
+    depth = 0  # brackets open on this line (past `limits.MAX_BRACKETS`: E011, see recovery)
     while True:
         # -- the next token (`$END` after the last one)
         tok: Any = None
@@ -114,7 +113,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                         if "-" in value:
                             return None
                 elif kind == "NUM":
-                    if len(value) > MAX_NUMBER_CHARS:
+                    if len(value) > limits.MAX_NUMBER_CHARS:
                         return None
                     if "INT" in acts and "NUMBER" not in acts:
                         if not value.isdigit():
@@ -128,7 +127,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                     ttype = punct[value]
                     if ttype == "LPAR" or ttype == "LSQB":
                         depth += 1
-                        if depth > MAX_BRACKETS:
+                        if depth > limits.MAX_BRACKETS:
                             return None
                     elif ttype == "RPAR" or ttype == "RSQB":
                         depth -= 1

@@ -31,10 +31,9 @@ from typing import Any
 from lark.exceptions import UnexpectedCharacters
 from lark.lexer import Token
 
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.fast_parse import _tables
 from steerlang.lang.lexer import INT_RE, KEYWORD_BY_WORD, PUNCT_BY_TEXT, TOKEN_RE
-from steerlang.lang.limits import MAX_BRACKETS, MAX_NUMBER_CHARS
 from steerlang.lang.syntax_errors import LimitProblem, SyntaxProblem
 
 _NO_LINE = 10**9
@@ -316,12 +315,12 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
                 if ttype == "NAME" and "-" in value:  # `mean-ablate` where no action fits
                     value = "mean"
             elif kind == "NUM":
-                if len(value) > MAX_NUMBER_CHARS:
+                if len(value) > limits.MAX_NUMBER_CHARS:
                     limit(
                         LimitProblem(
                             "E012",
                             f"number literal is {len(value):,} characters long",
-                            f"longer than {MAX_NUMBER_CHARS} characters",
+                            f"longer than {limits.MAX_NUMBER_CHARS} characters",
                             "write a shorter number (exponent notation: `1e6`)",
                             pos,
                             pos + len(value),
@@ -340,11 +339,11 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
                 ttype = punct[value]
                 if ttype == "LPAR" or ttype == "LSQB":
                     depth += 1
-                    if depth > MAX_BRACKETS:
+                    if depth > limits.MAX_BRACKETS:
                         limit(
                             LimitProblem(
                                 "E011",
-                                f"brackets nested more than {MAX_BRACKETS} deep",
+                                f"brackets nested more than {limits.MAX_BRACKETS} deep",
                                 f"bracket {depth} opened while {depth - 1} are open",
                                 "split the expression into concepts or several rules",
                                 pos,

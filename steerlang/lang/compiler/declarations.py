@@ -11,13 +11,12 @@ import math
 
 from steerlang.diagnostics import SourceSpan
 from steerlang.errors import did_you_mean
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.compiler.settings import check_setting
 from steerlang.lang.compiler.state import CompileState, Concept, Origin, Param
 from steerlang.lang.compiler.values import literal, type_phrase
 from steerlang.lang.known import ATTACK_COLUMNS, dataset_columns, model_depth
 from steerlang.lang.lexer import KEYWORDS
-from steerlang.lang.limits import MAX_RULES
 
 # Statements a recipe has at most one of, and the word that starts each.
 _SINGLE_WORDS: dict[type, str] = {
@@ -54,6 +53,7 @@ def declare(st: CompileState) -> None:
     """Collect declarations in order; report duplicates and reserved words."""
     setting_spans: dict[str, SourceSpan | None] = {}
     rule_names: dict[str, SourceSpan | None] = {}
+    too_many = False  # E117 reported
     for item in st.items:
         s = item.stmt
         word = _SINGLE_WORDS.get(type(s))
@@ -67,15 +67,16 @@ def declare(st: CompileState) -> None:
             check_setting(st, s, setting_spans)
         elif isinstance(s, ast.RuleDecl):
             index = len(st.rules)
-            if index == MAX_RULES:
+            if index >= limits.MAX_RULES and not too_many:
+                too_many = True
                 st.emit(
                     "E117",
-                    f"more than {MAX_RULES:,} rules",
+                    f"more than {limits.MAX_RULES:,} rules",
                     s.span,
                     label="this rule and the ones after it are not checked",
                     help="split the recipe into several recipes",
                 )
-            if index >= MAX_RULES:
+            if index >= limits.MAX_RULES:
                 s.broken = True
                 continue
             st.rules.append((index, s))

@@ -13,13 +13,12 @@ from typing import Any
 
 from steerlang.diagnostics import Edit, SourceSpan
 from steerlang.errors import did_you_mean
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.compiler.bounds import STAT_ARITY, check_contradiction, check_range, flatten
 from steerlang.lang.compiler.state import CompileState
 from steerlang.lang.compiler.values import TYPE_WORDS, literal_ir, param_type
 from steerlang.lang.known import ATTACK_COLUMNS, STAT_FUNCTIONS
 from steerlang.lang.lexer import KEYWORDS
-from steerlang.lang.limits import MAX_CONCEPT_DEPTH, MAX_CONCEPT_NODES
 
 
 def resolve_concepts(st: CompileState) -> None:
@@ -37,7 +36,7 @@ def resolve_concept(st: CompileState, name: str) -> dict | None:
         return None
     c.state = "busy"
     assert c.decl is not None
-    if st.concept_depth >= MAX_CONCEPT_DEPTH:
+    if st.concept_depth >= limits.MAX_CONCEPT_DEPTH:
         # resolving is recursive: a chain of 10,000 concepts ran out of Python's stack (E499)
         c.state = "done"
         if st.concept_depth_reported:
@@ -45,9 +44,9 @@ def resolve_concept(st: CompileState, name: str) -> dict | None:
         st.concept_depth_reported = True
         st.emit(
             "E118",
-            f"concepts refer to concepts more than {MAX_CONCEPT_DEPTH} levels deep",
+            f"concepts refer to concepts more than {limits.MAX_CONCEPT_DEPTH} levels deep",
             c.span,
-            label=f"`{name}` is reached through {MAX_CONCEPT_DEPTH} other concepts",
+            label=f"`{name}` is reached through {limits.MAX_CONCEPT_DEPTH} other concepts",
             help="define the concept from dataset columns directly",
         )
         return None
@@ -64,10 +63,12 @@ def resolve_concept(st: CompileState, name: str) -> dict | None:
         problem = None
         if depth > ast.MAX_DEPTH:
             problem = f"more than {ast.MAX_DEPTH} levels deep"
-        elif size > MAX_CONCEPT_NODES:
-            problem = f"more than {MAX_CONCEPT_NODES:,} terms"
-        elif st.concept_nodes > MAX_CONCEPT_NODES * 10:
-            problem = f"all concepts together have more than {MAX_CONCEPT_NODES * 10:,} terms"
+        elif size > limits.MAX_CONCEPT_NODES:
+            problem = f"more than {limits.MAX_CONCEPT_NODES:,} terms"
+        elif st.concept_nodes > limits.MAX_CONCEPT_NODES * 10:
+            problem = (
+                f"all concepts together have more than {limits.MAX_CONCEPT_NODES * 10:,} terms"
+            )
         if problem is not None:
             if not st.concept_size_reported:
                 st.concept_size_reported = True
@@ -99,7 +100,7 @@ def resolve_concept(st: CompileState, name: str) -> dict | None:
 
 def expanded_size(st: CompileState, ir: Any) -> tuple[int, int]:
     """(nodes, depth) of an IR expression written out in full (a shared sub-tree counted once
-    per use; nodes capped just past `MAX_CONCEPT_NODES`). Memoised for the whole compile by
+    per use; nodes capped just past `limits.MAX_CONCEPT_NODES`). Memoised for the whole compile by
     node identity (the memo holds the nodes, so an identity is never reused), so sizing every
     concept costs time linear in the distinct nodes."""
     memo = st.ir_sizes
@@ -115,7 +116,7 @@ def expanded_size(st: CompileState, ir: Any) -> tuple[int, int]:
             elif isinstance(v, list):
                 kids.extend(a for a in v if isinstance(a, dict))
         if done:
-            size = min(MAX_CONCEPT_NODES + 1, 1 + sum(memo[id(k)][1] for k in kids))
+            size = min(limits.MAX_CONCEPT_NODES + 1, 1 + sum(memo[id(k)][1] for k in kids))
             depth = 1 + max((memo[id(k)][2] for k in kids), default=0)
             memo[id(x)] = (x, size, depth)
         else:

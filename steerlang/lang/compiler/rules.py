@@ -9,11 +9,10 @@ import math
 from typing import Any
 
 from steerlang.diagnostics import Edit
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.compiler.expressions import mark_used_in_broken, name_value, pred
 from steerlang.lang.compiler.state import CompileState, ir_span
 from steerlang.lang.compiler.values import TYPE_WORDS, literal, type_phrase
-from steerlang.lang.limits import MAX_RANGE_VALUES
 from steerlang.lang.spans import join
 
 
@@ -87,19 +86,19 @@ def count_values(items: list[ast.IntItem]) -> int:
 
 def too_many_values(st: CompileState, items: list[ast.IntItem], what: str) -> bool:
     """E116: a list of layers, token indices or feature ids naming more than
-    `MAX_RANGE_VALUES` values (each would be listed in memory, and in the IR)."""
+    `limits.MAX_RANGE_VALUES` values (each would be listed in memory, and in the IR)."""
     n = count_values(items)
-    if n <= MAX_RANGE_VALUES:
+    if n <= limits.MAX_RANGE_VALUES:
         return False
     span = join(items[0].span, items[-1].span) if items else None
     st.emit(
         "E116",
         f"this {what} list names {n:,} values",
         span,
-        label=f"more than {MAX_RANGE_VALUES:,}",
+        label=f"more than {limits.MAX_RANGE_VALUES:,}",
         help="select features with `features where …` or `top K features by …`"
         if what == "feature"
-        else f"list at most {MAX_RANGE_VALUES:,} values",
+        else f"list at most {limits.MAX_RANGE_VALUES:,} values",
     )
     return True
 
