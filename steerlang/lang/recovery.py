@@ -174,8 +174,13 @@ def accepted(actions: Any, gotos: Any, stack: list[int], end_state: int) -> froz
     return frozenset(t for t in actions[stack[-1]] if _shifts(actions, gotos, stack, t, end_state))
 
 
-def completion(comp: _Completer, stack: list[int], end_state: int) -> list[str] | None:
-    """Invented terminals after which a newline is accepted on `stack` (None if none found)."""
+def completion(
+    comp: _Completer, stack: list[int], end_state: int, opens: int = 0
+) -> list[str] | None:
+    """Invented terminals after which a newline is accepted on `stack` (None if none found).
+
+    `opens` is how many brackets are open on the stack: no newline is accepted inside a bracket,
+    so the (costlier) newline test is skipped until the invented tokens closed them all."""
     actions, gotos = comp.actions, comp.gotos
     sim = list(stack)
     out: list[str] = []
@@ -194,7 +199,11 @@ def completion(comp: _Completer, stack: list[int], end_state: int) -> list[str] 
             sim.append(gotos[sim[-1]][origin])
 
     for _ in range(4 * len(stack) + 64):
-        if "_NL" in actions[sim[-1]] and _shifts(actions, gotos, sim, "_NL", end_state):
+        if (
+            opens <= 0
+            and "_NL" in actions[sim[-1]]
+            and _shifts(actions, gotos, sim, "_NL", end_state)
+        ):
             return out
         best = comp.best.get(sim[-1])
         if best is None:
@@ -215,7 +224,28 @@ def completion(comp: _Completer, stack: list[int], end_state: int) -> list[str] 
             if t == "$END" or not feed(t):
                 return None
             out.append(t)
+            if t in _CLOSE:
+                opens -= 1
+            elif t in _OPEN:
+                opens += 1
     return None
+
+
+_OPEN = frozenset({"LPAR", "LSQB"})
+_CLOSE = frozenset({"RPAR", "RSQB"})
+
+
+def _open_brackets(values: list[Any]) -> int:
+    """Brackets opened and not yet closed among the shifted tokens (a matched pair is reduced
+    to a node, or still stands as both its tokens)."""
+    n = 0
+    for v in values:
+        t = getattr(v, "type", None)
+        if t in _OPEN:
+            n += 1
+        elif t in _CLOSE:
+            n -= 1
+    return n
 
 
 def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, list[SyntaxProblem]]:
@@ -388,7 +418,8 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
                 continue
         if ttype != "_NL":
             continue  # drop the token; the line is already reported
-        steps = completion(comp, state_stack, end_state) if comp.ok else None
+        opens = _open_brackets(value_stack[max(0, line_base - 1) :])
+        steps = completion(comp, state_stack, end_state, opens) if comp.ok else None
         ok = steps is not None and all(invent(t) for t in steps)
         if not ok:
             # cannot finish the statement: drop what the line built and start afresh
