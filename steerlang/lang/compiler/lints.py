@@ -76,6 +76,11 @@ class _Site:
         self.any_where: dict[int, _First] = {}
         self.where: dict[tuple, _First] = {}
         self.where_facts: dict[tuple, tuple] = {}
+        # bounds groups by the edit of their first rule, and those holding two edits: a new
+        # rule only meets groups with an edit other than its own, so a recipe of many
+        # thresholds and one action compares nothing
+        self.where_by_edit: dict[str, list[tuple]] = {}
+        self.where_mixed: list[tuple] = []
 
     def first_conflict(self, f: tuple, edit: str, memo: dict[tuple, bool]) -> int | None:
         found: list[int | None] = [g.conflict(edit) for g in self.plain.values()]
@@ -87,9 +92,11 @@ class _Site:
             if f[1] is None:
                 found += [g.conflict(edit) for g in self.any_where.values()]
             else:
-                for key, g in self.where.items():
+                keys = [k for e, ks in self.where_by_edit.items() if e != edit for k in ks]
+                keys += [k for k in self.where_mixed if self.where[k].edit == edit]
+                for key in keys:
                     if not disjoint_facts(self.where_facts[key], f, memo):
-                        found.append(g.conflict(edit))
+                        found.append(self.where[key].conflict(edit))
         hits = [p for p in found if p is not None]
         return min(hits) if hits else None
 
@@ -102,8 +109,15 @@ class _Site:
             _note(self.plain, 0, pos, edit)
         else:
             _note(self.any_where, 0, pos, edit)
-            _note(self.where, f[2], pos, edit)
-            self.where_facts.setdefault(f[2], f)
+            g = self.where.get(f[2])
+            if g is None:
+                self.where[f[2]] = _First(pos, edit)
+                self.where_by_edit.setdefault(edit, []).append(f[2])
+                self.where_facts[f[2]] = f
+            elif g.diff is None:
+                g.add(pos, edit)
+                if g.diff is not None:
+                    self.where_mixed.append(f[2])
 
 
 def _edit_key(r: dict) -> str:
