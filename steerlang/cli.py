@@ -2,7 +2,8 @@
 `register(subparsers)`; registration must not import torch (fast start for `steer check`), so
 command modules import runtime code inside their handlers.
 
-Exit codes: 0 ok, 1 diagnostics/errors in the input, 2 usage.
+Exit codes: 0 ok, 1 diagnostics/errors in the input, 2 usage, 141 the output pipe was closed
+(`steer check … | head`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 
             init_from_env(getattr(args, "device", None))
         rc = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+    except BrokenPipeError:
+        return _reader_left()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -87,6 +91,18 @@ def main(argv: list[str] | None = None) -> int:
 
             finish()
     return int(rc or 0)
+
+
+def _reader_left() -> int:
+    """`steer check … | head`: the reader closed the pipe. Exit quietly with 141 (128 +
+    SIGPIPE, what a tool killed by the signal reports); stdout goes to /dev/null so the
+    interpreter's last flush at exit cannot raise again (the recipe in Python's `signal` docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

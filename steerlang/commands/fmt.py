@@ -97,7 +97,7 @@ def _no_spans(x: object) -> object:
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "debug", False):
         os.environ["STEERLANG_DEBUG"] = "1"  # let internal errors surface as tracebacks
-    from steerlang.lang.api import FormatError, format_text, render_diagnostics
+    from steerlang.lang.api import FormatError, format_text, read_recipe_file, render_diagnostics
 
     color = use_color(args.color, sys.stderr)
     status = 0
@@ -107,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
             if path == "-":
                 text = sys.stdin.read()
             else:
-                with open(path, encoding="utf-8", newline="") as f:
-                    text = f.read()
+                # regular files of a recipe's size only (a FIFO would block); newlines kept
+                text = read_recipe_file(path)
         except (OSError, UnicodeDecodeError) as e:
             reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else e.strerror
+            if reason is None:  # NotARecipeFile: "is a FIFO", "is larger than 4 MiB", ...
+                reason = str(e).removeprefix(f"{path} ")
             print(f"error: cannot read {path}: {reason}", file=sys.stderr)
             status = 1
             continue

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steerlang.diagnostics import Diagnostic, SourceSpan
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.compiler.sources import read_recipe_file
 from steerlang.lang.completion import accepted_at
 from steerlang.lang.incremental import ParseCache
@@ -131,12 +131,27 @@ def compile_text(
         include_root=include_root,
         allow_include_outside=allow_include_outside,
     )
+    if len(text) > limits.MAX_TEXT_CHARS:
+        d = Diagnostic(
+            "E115",
+            "error",
+            f"recipe is {len(text):,} characters long, more than {limits.MAX_TEXT_CHARS:,}",
+            None,
+            help="split it into several recipes (a recipe is a few kilobytes)",
+            notes=[f"in {path or '<input>'}"],
+        )
+        return CompileResult(None, [d], {path: ""})
     try:
         out = compile_source(text, path, options)
-    except RecursionError as e:
-        d = _internal_error(e, path)
-        d.message = "recipe is nested too deeply to compile"
-        d.help = "split deeply nested expressions"
+    except RecursionError:
+        d = Diagnostic(
+            "E119",
+            "error",
+            "recipe is nested too deeply to compile",
+            None,
+            help="split deeply nested expressions and chains of concepts",
+            notes=[f"while compiling {path or '<input>'}"],
+        )
         return CompileResult(None, [d], {path: text})
     except Exception as e:  # the compiler must never raise for user input
         if os.environ.get("STEERLANG_DEBUG"):
@@ -157,10 +172,16 @@ def compile_file(
 ) -> CompileResult:
     """`compile_text` on a file read from disk (UTF-8). Raises `SteerError` if it cannot be read."""
     from steerlang.errors import SteerError
+    from steerlang.lang.compiler.sources import NotARecipeFile
 
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        # regular files only, at most `sources.MAX_BYTES`: a FIFO would block, /dev/zero fill
+        # the memory
+        text = read_recipe_file(path)
+    except NotARecipeFile as e:
+        raise SteerError(
+            f"cannot check {path}: it is {e.what}", help="pass a recipe file (.steer)"
+        ) from None
     except FileNotFoundError:
         raise SteerError(f"no such file: {path}", help="check the path") from None
     except IsADirectoryError:

@@ -171,6 +171,34 @@ Fixed:
     at layer 7 suppress features where corr(water) > 0.3
 """,
     ),
+    "E011": (
+        "brackets nested too deeply",
+        """More than 100 brackets (`(` or `[`) are open at once on one line. No real predicate
+needs that; the limit keeps every recipe's check fast and its diagnostics readable. The rest
+of the line is not read.
+
+Erroneous:
+
+    at layer 7 suppress features where ((((((((((((((( … corr(water) > 0.3
+
+Fixed: define parts of the condition as concepts, or split it into several rules.
+""",
+    ),
+    "E012": (
+        "number literal too long",
+        """A number is written with more than 40 characters. No layer, feature id, count or
+threshold needs more digits than that (a float keeps about 17 significant digits); use
+exponent notation for very large or small values.
+
+Erroneous:
+
+    at layer 7 clamp feature 12 to 100000000000000000000000000000000000000000000
+
+Fixed:
+
+    at layer 7 clamp feature 12 to 1e44
+""",
+    ),
     # ---------------------------------------------------------------- E1xx names
     "E101": (
         "unknown concept",
@@ -380,6 +408,60 @@ Erroneous:
     include "secrets.steer"     # a file that does not start with `steer 1`
 
 Fixed: include a recipe file, or add `steer 1` at the top of the file and fix its errors.
+""",
+    ),
+    "E115": (
+        "recipe too large",
+        """A recipe has more than 4,194,304 characters (4 MiB). Recipes are a few kilobytes; a
+larger text is almost certainly not a recipe (a data file opened by mistake), and checking it
+would take long. Included files have the same limit (E114).
+
+Fixed: split the recipe into several recipes, or check the right file.
+""",
+    ),
+    "E116": (
+        "list of values too long",
+        """A list of layers, token indices or feature ids names more than 1,048,576 values
+(ranges counted by their width). Every value would be listed in memory and in the compiled
+recipe, so `features 0..100000000` alone would take gigabytes.
+
+Erroneous:
+
+    at layer 7 suppress features 0..100000000
+
+Fixed: select features by a condition instead:
+
+    at layer 7 suppress features where freq() > 0
+""",
+    ),
+    "E117": (
+        "too many rules",
+        """A recipe (with its includes) has more than 100,000 rules. The rules after the limit
+are not checked. Split the recipe into several recipes.
+""",
+    ),
+    "E118": (
+        "concepts nested too deeply",
+        """Concepts may be defined from other concepts, and the compiled recipe writes each used
+concept out in full. Concepts that refer to concepts more than 32 levels deep, or a concept
+that, written out, nests more than 100 levels or has more than 10,000 terms (all concepts
+together: 100,000), are refused: `concept c2 = c1 and c1` repeated doubles at every level.
+
+Erroneous:
+
+    concept c1 = c0 and c0
+    concept c2 = c1 and c1
+    # … 20 more levels
+
+Fixed: define each concept from dataset columns, with a few levels at most.
+""",
+    ),
+    "E119": (
+        "recipe nested too deeply to compile",
+        """Compiling this recipe ran out of Python's recursion limit. The language's own limits
+(E011, E118, E213) should make this impossible; if you see it, the recipe nests something
+those limits miss. Split nested expressions and chains of concepts, and please report the
+recipe.
 """,
     ),
     # ---------------------------------------------------------------- E2xx types and ranges

@@ -21,7 +21,7 @@ from typing import Any
 
 from lark.lexer import Token
 
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.lexer import KEYWORD_BY_WORD, PUNCT_BY_TEXT, TOKEN_RE, keeps_keyword
 
 # (the Lark parser the tables were read from, the tables)
@@ -82,6 +82,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
     punct = PUNCT_BY_TEXT
     pos, line, line_start, n = 0, 1, 0, len(src)
     prev_type: str | None = None  # the last token's type (see lexer.keeps_keyword)
+    depth = 0  # brackets open on this line (past `limits.MAX_BRACKETS`: E011, see recovery)
     while True:
         # -- the next token (`$END` after the last one)
         tok: Any = None
@@ -104,6 +105,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                 line += 1
                 line_start = pos + 1
                 pos += 1
+                depth = 0
             else:
                 if kind == "WORD":
                     ttype = kw.get(value)
@@ -114,6 +116,8 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                         if "-" in value:
                             return None
                 elif kind == "NUM":
+                    if len(value) > limits.MAX_NUMBER_CHARS:
+                        return None
                     if "INT" in acts and "NUMBER" not in acts:
                         if not value.isdigit():
                             return None
@@ -124,6 +128,12 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                     ttype = "STRING"
                 else:
                     ttype = punct[value]
+                    if ttype == "LPAR" or ttype == "LSQB":
+                        depth += 1
+                        if depth > limits.MAX_BRACKETS:
+                            return None
+                    elif ttype == "RPAR" or ttype == "RSQB":
+                        depth -= 1
                 stop = pos + len(value)
                 tok = new_token(ttype, value, pos, line, col, line, stop - line_start + 1, stop)
                 pos = stop

@@ -17,13 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from lark.exceptions import UnexpectedInput, UnexpectedToken
-from lark.lexer import Token
-
 from steerlang.diagnostics import Diagnostic
 from steerlang.lang import ast, grammar_cache
 from steerlang.lang.fast_parse import fast_parse
 from steerlang.lang.lexer import SteerLexer, find_comments
+from steerlang.lang.recovery import recovering_parse
 from steerlang.lang.spans import LineIndex
 from steerlang.lang.syntax_errors import SyntaxProblem, syntax_diagnostic
 from steerlang.lang.tree import TreeBuilder
@@ -99,105 +97,11 @@ class ParseResult:
     diagnostics: list[Diagnostic]
 
 
-def _error_line(e: Any) -> int:
-    line = getattr(e, "line", None)
-    return line if isinstance(line, int) and line > 0 else 10**9
-
-
-def _cursor(ip: Any) -> Any:
-    """A cheap copy of an interactive parser that runs no tree-building callbacks."""
-    from copy import copy
-
-    c = ip.copy(deepcopy_values=False)
-    conf = copy(c.parser_state.parse_conf)
-    conf.callbacks = {}
-    c.parser_state.parse_conf = conf
-    return c
-
-
-def _sync_to_newline(ip: Any) -> None:
-    """Feed invented tokens until a newline is acceptable: a breadth-first search over the
-    parse table on callback-free copies, then the shortest path is fed to the real parser."""
-    if "_NL" in ip.accepts():
-        return
-    start = _cursor(ip)
-    frontier: list[tuple[tuple[str, ...], Any]] = [((), start)]
-    seen = {tuple(start.parser_state.state_stack)}
-    for _ in range(12):
-        nxt = []
-        for path, p in frontier:
-            for choice in p.choices():
-                if not choice.isupper() or choice == "$END":
-                    continue
-                q = p.copy(deepcopy_values=False)
-                try:
-                    q.feed_token(Token(choice, ""))
-                except Exception:
-                    continue
-                key = tuple(q.parser_state.state_stack)
-                if key in seen:
-                    continue
-                seen.add(key)
-                if "_NL" in q.accepts():
-                    for t in (*path, choice):
-                        ip.feed_token(Token(t, ""))
-                    return
-                nxt.append(((*path, choice), q))
-        frontier = nxt
-    raise RuntimeError("syntax recovery found no way to end the statement")
-
-
-class _Recovery:
-    """Lark's `on_error` callback: records one `SyntaxProblem` per line and puts the parser
-    back on its feet at the end of the line (or after an invented `steer 1` header)."""
-
-    def __init__(self) -> None:
-        self.errors: list[SyntaxProblem] = []
-        self.last_line = -1
-        self.header_fixed = False
-
-    def __call__(self, e: Any) -> bool:
-        acc: frozenset[str] = frozenset()
-        if getattr(e, "interactive_parser", None) is not None:
-            try:
-                acc = frozenset(e.interactive_parser.accepts())
-            except Exception:
-                acc = frozenset()
-        line = _error_line(e)
-        if isinstance(e, UnexpectedToken) and e.token.type == "$END":
-            if line != self.last_line:
-                self.errors.append(SyntaxProblem(e, acc, line))
-            return False
-        if line != self.last_line:
-            self.errors.append(SyntaxProblem(e, acc, line))
-            self.last_line = line
-        if isinstance(e, UnexpectedToken):
-            ip = e.interactive_parser
-            if "STEER" in acc and not self.header_fixed:
-                # Missing header: pretend `steer 1` was there and go on with this token, so a
-                # file without a header gets exactly one error.
-                self.header_fixed = True
-                for t in ("STEER", "INT", "_NL"):
-                    ip.feed_token(Token(t, ""))
-                if e.token.type != "_NL":
-                    try:
-                        ip.feed_token(e.token)
-                    except UnexpectedInput:
-                        pass
-                    else:
-                        self.last_line = -1
-                return True
-            if e.token.type == "_NL":
-                _sync_to_newline(ip)
-                ip.feed_token(e.token)
-        return True
-
-
 def parse(text: str, file: str | None = None) -> ParseResult:
     """Parse one file. Never raises for any input text."""
     src = text.replace("\ufeff", " ", 1) if text.startswith("\ufeff") else text
     src = src + "\n"
-    recovery = _Recovery()
+    errors: list[SyntaxProblem] = []
     recipe = None
     with parsing(file) as lark_parser:
         try:
@@ -205,14 +109,10 @@ def parse(text: str, file: str | None = None) -> ParseResult:
         except Exception:
             recipe = None
         if recipe is None:
-            try:
-                recipe = lark_parser.parse(src, on_error=recovery)
-            except (UnexpectedInput, RuntimeError):
-                recipe = None
+            recipe, errors = recovering_parse(src, lark_parser)
     if not isinstance(recipe, ast.Recipe):
         recipe = ast.Recipe(file, None, [])
     recipe.comments = find_comments(text)
-    errors = recovery.errors
     diags: list[Diagnostic] = []
     if errors:
         index = LineIndex(src)
@@ -220,7 +120,7 @@ def parse(text: str, file: str | None = None) -> ParseResult:
     bad_lines = {err.line for err in errors}
     if bad_lines:
         for s in recipe.statements:
-            if s.span is None or any(s.span.line <= b <= s.span.end_line for b in bad_lines):
+            if s.span is None or not bad_lines.isdisjoint(range(s.span.line, s.span.end_line + 1)):
                 s.broken = True
         if recipe.header is not None and (
             recipe.header.span is None or recipe.header.span.line in bad_lines

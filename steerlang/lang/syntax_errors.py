@@ -70,6 +70,19 @@ class SyntaxProblem:
     line: int
 
 
+@dataclass
+class LimitProblem:
+    """A line past one of the parser's limits (`steerlang/lang/limits.py`): the diagnostic in
+    full, with the code-point offsets of what it points at."""
+
+    code: str
+    message: str
+    label: str
+    help: str
+    start: int
+    end: int
+
+
 def describe(terminals: set[str] | frozenset[str]) -> str:
     """`a`, `b` or `c` in words, keywords first."""
     if "_NL" in terminals:
@@ -88,6 +101,10 @@ def describe(terminals: set[str] | frozenset[str]) -> str:
 def syntax_diagnostic(
     err: SyntaxProblem, src: str, index: LineIndex, file: str | None
 ) -> Diagnostic:
+    if isinstance(err.exc, LimitProblem):
+        x = err.exc
+        span = index.span(file, x.start, x.end)
+        return Diagnostic(x.code, "error", x.message, span, label=x.label, help=x.help)
     if isinstance(err.exc, UnexpectedCharacters):
         return _bad_character(err.exc, src, index, file)
     at = _At.of(err, src, index, file)

@@ -4,16 +4,21 @@ Everything the server answers comes from the pure functions in `steerlang.lsp.fe
 work on (text, code-point offset); this module only translates LSP requests into those calls,
 owns the open documents, and schedules diagnostics.
 
-Scheduling: on a change, a per-document task is created unless one is already waiting; it
-yields to the event loop (plus an optional `--debounce-ms`), then checks the *current* text and
-publishes with that text's version. Checking is synchronous on the event loop, so no edit can
-arrive between computing and publishing: a published set of diagnostics always matches the
-version it names. Edits that arrive while a check runs are applied before the next task runs,
-so a burst coalesces into one more check, not one per keystroke, without adding a fixed delay
-to the single-edit latency (the default debounce is 0).
+Scheduling: on a change, a per-document task is created unless one is already running; it
+yields to the event loop (plus an optional `--debounce-ms`), then checks a snapshot of the
+*current* text in a worker thread (one thread, so checks never run two at a time), so the event
+loop keeps reading messages and answering requests while a long check runs. When the check
+returns, the task publishes only if the document is still at the snapshot's version; a check
+superseded by a newer edit is dropped and the task checks the newest text instead. So a
+published set of diagnostics always matches the version it names, and a burst of edits
+coalesces into one more check, not one per keystroke, without adding a fixed delay to the
+single-edit latency (the default debounce is 0).
 
 Robustness: every handler catches and logs, so no text (and no bug of ours) takes the server
-down; the editor gets an empty answer and a `window/logMessage`.
+down; the editor gets an empty answer and a `window/logMessage`. A request whose parameters
+cannot be read (a negative position, a string where a number belongs) gets a JSON-RPC
+"invalid params" error reply: pygls reads messages inside `json.loads`, and a message it cannot
+read was dropped without any answer, leaving the client waiting forever.
 
 This module must never import torch (the whole language layer is torch-free).
 """
@@ -27,6 +32,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from lsprotocol import types
@@ -47,10 +53,43 @@ DEFAULT_DEBOUNCE_S = 0.0
 T = TypeVar("T")
 
 
+class _Unreadable:
+    """A message that could not be read (already answered with an error if it was a request)."""
+
+    jsonrpc = None
+
+
+_UNREADABLE = _Unreadable()
+
+
 class _Protocol(LanguageServerProtocol):
     """pygls's protocol without its own copy of each document: the server keeps the only copy
     (`DocumentStore`, LSP line semantics), so a bug or a slow path in the second copy can
-    neither stop our handlers nor add latency to every keystroke."""
+    neither stop our handlers nor add latency to every keystroke. Requests it cannot read get
+    an error reply (see the module docstring)."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except Exception as exc:
+            rid = data.get("id") if isinstance(data, dict) else None
+            if "method" in data and isinstance(rid, int | str) and not isinstance(rid, bool):
+                code = getattr(exc, "code", -32602)
+                what = getattr(exc, "message", "") or "Invalid Params"
+                cause = exc.__cause__
+                detail = f" ({type(cause).__name__})" if cause is not None else ""
+                self._send_response(
+                    rid,
+                    error=types.ResponseError(
+                        code=code, message=f"{what} for {data.get('method')}{detail}"
+                    ),
+                )
+            return _UNREADABLE
+
+    def handle_message(self, message: Any) -> Any:
+        if message is _UNREADABLE:
+            return None
+        return super().handle_message(message)
 
     def _forward(self, method: str, params: Any) -> Any:
         if (user_handler := self.fm.features.get(method)) is not None:
@@ -85,6 +124,9 @@ class SteerLanguageServer(LanguageServer):
         self.debounce_s = debounce_s
         self.n_layers: int | None = None
         self._pending: dict[str, asyncio.Task[None]] = {}
+        # Checks run here, one at a time, off the event loop (see the module docstring).
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="steer-check")
+        self.dropped_checks = 0  # checks superseded by an edit while they ran (for tests)
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -167,14 +209,47 @@ class SteerLanguageServer(LanguageServer):
             return
         self._pending[uri] = loop.create_task(self._check_later(uri))
 
+    def _diagnostics_of(self, snap: Document) -> list[types.Diagnostic]:
+        """Runs in the checker thread, on a snapshot the loop never changes."""
+        return features.lsp_diagnostics(
+            snap, n_layers=self.n_layers, encoding=self.encoding, read_file=self.read_file
+        )
+
     async def _check_later(self, uri: str) -> None:
         try:
             await asyncio.sleep(self.debounce_s)
+            loop = asyncio.get_running_loop()
+            while True:
+                doc = self.store.get(uri)
+                if doc is None:
+                    return
+                text, version = doc.text, doc.version
+                # The snapshot shares the document's line cache (only checks use it, and they
+                # run one at a time) but has its own per-version memo: an edit clears the
+                # document's memo, and a stale result must not land in the new one.
+                snap = Document(doc.uri, text, version, doc.path, parse_cache=doc.parse_cache)
+                try:
+                    diags = await loop.run_in_executor(self._checker, self._diagnostics_of, snap)
+                except Exception:
+                    self.log_error("checking the document")
+                    return
+                now = self.store.get(uri)
+                if now is not doc or now.version != version or now.text is not text:
+                    self.dropped_checks += 1
+                    continue  # superseded while it ran: check the newest text instead
+                for key, value in snap.cache.items():
+                    doc.cache.setdefault(key, value)
+                try:
+                    self.text_document_publish_diagnostics(
+                        types.PublishDiagnosticsParams(uri=uri, diagnostics=diags, version=version)
+                    )
+                except Exception:
+                    self.log_error("publishing diagnostics")
+                return
         finally:
             # Only forget ourselves: after a close and reopen the slot may hold a newer task.
             if self._pending.get(uri) is asyncio.current_task():
                 del self._pending[uri]
-        self.publish_safely(uri)
 
     async def drain(self) -> None:
         """Wait until no check is pending (tests and shutdown)."""

@@ -3,7 +3,8 @@
 Each case file is named after the code it demonstrates (`E101_unknown_concept.steer`); files
 starting with `_` are helpers reached through `include`. A first-line comment
 `# test: --param NAME=VALUE --layers N` passes compiler options; `# test: internal-error`
-simulates a compiler bug. Regenerate after an intended wording change with
+simulates a compiler bug, `# test: recursion-error` a recursion-limit failure, and
+`# test: --limit NAME=VALUE` lowers one of `steerlang.lang.limits` so a small case shows it. Regenerate after an intended wording change with
 `STEER_UPDATE_GOLDEN=1 python -m pytest tests/lang/test_lang_golden.py` and review the
 diff like code.
 """
@@ -44,6 +45,13 @@ def _options(text: str) -> dict:
         elif args[i] == "internal-error":
             opts["internal_error"] = True
             i += 1
+        elif args[i] == "recursion-error":
+            opts["recursion_error"] = True
+            i += 1
+        elif args[i] == "--limit":  # a smaller `steerlang.lang.limits` value, for a small case
+            k, _, v = args[i + 1].partition("=")
+            opts.setdefault("limits", {})[k] = int(v)
+            i += 2
         else:
             raise AssertionError(f"unknown test option {args[i]!r}")
     return opts
@@ -53,6 +61,19 @@ def _compile(path: Path, monkeypatch: pytest.MonkeyPatch) -> api.CompileResult:
     monkeypatch.chdir(REPO)
     text = path.read_text(encoding="utf-8")
     opts = _options(text)
+    from steerlang.lang import limits
+
+    for k, v in opts.pop("limits", {}).items():
+        assert hasattr(limits, k), k
+        monkeypatch.setattr(limits, k, v)
+    if opts.pop("recursion_error", False):
+        from steerlang.lang import compiler
+        from steerlang.lang.compiler.state import CompileState
+
+        def deep(state: CompileState) -> None:  # what the limits should make impossible
+            raise RecursionError("maximum recursion depth exceeded")
+
+        monkeypatch.setattr(compiler, "PASSES", (*compiler.PASSES[:2], deep))
     if opts.pop("internal_error", False):
         from steerlang.lang import compiler
         from steerlang.lang.compiler.state import CompileState

@@ -11,7 +11,7 @@ import math
 
 from steerlang.diagnostics import SourceSpan
 from steerlang.errors import did_you_mean
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.compiler.settings import check_setting
 from steerlang.lang.compiler.state import CompileState, Concept, Origin, Param
 from steerlang.lang.compiler.values import literal, type_phrase
@@ -53,6 +53,7 @@ def declare(st: CompileState) -> None:
     """Collect declarations in order; report duplicates and reserved words."""
     setting_spans: dict[str, SourceSpan | None] = {}
     rule_names: dict[str, SourceSpan | None] = {}
+    too_many = False  # E117 reported
     for item in st.items:
         s = item.stmt
         word = _SINGLE_WORDS.get(type(s))
@@ -66,6 +67,18 @@ def declare(st: CompileState) -> None:
             check_setting(st, s, setting_spans)
         elif isinstance(s, ast.RuleDecl):
             index = len(st.rules)
+            if index >= limits.MAX_RULES and not too_many:
+                too_many = True
+                st.emit(
+                    "E117",
+                    f"more than {limits.MAX_RULES:,} rules",
+                    s.span,
+                    label="this rule and the ones after it are not checked",
+                    help="split the recipe into several recipes",
+                )
+            if index >= limits.MAX_RULES:
+                s.broken = True
+                continue
             st.rules.append((index, s))
             if s.name is not None and not s.broken:
                 _declare_rule_name(st, s.name, rule_names)

@@ -9,10 +9,11 @@ mistake gives one diagnostic.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from steerlang.diagnostics import Edit, SourceSpan
 from steerlang.errors import did_you_mean
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.compiler import functions
 from steerlang.lang.compiler.bounds import STAT_ARITY, check_contradiction, check_range, flatten
 from steerlang.lang.compiler.state import CompileState
@@ -36,7 +37,50 @@ def resolve_concept(st: CompileState, name: str) -> dict | None:
         return None
     c.state = "busy"
     assert c.decl is not None
-    ir, t = _concept_expr(st, c.decl.expr, name)
+    if st.concept_depth >= limits.MAX_CONCEPT_DEPTH:
+        # resolving is recursive: a chain of 10,000 concepts ran out of Python's stack (E499)
+        c.state = "done"
+        if st.concept_depth_reported:
+            return None
+        st.concept_depth_reported = True
+        st.emit(
+            "E118",
+            f"concepts refer to concepts more than {limits.MAX_CONCEPT_DEPTH} levels deep",
+            c.span,
+            label=f"`{name}` is reached through {limits.MAX_CONCEPT_DEPTH} other concepts",
+            help="define the concept from dataset columns directly",
+        )
+        return None
+    st.concept_depth += 1
+    try:
+        ir, t = _concept_expr(st, c.decl.expr, name)
+    finally:
+        st.concept_depth -= 1
+    if ir is not None and isinstance(ir, dict):
+        # the IR writes used concepts out in full: `c2 = c1 and c1` doubles at every level,
+        # `c2 = not c1` nests one deeper; every later pass and the runtime walk it whole
+        size, depth = expanded_size(st, ir)
+        st.concept_nodes += size
+        problem = None
+        if depth > ast.MAX_DEPTH:
+            problem = f"more than {ast.MAX_DEPTH} levels deep"
+        elif size > limits.MAX_CONCEPT_NODES:
+            problem = f"more than {limits.MAX_CONCEPT_NODES:,} terms"
+        elif st.concept_nodes > limits.MAX_CONCEPT_NODES * 10:
+            problem = (
+                f"all concepts together have more than {limits.MAX_CONCEPT_NODES * 10:,} terms"
+            )
+        if problem is not None:
+            if not st.concept_size_reported:
+                st.concept_size_reported = True
+                st.emit(
+                    "E118",
+                    f"concept `{name}` is too large once the concepts it uses are written out",
+                    c.decl.expr.span,
+                    label=problem,
+                    help="use fewer levels of concepts built from other concepts",
+                )
+            ir, t = None, "?"
     if t not in ("bool", "?"):
         e = c.decl.expr
         hint = ""
@@ -53,6 +97,33 @@ def resolve_concept(st: CompileState, name: str) -> dict | None:
     c.ir = ir
     c.state = "done"
     return ir
+
+
+def expanded_size(st: CompileState, ir: Any) -> tuple[int, int]:
+    """(nodes, depth) of an IR expression written out in full (a shared sub-tree counted once
+    per use; nodes capped just past `limits.MAX_CONCEPT_NODES`). Memoised for the whole compile by
+    node identity (the memo holds the nodes, so an identity is never reused), so sizing every
+    concept costs time linear in the distinct nodes."""
+    memo = st.ir_sizes
+    stack: list[tuple[Any, bool]] = [(ir, False)]
+    while stack:
+        x, done = stack.pop()
+        if id(x) in memo and not done:
+            continue
+        kids = []
+        for v in x.values():
+            if isinstance(v, dict):
+                kids.append(v)
+            elif isinstance(v, list):
+                kids.extend(a for a in v if isinstance(a, dict))
+        if done:
+            size = min(limits.MAX_CONCEPT_NODES + 1, 1 + sum(memo[id(k)][1] for k in kids))
+            depth = 1 + max((memo[id(k)][2] for k in kids), default=0)
+            memo[id(x)] = (x, size, depth)
+        else:
+            stack.append((x, True))
+            stack.extend((k, False) for k in kids if id(k) not in memo)
+    return memo[id(ir)][1], memo[id(ir)][2]
 
 
 def _concept_expr(st: CompileState, e: ast.Expr, owner: str) -> tuple[dict | None, str]:

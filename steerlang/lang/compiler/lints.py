@@ -3,6 +3,7 @@ say (unused names, rules that override each other)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from steerlang.lang import ast
@@ -38,12 +39,104 @@ def lint_unused(st: CompileState) -> None:
             )
 
 
+class _First:
+    """The earliest rules of a group (in recipe order): the first, and the first whose edit
+    differs from the first's. The earliest rule of the group whose edit differs from any given
+    edit is one of these two, so a group answers in O(1)."""
+
+    __slots__ = ("diff", "edit", "pos")
+
+    def __init__(self, pos: int, edit: str) -> None:
+        self.pos, self.edit, self.diff = pos, edit, None
+
+    def add(self, pos: int, edit: str) -> None:
+        if self.diff is None and edit != self.edit:
+            self.diff = pos
+
+    def conflict(self, edit: str) -> int | None:
+        """The earliest rule of the group with an edit other than `edit`."""
+        return self.pos if self.edit != edit else self.diff
+
+
+def _note(groups: dict, key: Any, pos: int, edit: str) -> None:
+    g = groups.get(key)
+    if g is None:
+        groups[key] = _First(pos, edit)
+    else:
+        g.add(pos, edit)
+
+
+class _Site:
+    """The earlier rules acting on one (layer, site), grouped so that a new rule finds the
+    earliest one it may override without a pass over all of them: rules that select ids by
+    feature id, rules with `where` bounds by their bounds, the rest ("plain") in one group."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, _First] = {}
+        self.any_ids: dict[int, _First] = {}  # one key (0): every id rule
+        self.plain: dict[int, _First] = {}
+        self.any_where: dict[int, _First] = {}
+        self.where: dict[tuple, _First] = {}
+        self.where_facts: dict[tuple, tuple] = {}
+        # bounds groups by the edit of their first rule, and those holding two edits: a new
+        # rule only meets groups with an edit other than its own, so a recipe of many
+        # thresholds and one action compares nothing
+        self.where_by_edit: dict[str, list[tuple]] = {}
+        self.where_mixed: list[tuple] = []
+
+    def first_conflict(self, f: tuple, edit: str, memo: dict[tuple, bool]) -> int | None:
+        found: list[int | None] = [g.conflict(edit) for g in self.plain.values()]
+        if f[0] is not None:  # ids: other id rules sharing an id, every where rule
+            found += [self.by_id[i].conflict(edit) for i in f[0] if i in self.by_id]
+            found += [g.conflict(edit) for g in self.any_where.values()]
+        else:
+            found += [g.conflict(edit) for g in self.any_ids.values()]
+            if f[1] is None:
+                found += [g.conflict(edit) for g in self.any_where.values()]
+            else:
+                keys = [k for e, ks in self.where_by_edit.items() if e != edit for k in ks]
+                keys += [k for k in self.where_mixed if self.where[k].edit == edit]
+                for key in keys:
+                    if not disjoint_facts(self.where_facts[key], f, memo):
+                        found.append(self.where[key].conflict(edit))
+        hits = [p for p in found if p is not None]
+        return min(hits) if hits else None
+
+    def add(self, f: tuple, pos: int, edit: str) -> None:
+        if f[0] is not None:
+            for i in f[0]:
+                _note(self.by_id, i, pos, edit)
+            _note(self.any_ids, 0, pos, edit)
+        elif f[1] is None:
+            _note(self.plain, 0, pos, edit)
+        else:
+            _note(self.any_where, 0, pos, edit)
+            g = self.where.get(f[2])
+            if g is None:
+                self.where[f[2]] = _First(pos, edit)
+                self.where_by_edit.setdefault(edit, []).append(f[2])
+                self.where_facts[f[2]] = f
+            elif g.diff is None:
+                g.add(pos, edit)
+                if g.diff is not None:
+                    self.where_mixed.append(f[2])
+
+
+def _edit_key(r: dict) -> str:
+    """Equal for two rules exactly when `same_edit` holds."""
+    return json.dumps([r["action"], r["scope"].get("tokens")], sort_keys=True, default=str)
+
+
 def lint_overlaps(st: CompileState) -> None:
     """W303: a later rule that may override an earlier one on the same (layer, site) and
     features (skipped when the recipe has syntax errors).
 
-    Each rule's selector facts are computed once, not once per pair: the pairwise
-    disjointness test is the hot loop of a large recipe's check."""
+    Each rule's selector facts are computed once. Earlier rules are indexed per (layer, site)
+    by feature id and by `where` bounds (`_Site`), so a rule is compared with the groups it
+    may meet, not with every earlier rule: 50,000 rules on one layer check in linear time
+    (a pairwise loop took minutes). Reports the same rule a pairwise scan in recipe order
+    would: per layer of the new rule, in order, the earliest overlapping earlier rule with a
+    different edit."""
     if st.syntax_errors:
         return
     # A rule switched off by its params (`where arm == "random"` while arm is "targeted")
@@ -51,21 +144,15 @@ def lint_overlaps(st: CompileState) -> None:
     rules = [r for r in st.rule_irs if not switched_off(st, where_of(r[1].action.selector))]
     facts = [_selector_facts(st, s) for _i, s, _r in rules]
     memo: dict[tuple, bool] = {}
-    by_site: dict[tuple[int, str], list[int]] = {}
+    sites: dict[tuple[int, str], _Site] = {}
     for pos, (_i, _s, r) in enumerate(rules):
         site = r["scope"].get("site", "resid_post")
-        overlaps: dict[int, int] = {}
+        edit = _edit_key(r)
         for layer in r["scope"]["layers"]:
-            for other in by_site.get((layer, site), []):
-                overlaps.setdefault(other, layer)
-        reported = False
-        for other, layer in overlaps.items():
-            if reported:
-                break
-            if disjoint_facts(facts[other], facts[pos], memo):
+            here = sites.get((layer, site))
+            other = here.first_conflict(facts[pos], edit, memo) if here is not None else None
+            if other is None:
                 continue
-            if same_edit(rules[other][2], r):
-                continue  # overriding with the identical edit changes nothing
             _oi, os_, orr = rules[other]
             _ji, js, jr = rules[pos]
             span = next(
@@ -84,9 +171,9 @@ def lint_overlaps(st: CompileState) -> None:
                 ],
                 secondary=[(os_.span, f"`{orr['name']}` defined here")] if os_.span else None,
             )
-            reported = True
+            break
         for layer in r["scope"]["layers"]:
-            by_site.setdefault((layer, site), []).append(pos)
+            sites.setdefault((layer, site), _Site()).add(facts[pos], pos, edit)
 
 
 def _selector_facts(

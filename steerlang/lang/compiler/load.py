@@ -39,6 +39,8 @@ def _load_file(
     parsed: ParseResult | None = None,
 ) -> list[Item]:
     st.sources[path] = text
+    if path is not None:
+        st.real_paths.add(os.path.realpath(path))
     st.file_order.append(path)
     st.origin_of_file[path] = origin
     cache = st.options.parse_cache
@@ -84,9 +86,13 @@ def _include(
     if not rel:
         st.emit("E106", "include path is empty", span, label="expected a file name")
         return []
-    if target in stack or (path is not None and target == os.path.normpath(path)):
+    real = os.path.realpath(target)
+    reals = [os.path.realpath(p) if p is not None else None for p in stack]
+    if real in reals or (path is not None and real == os.path.realpath(path)):
+        # a cycle, also through symbolic links (`self/a.steer` with `self -> .` is `a.steer`)
         chain = [p for p in stack if p is not None] + [target]
-        start = chain.index(target) if target in chain else 0
+        starts = [i for i, r in enumerate(reals) if r == real and stack[i] is not None]
+        start = chain.index(stack[starts[0]]) if starts else 0
         st.emit(
             "E107",
             f"include cycle: `{rel}` includes itself",
@@ -96,7 +102,7 @@ def _include(
             notes=["include chain: " + " -> ".join(chain[start:])],
         )
         return []
-    if target in st.sources:
+    if target in st.sources or real in st.real_paths:
         st.emit(
             "W308",
             f"`{rel}` is already included",

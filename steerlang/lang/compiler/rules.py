@@ -9,12 +9,13 @@ import math
 from typing import Any
 
 from steerlang.diagnostics import Edit
-from steerlang.lang import ast
+from steerlang.lang import ast, limits
 from steerlang.lang.compiler import functions
 from steerlang.lang.compiler.expressions import mark_used_in_broken, name_value, pred
 from steerlang.lang.compiler.int_params import layer_param_out_of_range, resolve_item
 from steerlang.lang.compiler.state import CompileState, ir_span
 from steerlang.lang.compiler.values import TYPE_WORDS, literal, type_phrase
+from steerlang.lang.spans import join
 
 
 def check_rules(st: CompileState) -> None:
@@ -30,10 +31,11 @@ def check_rules(st: CompileState) -> None:
 def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -> list[int]:
     out: list[int] = []
     seen: set[int] = set()
-    for item in items:
-        it = resolve_item(st, item, what)
-        if it is None:
-            continue
+    resolved = [(item, resolve_item(st, item, what)) for item in items]
+    present = [(item, it) for item, it in resolved if it is not None]
+    if too_many_values(st, [it for _item, it in present], what):
+        return out
+    for item, it in present:
         if it.hi is not None and it.hi < it.lo:
             st.emit(
                 "E210",
@@ -44,10 +46,10 @@ def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -
                 fix=Edit(it.span, f"{it.hi}..{it.lo}") if it.span else None,
             )
             continue
-        vals = it.values()
-        if what == "layer" and st.n_layers is not None and vals[-1] >= st.n_layers:
+        top = it.lo if it.hi is None else it.hi
+        if what == "layer" and st.n_layers is not None and top >= st.n_layers:
             if item.names():
-                layer_param_out_of_range(st, item, vals[-1])
+                layer_param_out_of_range(st, item, top)
                 continue
             last = st.n_layers - 1
             source = (
@@ -68,6 +70,7 @@ def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -
                 help=f"layers for this model are 0..{last}",
             )
             continue
+        vals = it.values()
         dup = [v for v in vals if v in seen]
         if dup:
             st.emit(
@@ -82,6 +85,30 @@ def int_items(st: CompileState, items: list[ast.IntItem], what: str = "layer") -
                 seen.add(v)
                 out.append(v)
     return out
+
+
+def count_values(items: list[ast.IntItem]) -> int:
+    """How many values a list of numbers and ranges names (repeats counted), without listing them."""
+    return sum(1 if it.hi is None else max(0, it.hi - it.lo + 1) for it in items)
+
+
+def too_many_values(st: CompileState, items: list[ast.IntItem], what: str) -> bool:
+    """E116: a list of layers, token indices or feature ids naming more than
+    `limits.MAX_RANGE_VALUES` values (each would be listed in memory, and in the IR)."""
+    n = count_values(items)
+    if n <= limits.MAX_RANGE_VALUES:
+        return False
+    span = join(items[0].span, items[-1].span) if items else None
+    st.emit(
+        "E116",
+        f"this {what} list names {n:,} values",
+        span,
+        label=f"more than {limits.MAX_RANGE_VALUES:,}",
+        help="select features with `features where …` or `top K features by …`"
+        if what == "feature"
+        else f"list at most {limits.MAX_RANGE_VALUES:,} values",
+    )
+    return True
 
 
 def _given_twice(st: CompileState, what: str, span: Any, first: Any) -> None:

@@ -88,12 +88,20 @@ class CompileState:
     recipes: dict[str | None, ast.Recipe] = field(default_factory=dict)
     file_order: list[str | None] = field(default_factory=list)
     origin_of_file: dict[str | None, Origin] = field(default_factory=dict)
+    # every file read, by its path with symbolic links resolved: `a.steer` and `self/a.steer`
+    # through a link `self -> .` are one file (cycles and repeats are found by these)
+    real_paths: set[str] = field(default_factory=set)
     items: list[Item] = field(default_factory=list)
     syntax_errors: bool = False  # also set by statements nested too deeply (lints are skipped)
     # -- declarations
     singles: dict[str, ast.Stmt] = field(default_factory=dict)  # recipe, model, dataset, ...
     params: dict[str, Param] = field(default_factory=dict)
     concepts: dict[str, Concept] = field(default_factory=dict)
+    concept_depth: int = 0  # concepts being resolved, one inside the other (E118)
+    concept_depth_reported: bool = False
+    concept_size_reported: bool = False
+    concept_nodes: int = 0  # terms of all concept IRs written out so far (E118)
+    ir_sizes: dict[int, tuple[Any, int, int]] = field(default_factory=dict)  # id -> (node, n, d)
     settings: dict[str, Any] = field(default_factory=dict)
     rules: list[tuple[int, ast.RuleDecl]] = field(default_factory=list)  # (index, rule)
     # -- context: the model and dataset the names and layers are checked against
