@@ -304,6 +304,16 @@ class EvalResult:
     group_names: list[str] = field(default_factory=list)
     # Groups (of every combination of the group columns' values) without evaluated images.
     empty_groups: list[str] = field(default_factory=list)
+    # Per image, same keys as `preds`: the classifier's margin for the true class (its logit
+    # minus the largest other logit; > 0 when the prediction is right), for predictions.csv.
+    margins: dict[str, np.ndarray] = field(default_factory=dict)
+    # The evaluated rows: the table they came from (the eval split) and their row indices in
+    # it; `attacked_view` is the attacked copy of those rows (None without an attack).
+    table: Any = None
+    attacked_view: Any = None
+    classes: list[str] = field(default_factory=list)  # the task's classes, label-index order
+    # Readable group names (steerlang/pipeline/group_names.py), set by the evaluation stage.
+    group_labels: list[str] = field(default_factory=list)
 
 
 def evaluate(
@@ -324,6 +334,7 @@ def evaluate(
     sub = table.subset(indices) if len(indices) != len(table) else table
     labels = task_labels(sub, spec.label_column, spec.classes)
     attacked_view, attack_words = _attack(sub, labels, spec)
+    margins: dict[str, list[np.ndarray]] = {}
     out = _predictions(
         handle,
         plan,
@@ -334,6 +345,8 @@ def evaluate(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        labels=labels,
+        margins=margins,
     )
     gids = None
     gnames: list[str] = []
@@ -343,6 +356,9 @@ def evaluate(
         gids, _ = table_group_ids(sub, groups.columns, groups.radices)
         gnames = groups.names()
     metrics = score(out, labels, gids, groups, attack_words, attacked=attacked_view is not None)
+    metrics["intervals"] = metric_intervals(
+        out, labels, gids, groups.n_groups if groups is not None else 0, seed=spec.attack_seed
+    )
     empty: list[str] = []
     if groups is not None and gids is not None:
         from steerlang.pipeline.metrics import group_counts
@@ -366,6 +382,10 @@ def evaluate(
         metrics=metrics,
         group_names=gnames,
         empty_groups=empty,
+        margins={k: np.concatenate(v) if v else np.zeros(0) for k, v in margins.items()},
+        table=sub,
+        attacked_view=attacked_view,
+        classes=list(spec.classes),
     )
 
 
@@ -403,9 +423,12 @@ def _predictions(
     batch_size: int,
     device: Any,
     progress: Any,
+    labels: np.ndarray | None = None,
+    margins: dict[str, list[np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Class predictions of the baseline and the steered model, on the clean images and (with
-    an attack) on their attacked copies, batch by batch on the same images."""
+    an attack) on their attacked copies, batch by batch on the same images. With `labels`,
+    `margins` collects each image's true-class margin under the same keys."""
     import torch
 
     from steerlang.data.batches import image_batches
@@ -418,7 +441,7 @@ def _predictions(
     task = progress.add_task("evaluation", total=len(sub)) if progress is not None else None
     order = np.arange(len(sub))
 
-    def run(pixels: Any, prefix: str) -> None:
+    def run(pixels: Any, prefix: str, rows: np.ndarray) -> None:
         with torch.inference_mode():
             e0 = handle.encode_image(pixels)
             l0 = classifier.logits(e0)
@@ -441,9 +464,13 @@ def _predictions(
                     )
                 p1 = l1.argmax(-1).cpu().numpy().astype(np.int64)
             else:
-                p1 = p0
+                p1, l1 = p0, l0
         preds[f"baseline{prefix}"].append(p0)
         preds[f"steered{prefix}"].append(p1)
+        if labels is not None and margins is not None:
+            y = labels[rows]
+            margins.setdefault(f"baseline{prefix}", []).append(true_class_margin(l0, y))
+            margins.setdefault(f"steered{prefix}", []).append(true_class_margin(l1, y))
 
     clean_iter = image_batches(sub, order, handle.preprocess, batch_size, device=device)
     att_iter = (
@@ -452,13 +479,48 @@ def _predictions(
         else None
     )
     for rows, pixels in clean_iter:
-        run(pixels, "")
+        run(pixels, "", rows)
         if att_iter is not None:
             _, apx = next(att_iter)
-            run(apx, "_attacked")
+            run(apx, "_attacked", rows)
         if progress is not None and task is not None:
             progress.advance(task, len(rows))
     return {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
+
+
+def true_class_margin(logits: Any, labels: np.ndarray) -> np.ndarray:
+    """Per row: the true class's logit minus the largest other logit (float64 numpy)."""
+    lg = logits.detach().double().cpu().numpy()
+    if lg.shape[1] < 2:
+        return np.full(len(lg), np.nan)
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(len(lg))
+    true = lg[rows, y]
+    other = lg.copy()
+    other[rows, y] = -np.inf
+    return true - other.max(1)
+
+
+def metric_intervals(
+    preds: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    gids: np.ndarray | None,
+    n_groups: int,
+    *,
+    seed: int,
+) -> dict[str, Any]:
+    """95% intervals of the metrics (steerlang/pipeline/uncertainty.py), and of the attacked
+    copies' accuracy when there are attacked copies."""
+    from steerlang.pipeline import metrics as M
+    from steerlang.pipeline.uncertainty import intervals
+
+    out = intervals(preds["baseline"], preds["steered"], labels, gids, n_groups, seed=seed)
+    if "baseline_attacked" in preds:
+        att = intervals(
+            preds["baseline_attacked"], preds["steered_attacked"], labels, None, 0, seed=seed
+        )
+        out["attacked"] = {k: att[k] for k in ("baseline", "steered", "delta")}
+    return M.metrics_dict(out)
 
 
 def _finite(t: Any) -> bool:

@@ -37,3 +37,7 @@ class RunRecord:
     rule_tables: dict[tuple[str, int, str], Any]
     profile: dict[str, Any] | None
     timings: dict[str, float] = field(default_factory=dict)
+    # predictions.csv as columns (steerlang/pipeline/per_image.py), None without a task
+    predictions: dict[str, list[Any]] | None = None
+    # the example images the report shows: {"fixed_broken": [...], "attack_pairs": [...]}
+    examples: dict[str, Any] | None = None
