@@ -222,7 +222,11 @@ def report_figures(rec: Any, report: dict[str, Any]) -> list[RenderedFigure]:
         iv = m.get("intervals") or {}
         counts = base.get("group_counts") or []
         names = report.get("groups") or [str(i) for i in range(len(base["per_group"]))]
-        labels = [f"{n}\n(n={counts[i]})" if i < len(counts) else n for i, n in enumerate(names)]
+        # One line per group column: long names side by side would overlap.
+        labels = [
+            n.replace(", ", "\n") + (f"\n(n={counts[i]})" if i < len(counts) else "")
+            for i, n in enumerate(names)
+        ]
         fig = grouped_bars(
             labels,
             [
