@@ -159,7 +159,8 @@ def examples(ev: Any, *, per_kind: int = EXAMPLES_PER_KIND) -> dict[str, Any]:
     if view is not None:
         ba, sa = ev.preds["baseline_attacked"], ev.preds["steered_attacked"]
         # Attacked copies steering fixed first, then any the baseline got wrong, then the rest.
-        order = np.lexsort((np.arange(len(y)), -(ba != y).astype(int), -((ba != y) & (sa == y))))
+        fixed_att = ((ba != y) & (sa == y)).astype(int)
+        order = np.lexsort((np.arange(len(y)), -(ba != y).astype(int), -fixed_att))
         words = view.column("attack_name").tolist()
         for i in order[:ATTACK_PAIRS].tolist():
             out["attack_pairs"].append(

@@ -60,7 +60,8 @@ def render(fig: Any, name: str, caption: str = "") -> RenderedFigure:
         ("pdf", {"CreationDate": None, "ModDate": None}),
     ):
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, metadata=meta)
+        with _style():  # the SVG settings are read when saving
+            fig.savefig(buf, format=fmt, metadata=meta)
         out[fmt] = buf.getvalue()
     svg = out["svg"].decode("utf-8")
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inlined in HTML

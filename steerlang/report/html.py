@@ -47,7 +47,7 @@ def render_html(
             _fig(f) for f in figures if f.name not in ("per_group_accuracy", "attack_accuracy")
         ],
         steerability=_steerability_lines(report),
-        examples=rec.examples or {},
+        examples={"fixed_broken": [], "attack_pairs": [], **(rec.examples or {})},
         cards=[],
         warnings=report.get("warnings") or [],
     )

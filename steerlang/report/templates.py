@@ -13,12 +13,11 @@ from typing import Any
 
 @cache
 def environment() -> Any:
-    from jinja2 import Environment, PackageLoader, StrictUndefined
+    from jinja2 import Environment, PackageLoader
 
     return Environment(
         loader=PackageLoader("steerlang.report", "templates"),
         autoescape=True,
-        undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
