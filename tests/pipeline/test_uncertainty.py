@@ -63,7 +63,9 @@ def test_the_paired_bootstrap_matches_resampling_images_one_by_one() -> None:
     gids = np.repeat(np.arange(n_groups), n_per)
     c0 = rng.random(n_per * n_groups) < np.repeat([0.9, 0.5, 0.7], n_per)
     c1 = np.where(rng.random(c0.size) < 0.8, c0, ~c0)
-    boot = paired_bootstrap(c0, c1, gids, n_groups, seed=3, n_boot=20000)  # cheap: one multinomial per group
+    boot = paired_bootstrap(
+        c0, c1, gids, n_groups, seed=3, n_boot=20000
+    )  # cheap: one multinomial per group
     brute_d, brute_w = [], []
     for _ in range(6000):
         idx = np.concatenate(

@@ -184,8 +184,6 @@ def test_figures_of_a_report_cover_groups_and_attack() -> None:
             },
         },
     }
-    rec = SimpleNamespace(
-        selection=SimpleNamespace(per_rule=[]), rule_tables={}, steerability={}
-    )
+    rec = SimpleNamespace(selection=SimpleNamespace(per_rule=[]), rule_tables={}, steerability={})
     names = [f.name for f in F.report_figures(rec, report)]
     assert names == ["per_group_accuracy", "attack_accuracy"]
