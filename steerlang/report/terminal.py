@@ -40,8 +40,12 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
             f"S_f > {s['threshold']}, s = {s['strength']}), "
             f"{s['distinct_top_concepts']} distinct top concepts"
         )
+    from rich.markup import escape
+
     for w in report.get("warnings") or []:
-        console.print(f"[yellow]warning[{w['code']}][/yellow]: {w['message']}")
+        # Escaped: `[W301]` or `[guard:...]` would otherwise be read as a markup tag and vanish.
+        code = escape(f"[{w['code']}]")
+        console.print(f"[yellow]warning{code}[/yellow]: {escape(str(w['message']))}")
     st = report.get("statistics") or {}
     if st.get("cached") or st.get("computed"):
         console.print(
