@@ -108,7 +108,7 @@ def grouped_bars(
     """Bars per label and series (name, fractions, [low, high] intervals or None, colour),
     with 95% interval whiskers; `marked` underlines one label (the worst group)."""
     with _style():
-        fig = _new(max(4.5, 1.25 * len(labels) + 1.5), 3.2)
+        fig = _new(max(5.0, 1.25 * len(labels) + 1.5), 3.2)
         ax = fig.add_subplot()
         x = np.arange(len(labels))
         width = 0.8 / max(1, len(series))
@@ -262,7 +262,7 @@ def report_figures(rec: Any, report: dict[str, Any]) -> list[RenderedFigure]:
                 ("baseline", [a["baseline"]["clean"], a["baseline"]["attacked"]], None, BASE_COLOR),
                 ("steered", [a["steered"]["clean"], a["steered"]["attacked"]], None, STEER_COLOR),
             ],
-            title="typographic attack: accuracy on clean and attacked copies",
+            title="typographic attack: accuracy",
         )
         out.append(
             render(
