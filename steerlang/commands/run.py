@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     progress = make_progress(console, args.quiet)
     try:
         with live(progress):
-            out = run_ir(ir, opts, progress=progress, argv=["steer", *sys.argv[1:]])
+            out = run_ir(ir, opts, progress=progress, argv=_command_line(args))
     except RunFolderError as e:
         # The numbers are computed: show them as a finished run would, and print the JSON
         # when no copy reached the disk; the CLI then prints where the results are.
@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise
     _show(out.report, args, console)
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> list[str]:
+    """What the user typed (set by steerlang.cli.main), else this process's arguments."""
+    return list(getattr(args, "command_line", None) or ["steer", *sys.argv[1:]])
 
 
 def _show(
