@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command line as given (for report.json's argv and "reproduce"), also when called
+    # in process with an explicit list.
+    args.command_line = ["steer", *(sys.argv[1:] if argv is None else argv)]
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

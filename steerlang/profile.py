@@ -38,6 +38,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     ValidationError,
     field_validator,
     model_validator,
@@ -262,6 +263,16 @@ SaeKey = Annotated[str, AfterValidator(_check_sae_key)]
 SaeRef = Annotated[str, AfterValidator(_check_sae_ref)]
 
 
+class ReportEntry(_Strict):
+    """`report:` in steer.yaml: the thresholds of the report's warnings (docs/report.md).
+    A key left out keeps the default in steerlang/report/guards.py."""
+
+    warn_rule_share: float | None = Field(default=None, gt=0, le=1)
+    warn_stats_images: int | None = Field(default=None, ge=0)
+    warn_group_images: int | None = Field(default=None, ge=0)
+    warn_shortcut_points: float | None = Field(default=None, ge=0)
+
+
 class ProfileFile(_Strict):
     """The `steer.yaml` schema."""
 
@@ -271,6 +282,7 @@ class ProfileFile(_Strict):
     models: dict[str, ModelRef] = {}
     saes: dict[str, dict[SaeKey, SaeRef]] = {}
     datasets: dict[str, DatasetEntry] = {}
+    report: ReportEntry = ReportEntry()
 
     @field_validator("saes", mode="before")
     @classmethod
@@ -408,6 +420,8 @@ class Profile:
     model_override: str | None = None
     sae_overrides: dict[tuple[int, str], str] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
+    # `report:` thresholds given in steer.yaml (only the keys set there)
+    report: dict[str, float] = field(default_factory=dict)
 
     @property
     def origin(self) -> str:
@@ -497,6 +511,7 @@ class Profile:
             "saes": {k: dict(v) for k, v in self.saes.items()},
             "sae_overrides": {f"{lay}:{s}": r for (lay, s), r in self.sae_overrides.items()},
             "datasets": {k: v.to_dict() for k, v in self.datasets.items()},
+            "report": dict(self.report),
         }
 
 
@@ -543,6 +558,7 @@ def profile_from_text(
     prof.source = Path(file)
     prof.base_dir = base
     prof.device = pf.device
+    prof.report = pf.report.model_dump(exclude_none=True)
     for name, ref in pf.models.items():
         prof.models[name] = _resolve_model_path(ref, base)
     for model, table in pf.saes.items():

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     progress = make_progress(console, args.quiet)
     try:
         with live(progress):
-            out = run_ir(ir, opts, progress=progress, argv=["steer", *sys.argv[1:]])
+            out = run_ir(ir, opts, progress=progress, argv=_command_line(args))
             if args.eval_on:
                 add_evaluations(out, list(args.eval_on), progress=progress)
     except RunFolderError as e:
@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     if is_main():  # one report, from rank 0, under torchrun
         _show(out.report, args, console)
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> list[str]:
+    """What the user typed (set by steerlang.cli.main), else this process's arguments."""
+    return list(getattr(args, "command_line", None) or ["steer", *sys.argv[1:]])
 
 
 def _show(

@@ -21,6 +21,7 @@ from steerlang.pipeline.evaluate import (
     train_linear_probe,
     zero_shot_classifier,
 )
+from steerlang.pipeline.group_names import readable_group_names
 from steerlang.plan import InterventionPlan, RecipeIR
 
 log = logging.getLogger("steerlang.run")
@@ -73,6 +74,7 @@ def evaluate_task(
     eval_table = split_of(b.table, str(ir.setting("eval_split")), "evaluation")
     idx = subset_indices(len(eval_table), int(ir.setting("eval_limit")), int(ir.setting("seed")))
     clf = classifier if classifier is not None else _classifier(ir, b, spec)
+    groups = group_spec(b.table, list(ir.groups))
     ev = evaluate(
         b.handle,
         plan,
@@ -81,13 +83,15 @@ def evaluate_task(
         idx,
         spec,
         clf,
-        groups=group_spec(b.table, list(ir.groups)),
+        groups=groups,
         batch_size=int(ir.setting("batch_size")),
         device=b.device,
         progress=progress,
         baseline=baseline,
     )
     ev.classifier = clf
+    if groups is not None:
+        ev.group_labels = readable_group_names(ir, groups, b.table)
     return ev, {"kind": clf.kind, "classes": clf.classes, **clf.info}
 
 

@@ -307,6 +307,16 @@ class EvalResult:
     empty_groups: list[str] = field(default_factory=list)
     # The classifier the predictions came from (a grid reuses it for every point).
     classifier: Any = field(default=None, repr=False)
+    # Per image, same keys as `preds`: the classifier's margin for the true class (its logit
+    # minus the largest other logit; > 0 when the prediction is right), for predictions.csv.
+    margins: dict[str, np.ndarray] = field(default_factory=dict)
+    # The evaluated rows: the table they came from (the eval split) and their row indices in
+    # it; `attacked_view` is the attacked copy of those rows (None without an attack).
+    table: Any = None
+    attacked_view: Any = None
+    classes: list[str] = field(default_factory=list)  # the task's classes, label-index order
+    # Readable group names (steerlang/pipeline/group_names.py), set by the evaluation stage.
+    group_labels: list[str] = field(default_factory=list)
 
 
 def evaluate(
@@ -330,6 +340,7 @@ def evaluate(
     sub = table.subset(indices) if len(indices) != len(table) else table
     labels = task_labels(sub, spec.label_column, spec.classes)
     attacked_view, attack_words = _attack(sub, labels, spec)
+    margins: dict[str, list[np.ndarray]] = {}
     out = _predictions(
         handle,
         plan,
@@ -341,6 +352,8 @@ def evaluate(
         device=device,
         progress=progress,
         baseline=baseline,
+        labels=labels,
+        margins=margins,
     )
     gids = None
     gnames: list[str] = []
@@ -350,6 +363,9 @@ def evaluate(
         gids, _ = table_group_ids(sub, groups.columns, groups.radices)
         gnames = groups.names()
     metrics = score(out, labels, gids, groups, attack_words, attacked=attacked_view is not None)
+    metrics["intervals"] = metric_intervals(
+        out, labels, gids, groups.n_groups if groups is not None else 0, seed=spec.attack_seed
+    )
     empty: list[str] = []
     if groups is not None and gids is not None:
         from steerlang.pipeline.metrics import group_counts
@@ -373,6 +389,10 @@ def evaluate(
         metrics=metrics,
         group_names=gnames,
         empty_groups=empty,
+        margins={k: np.concatenate(v) if v else np.zeros(0) for k, v in margins.items()},
+        table=sub,
+        attacked_view=attacked_view,
+        classes=list(spec.classes),
     )
 
 
@@ -411,9 +431,12 @@ def _predictions(
     device: Any,
     progress: Any,
     baseline: Mapping[str, np.ndarray] | None = None,
+    labels: np.ndarray | None = None,
+    margins: dict[str, list[np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Class predictions of the baseline and the steered model, on the clean images and (with
-    an attack) on their attacked copies, batch by batch on the same images."""
+    an attack) on their attacked copies, batch by batch on the same images. With `labels`,
+    `margins` collects each image's true-class margin under the same keys."""
     import torch
 
     from steerlang.data.batches import image_batches
@@ -433,6 +456,7 @@ def _predictions(
     shared = SharedPrefix(handle, first_hooked_layer(plan) if steered_needed else None)
 
     def run(rows: np.ndarray, pixels: Any, prefix: str) -> None:
+        l0: Any = None
         with torch.inference_mode():
             if baseline is not None:  # a grid point: the baseline is the first point's
                 p0 = np.asarray(baseline[f"baseline{prefix}"])[rows]
@@ -461,9 +485,15 @@ def _predictions(
                     )
                 p1 = l1.argmax(-1).cpu().numpy().astype(np.int64)
             else:
-                p1 = p0
+                p1, l1 = p0, l0
         preds[f"baseline{prefix}"].append(p0)
         preds[f"steered{prefix}"].append(p1)
+        if labels is not None and margins is not None:
+            y = labels[rows]
+            # A grid point reuses the first point's baseline predictions, not its logits.
+            for key, lg in ((f"baseline{prefix}", l0), (f"steered{prefix}", l1)):
+                m = np.full(len(y), np.nan) if lg is None else true_class_margin(lg, y)
+                margins.setdefault(key, []).append(m)
 
     clean_iter = image_batches(sub, order, handle.preprocess, batch_size, device=device)
     att_iter = (
@@ -478,9 +508,48 @@ def _predictions(
             run(rows, apx, "_attacked")
         if progress is not None and task is not None:
             progress.advance(task, len(rows))
+    if margins is not None and margins:  # gathered like the predictions (torchrun)
+        gathered = gather_rows({k: np.concatenate(v) for k, v in margins.items()})
+        margins.clear()
+        margins.update({k: [v] for k, v in gathered.items()})
     return gather_rows(
         {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
     )
+
+
+def true_class_margin(logits: Any, labels: np.ndarray) -> np.ndarray:
+    """Per row: the true class's logit minus the largest other logit (float64 numpy)."""
+    lg = logits.detach().double().cpu().numpy()
+    if lg.shape[1] < 2:
+        return np.full(len(lg), np.nan)
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(len(lg))
+    true = lg[rows, y]
+    other = lg.copy()
+    other[rows, y] = -np.inf
+    return true - other.max(1)
+
+
+def metric_intervals(
+    preds: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    gids: np.ndarray | None,
+    n_groups: int,
+    *,
+    seed: int,
+) -> dict[str, Any]:
+    """95% intervals of the metrics (steerlang/pipeline/uncertainty.py), and of the attacked
+    copies' accuracy when there are attacked copies."""
+    from steerlang.pipeline import metrics as M
+    from steerlang.pipeline.uncertainty import intervals
+
+    out = intervals(preds["baseline"], preds["steered"], labels, gids, n_groups, seed=seed)
+    if "baseline_attacked" in preds:
+        att = intervals(
+            preds["baseline_attacked"], preds["steered_attacked"], labels, None, 0, seed=seed
+        )
+        out["attacked"] = {k: att[k] for k in ("baseline", "steered", "delta")}
+    return M.metrics_dict(out)
 
 
 def _finite(t: Any) -> bool:

@@ -22,6 +22,7 @@ from steerlang.pipeline.bind import Binding, RunOptions, attack_style_for, bind
 from steerlang.pipeline.distributed import is_main
 from steerlang.pipeline.eval_pass import evaluate_task
 from steerlang.pipeline.feature_cards import cards_for_plan
+from steerlang.pipeline.per_image import per_image_results
 from steerlang.pipeline.selection import SiteInfo, select
 from steerlang.pipeline.stats_pass import StatsOutcome, statistics_for
 from steerlang.pipeline.stats_table import tokens_key
@@ -127,6 +128,7 @@ def run_ir(
         ev, classifier_info = evaluate_task(ir, po.binding, po.selection.plan, progress=progress)
     po.timings["evaluation"] = time.perf_counter() - t0
     rec = run_record(po)
+    rec.predictions, rec.examples = per_image_results(ir, ev)
     report = build_report(
         rec, ev, classifier_info=classifier_info, started=started, argv=list(argv or [])
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from steerlang.plan import SETTING_DEFAULTS
+from steerlang.report import guards
 from steerlang.report.record import RunRecord
 
 REPORT_SCHEMA = "steerlang-report"
@@ -70,20 +72,81 @@ def build_report(
             "computed": rec.stats_computed,
         },
         "metrics": ev.metrics if ev is not None else None,
-        "groups": ev.group_names if ev is not None else [],
+        # Readable names ("waterbird, water=no": steerlang/pipeline/group_names.py); the raw
+        # `column=value` names are `group_keys`.
+        "groups": _group_labels(ev),
+        "group_keys": list(ev.group_names) if ev is not None else [],
         # Groups with no evaluated images: worst-group accuracy is then incomplete
         # (metrics.*.worst_group_complete is false).
-        "empty_groups": list(getattr(ev, "empty_groups", [])) if ev is not None else [],
+        "empty_groups": _empty_group_labels(ev),
         "steerability": {k: v.summary() for k, v in rec.steerability.items()},
         "warnings": [w.to_json() for w in rec.selection.warnings],
         "timings": {k: round(v, 3) for k, v in rec.timings.items()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "wall_seconds": round(time.time() - started, 3),
         "argv": list(argv),
+        "reproduce": reproduce_command(rec, argv),
     }
+    if rec.predictions is not None:
+        rep["predictions"] = {
+            "file": "predictions.csv",
+            "rows": len(next(iter(rec.predictions.values()), [])),
+        }
     if rec.dataset is not None and rec.data_root is not None:
         rep["dataset"] = _dataset_summary(rec, ev)
+    thresholds = guards.settings((rec.profile or {}).get("report"))
+    rep["guard_thresholds"] = thresholds
+    rep["warnings"] += guards.guard_warnings(rep, thresholds)
     return clean_json(rep)
+
+
+def _group_labels(ev: Any | None) -> list[str]:
+    if ev is None:
+        return []
+    return list(getattr(ev, "group_labels", None) or ev.group_names)
+
+
+def _empty_group_labels(ev: Any | None) -> list[str]:
+    """The empty groups, named as `groups` names them."""
+    if ev is None:
+        return []
+    empty = list(getattr(ev, "empty_groups", []))
+    labels = _group_labels(ev)
+    index = {k: i for i, k in enumerate(ev.group_names)}
+    return [labels[index[e]] if e in index and index[e] < len(labels) else e for e in empty]
+
+
+def reproduce_command(rec: RunRecord, argv: Sequence[str]) -> str:
+    """The full command that reruns this run: the command line as typed, with the recipe's
+    absolute path, the profile that was read (also when it was found as ./steer.yaml) and
+    every param's value (overridden or not) spelled out, so it reruns alike from any folder."""
+    args = list(argv) or ["steer", "run", rec.ir.source or rec.ir.name]
+    out: list[str] = []
+    skip = False
+    recipe_done = False
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if a == "--param":
+            skip = True
+            continue
+        if a.startswith("--param="):
+            continue
+        if i >= 2 and not recipe_done and not a.startswith("-") and rec.ir.source:
+            if Path(a).resolve() == Path(rec.ir.source).resolve():
+                a = str(Path(rec.ir.source).resolve())
+                recipe_done = True
+        out.append(a)
+    profile_src = (rec.profile or {}).get("source")
+    has_profile = any(a == "--profile" or a.startswith("--profile=") for a in out)
+    if profile_src and not has_profile:
+        out += ["--profile", str(Path(profile_src).resolve())]
+    for name, p in rec.ir.params.items():
+        value = p.value
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        out += ["--param", f"{name}={text}"]
+    return shlex.join(out)
 
 
 def _plan_summary(rec: RunRecord) -> dict[str, Any]:
@@ -105,6 +168,7 @@ def _plan_summary(rec: RunRecord) -> dict[str, Any]:
             "candidates": r.candidates,
             "thresholds": r.thresholds,
             "stats": r.stats,
+            "stats_n_images": _stats_images(rec, r),
         }
         for r in rec.selection.per_rule
     ]
@@ -134,6 +198,13 @@ def _plan_summary(rec: RunRecord) -> dict[str, Any]:
         # The feature cards shown in report.html (without their pixels).
         "feature_cards": [c.to_json() for c in rec.feature_cards],
     }
+
+
+def _stats_images(rec: RunRecord, r: Any) -> int | None:
+    """How many images the statistics this rule read were computed from."""
+    table = rec.rule_tables.get((r.rule, r.layer, r.site))
+    n = (getattr(table, "meta", None) or {}).get("n_images")
+    return int(n) if n is not None else None
 
 
 def _dataset_summary(rec: RunRecord, ev: Any | None) -> dict[str, Any]:

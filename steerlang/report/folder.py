@@ -1,5 +1,6 @@
 """The run folder: `<out>/<recipe>-<YYYYmmdd-HHMMSS>[-N]/` with plan.json, report.json,
-explain.json, manifest.json and report.html.
+explain.json, manifest.json, report.html, predictions.csv (one row per evaluated image and
+attacked copy) and figures/ (every report figure as PNG and PDF).
 
 Why a folder per run, written atomically: a report is evidence for a claim ("this recipe
 raises worst-group accuracy by 12 points"), so each run keeps its own plan, numbers and the
@@ -25,6 +26,8 @@ report (see `steerlang/commands/run.py`).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -37,6 +40,7 @@ from typing import Any
 from steerlang.errors import SteerError
 from steerlang.files import dir_mode, file_mode
 from steerlang.report.build import clean_json, manifest
+from steerlang.report.figures import report_figures
 from steerlang.report.html import render_html
 from steerlang.report.record import RunRecord
 
@@ -141,9 +145,25 @@ def _claim(root: Path, base: str) -> Path:
     raise OSError(f"no free run folder name {base}-N for N up to {_MAX_CLAIMS} in {root}")
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, content: str | bytes) -> None:
     """One file of the run folder (a seam: the tests make it fail)."""
-    path.write_text(text, "utf-8")
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, "utf-8")
+
+
+def predictions_csv(columns: dict[str, list[Any]]) -> str:
+    """predictions.csv from its columns (steerlang/pipeline/per_image.py); empty cells for
+    missing values."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    names = list(columns)
+    w.writerow(names)
+    n = len(columns[names[0]]) if names else 0
+    for i in range(n):
+        w.writerow(["" if columns[c][i] is None else columns[c][i] for c in names])
+    return buf.getvalue()
 
 
 def write_run_folder(
@@ -159,6 +179,7 @@ def write_run_folder(
     tmp: Path | None = None
     final: Path | None = None
     written: list[str] = []
+    n_files = 5
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{base}.", dir=root))
@@ -166,7 +187,8 @@ def write_run_folder(
         os.chmod(tmp, dir_mode())
         final = _claim(root, base)
         report["run_dir"] = str(final)
-        files: list[tuple[str, Callable[[], str]]] = [
+        figures = report_figures(rec, report)
+        files: list[tuple[str, Callable[[], str | bytes]]] = [
             ("plan.json", lambda: rec.selection.plan.model_dump_json(indent=2) + "\n"),
             ("report.json", lambda: json.dumps(report, indent=2) + "\n"),
             (
@@ -174,14 +196,26 @@ def write_run_folder(
                 lambda: json.dumps(clean_json(rec.selection.explain_json()), indent=2) + "\n",
             ),
             ("manifest.json", lambda: json.dumps(manifest(rec, report), indent=2) + "\n"),
-            ("report.html", lambda: render_html(rec, report)),
+            ("report.html", lambda: render_html(rec, report, figures)),
         ]
+        if rec.predictions is not None:
+            preds = rec.predictions
+            files.append(("predictions.csv", lambda: predictions_csv(preds)))
+        for f in figures:
+            files += [
+                (f"figures/{f.name}.png", lambda f=f: f.png),
+                (f"figures/{f.name}.pdf", lambda f=f: f.pdf),
+            ]
+        if figures:
+            (tmp / "figures").mkdir(mode=dir_mode())
+            os.chmod(tmp / "figures", dir_mode())
+        n_files = len(files)
         for name, render in files:
             _write(tmp / name, render())
             written.append(name)
         os.rename(tmp, final)
     except Exception as e:
-        raise _rescue(e, root, base, tmp, final, written, report) from e
+        raise _rescue(e, root, base, tmp, final, written, report, n_files) from e
     except BaseException:
         # Interrupted (Ctrl-C): leave nothing half-written behind, as a killed run does.
         if final is not None:
@@ -208,6 +242,7 @@ def _rescue(
     final: Path | None,
     written: list[str],
     report: dict[str, Any],
+    n_files: int = 5,
 ) -> RunFolderError:
     """Save what can be saved after a failed write and say where it is."""
     if final is not None:
@@ -232,7 +267,7 @@ def _rescue(
     )
     message = f"could not write the run folder in {root} ({type(err).__name__}: {err})"
     where: list[str] = []
-    if kept_dir is not None and len(written) == 5:
+    if kept_dir is not None and len(written) == n_files:
         where.append(f"the finished run is kept in {kept_dir}")
         fix = f"it is complete: give it a visible name, e.g. `mv {kept_dir} {final}`"
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 # (label, metric key) of the task metrics, baseline vs steered, in the order they are shown.
@@ -18,7 +17,7 @@ TASK_METRICS_HTML = (
     ("worst-group accuracy", "worst_group"),
     ("average accuracy (plain, pooled)", "average_plain"),
     ("average accuracy (adjusted, train group weights)", "average_adjusted"),
-    ("predicts the written word", "text_rate"),
+    ("reads the written word (predicts the word on the image)", "text_rate"),
 )
 
 
@@ -57,6 +56,15 @@ def delta(a: Any, b: Any) -> str:
     return f"{d:+.1f}"
 
 
+def ci_text(ci: Any, *, signed: bool = False) -> str:
+    """A 95% interval of fractions as "[lo, hi]" in percent (points when `signed`); empty
+    when there is none."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return "[" + f.format(100 * float(ci[0])) + ", " + f.format(100 * float(ci[1])) + "]"
+
+
 def stats_images_note(ds: dict[str, Any]) -> str:
     """How the statistics images were drawn, when not plain clean images."""
     mode = ds.get("stats_images", "clean")
@@ -64,8 +72,3 @@ def stats_images_note(ds: dict[str, Any]) -> str:
         return ""
     what = "clean + attacked" if mode == "both" else "attacked"
     return f" ({what}, {ds.get('attack_style', '?')} style)"
-
-
-def esc(s: Any) -> str:
-    """Text for HTML (and the SVG inside it)."""
-    return html.escape(str(s))

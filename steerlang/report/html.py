@@ -1,234 +1,198 @@
-"""`report.html`: one self-contained page (inline CSS and SVG) with the task metrics, the plan,
-a histogram of every statistic a rule thresholds and the steerability curves."""
+"""`report.html`: one self-contained page (inline CSS, SVG figures, PNG thumbnails) rendered
+from `templates/report.html.j2` with autoescaping. This module only shapes report.json's data
+into rows the template prints; the numbers are the ones in report.json."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from markupsafe import Markup
+
+from steerlang.report.figures import RenderedFigure, report_figures
 from steerlang.report.formatting import (
     TASK_METRICS_HTML,
+    ci_text,
     delta,
     empty_groups_note,
-    esc,
     pct,
     stats_images_note,
     worst_group_label,
 )
 from steerlang.report.record import RunRecord
-from steerlang.report.svg import (
-    BASE_COLOR,
-    STEER_COLOR,
-    steer_curve,
-    svg_curves,
-    svg_grouped_bars,
-    svg_histogram,
-)
+from steerlang.report.templates import render
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;max-width:1100px;color:#222}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
-td:first-child,th:first-child{text-align:left}.muted{color:#777}.warn{color:#a60}
-svg text{font-family:system-ui,sans-serif;font-size:11px}figure{margin:1rem 0}figcaption{color:#555;font-size:.9rem}
-"""
+_INTERVAL_KEYS = {"accuracy", "worst_group"}
 
 
-def render_html(rec: RunRecord, report: dict[str, Any]) -> str:
-    parts = _head(report)
+def render_html(
+    rec: RunRecord, report: dict[str, Any], figures: list[RenderedFigure] | None = None
+) -> str:
+    """The page; `figures` are drawn here when the caller has not drawn them already."""
+    if figures is None:
+        figures = report_figures(rec, report)
     m = report.get("metrics")
-    if m:
-        parts += _metrics_table(m)
-        note = empty_groups_note(report)
-        if note:
-            parts.append(f"<p class='warn'><b>Incomplete:</b> {esc(note)}</p>")
-        parts += _metric_figures(m, report.get("groups"))
-    parts += _plan_section(report["plan"])
-    if rec.feature_cards:
-        from steerlang.report.templates import render
-
-        parts.append("<h2>Feature cards</h2>")
-        parts.append(render("_cards.html.j2", cards=rec.feature_cards))
-    parts += _statistic_histograms(rec)
-    if rec.steerability:
-        parts += _steerability_section(rec, report["steerability"])
-    if report.get("warnings"):
-        parts.append("<h2>Warnings</h2><ul>")
-        for w in report["warnings"]:
-            parts.append(f"<li class='warn'>{esc(w['code'])}: {esc(w['message'])}</li>")
-        parts.append("</ul>")
-    parts.append("<h2>Reproduce</h2><pre>" + esc(" ".join(report.get("argv") or [])) + "</pre>")
-    parts.append("</body></html>\n")
-    return "".join(parts)
-
-
-def _figure(svg: str, caption: str = "") -> str:
-    return (
-        "<figure>" + svg + (f"<figcaption>{caption}</figcaption>" if caption else "") + "</figure>"
+    by_name = {f.name: f for f in figures}
+    return render(
+        "report.html.j2",
+        r=report,
+        dataset_note=_dataset_note(report),
+        metric_rows=_metric_rows(m) if m else [],
+        attack_rows=_attack_rows(m) if m and "attack" in m else [],
+        group_rows=_group_rows(m, report) if m and m["baseline"].get("per_group") else [],
+        incomplete=empty_groups_note(report) if m else None,
+        metric_figures=[
+            _fig(by_name[n]) for n in ("per_group_accuracy", "attack_accuracy") if n in by_name
+        ],
+        other_figures=[
+            _fig(f) for f in figures if f.name not in ("per_group_accuracy", "attack_accuracy")
+        ],
+        steerability=_steerability_lines(report),
+        examples={"fixed_broken": [], "attack_pairs": [], **(rec.examples or {})},
+        cards=rec.feature_cards,
+        warnings=report.get("warnings") or [],
     )
 
 
-def _head(report: dict[str, Any]) -> list[str]:
-    rec = report["recipe"]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>steerlang report: {esc(rec['name'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{esc(rec['name'])}</h1><p>{esc(rec.get('description') or '')}</p>",
-        f"<p class='muted'>model {esc(report['model']['ref'])} · device {esc(report['device'])}"
-        f" · started {esc(report.get('started'))} · {report.get('wall_seconds')} s</p>",
-    ]
-    ds = report.get("dataset")
-    if ds:
-        parts.append(
-            f"<p>dataset <b>{esc(ds['name'])}</b> ({esc(ds['format'])}); statistics on split "
-            f"<b>{esc(ds['stats_split'])}</b>{esc(stats_images_note(ds))} of the <i>unsteered</i> "
-            "model, evaluation on "
-            f"<b>{esc(ds['eval_split'])}</b> ({esc(ds.get('n_eval'))} images).</p>"
-        )
-    return parts
+def _fig(f: RenderedFigure) -> dict[str, Any]:
+    # matplotlib writes the SVG (and escapes the text in it): markup by construction.
+    return {"svg": Markup(f.svg), "caption": f.caption, "name": f.name}
 
 
-def _metrics_table(m: dict[str, Any]) -> list[str]:
-    parts = [
-        "<h2>Task metrics</h2><table><tr><th>metric</th><th>baseline</th>"
-        "<th>steered</th><th>Δ (points)</th></tr>"
-    ]
+def _dataset_note(report: dict[str, Any]) -> str:
+    ds = report.get("dataset") or {}
+    return stats_images_note(ds) if ds else ""
+
+
+def _iv(m: dict[str, Any], *path: str) -> Any:
+    cur: Any = m.get("intervals") or {}
+    for p in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def _metric_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
     base, st = m["baseline"], m["steered"]
     for label, key in TASK_METRICS_HTML:
-        if key in base:
-            parts.append(
-                f"<tr><td>{esc(worst_group_label(label, key, base))}</td>"
-                f"<td>{pct(base.get(key))}</td><td>{pct(st.get(key))}"
-                f"</td><td>{delta(base.get(key), st.get(key))}</td></tr>"
-            )
-    if "attack" in m:
-        a = m["attack"]
-        for label, key in (("clean images", "clean"), ("attacked images", "attacked")):
-            parts.append(
-                f"<tr><td>{label}</td><td>{pct(a['baseline'][key])}</td>"
-                f"<td>{pct(a['steered'][key])}</td>"
-                f"<td>{delta(a['baseline'][key], a['steered'][key])}</td></tr>"
-            )
-        parts.append(
-            f"<tr><td>share of the attack drop recovered</td><td></td>"
-            f"<td>{pct(a.get('recovered'))}</td><td></td></tr>"
-        )
-    parts.append("</table>")
-    return parts
-
-
-def _metric_figures(m: dict[str, Any], groups: list[str] | None) -> list[str]:
-    parts = []
-    base, st = m["baseline"], m["steered"]
-    if base.get("per_group"):
-        names = list(groups or [str(i) for i in range(len(base["per_group"]))])
-        counts = base.get("group_counts") or []
-        names = [
-            f"{n} (no images)" if i < len(counts) and counts[i] == 0 else n
-            for i, n in enumerate(names)
-        ]
-        bars = svg_grouped_bars(
-            names,
-            [
-                ("baseline", base["per_group"], BASE_COLOR),
-                ("steered", st["per_group"], STEER_COLOR),
-            ],
-            title="per-group accuracy (%)",
-        )
-        parts.append(_figure(bars, "Per-group accuracy, baseline vs steered, same images."))
-    if "attack" in m:
-        a = m["attack"]
-        bars = svg_grouped_bars(
-            ["clean", "attacked"],
-            [
-                ("baseline", [a["baseline"]["clean"], a["baseline"]["attacked"]], BASE_COLOR),
-                ("steered", [a["steered"]["clean"], a["steered"]["attacked"]], STEER_COLOR),
-            ],
-            title="typographic attack: accuracy (%)",
-        )
-        parts.append(_figure(bars))
-    return parts
-
-
-def _plan_section(plan: dict[str, Any]) -> list[str]:
-    parts = [
-        f"<h2>Plan</h2><p>{plan['n_edits']} feature edits over "
-        f"{len(plan['sites'])} site(s); {plan['overrides']} overridden by later rules.</p>",
-        "<table><tr><th>rule</th><th>site</th><th>op</th><th>selected</th>"
-        "<th>kept</th><th>features</th></tr>",
-    ]
-    for r in plan["rules"]:
-        parts.append(
-            f"<tr><td>{esc(r['rule'])}</td><td>L{r['layer']} {esc(r['site'])} "
-            f"({esc(r['tokens'])})</td><td>{esc(r['op'])}</td><td>{r['selected']}</td>"
-            f"<td>{r['won']}</td><td>{r['n_features']}</td></tr>"
-        )
-    parts.append("</table>")
-    return parts
-
-
-def _statistic_histograms(rec: RunRecord) -> list[str]:
-    """A histogram of every numeric statistic a rule reads, with the rule's thresholds."""
-    parts = []
-    shown: set[tuple[str, int, str, str]] = set()
-    for r in rec.selection.per_rule:
-        table = rec.rule_tables.get((r.rule, r.layer, r.site))
-        if table is None:
+        if key not in base:
             continue
-        by_stat: dict[str, list[tuple[float, str]]] = {}
-        for th in r.thresholds:
-            by_stat.setdefault(th["stat"], []).append(
-                (float(th["threshold"]), f"{th['op']} {th['threshold']:g}")
-            )
-        for stat in r.stats or []:
-            if stat not in table.columns or table.columns[stat].dtype.kind == "O":
-                continue
-            key = (r.rule, r.layer, r.site, stat)
-            if key in shown:
-                continue
-            shown.add(key)
-            hist = svg_histogram(
-                table.columns[stat],
-                title=f"{stat} over {table.n_features} features, L{r.layer} {r.site} "
-                f"(rule {r.rule}: {len(r.selected)} selected)",
-                thresholds=by_stat.get(stat, []),
-            )
-            parts.append(_figure(hist))
-    return parts
+        with_ci = key in _INTERVAL_KEYS
+        d = delta(base.get(key), st.get(key))
+        rows.append(
+            {
+                "label": worst_group_label(label, key, base),
+                "baseline": pct(base.get(key)),
+                "baseline_ci": ci_text(_iv(m, "baseline", key)) if with_ci else "",
+                "steered": pct(st.get(key)),
+                "steered_ci": ci_text(_iv(m, "steered", key)) if with_ci else "",
+                "delta": d,
+                "delta_ci": ci_text(_iv(m, "delta", key), signed=True) if with_ci else "",
+                "sign": _sign(d),
+            }
+        )
+    return rows
 
 
-def _steerability_section(rec: RunRecord, summaries: dict[str, Any]) -> list[str]:
-    parts = ["<h2>Steerability</h2>"]
-    curves = []
-    colors = [STEER_COLOR, BASE_COLOR, "#2e8b57", "#6a5acd"]
-    thr = None
-    for i, (k, res) in enumerate(rec.steerability.items()):
-        s = summaries[k]
-        site = k.replace(":", " ")
-        parts.append(
-            f"<p>L{esc(site)}: <b>{s['n_steerable']}</b> of {s['n_units']} {s['kind']} units "
-            f"steerable ({pct(s['fraction_steerable'])}%) at s = {s['strength']:g}, "
-            f"S_f &gt; {s['threshold']:g}; top concepts: "
-            + ", ".join(f"{esc(w)} ×{c}" for w, c in s["top_concepts"])
-            + "</p>"
+def _attack_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
+    a = m["attack"]
+    rows = []
+    for label, key in (
+        ("clean images", "clean"),
+        ("attacked images", "attacked"),
+        ("attack drop (clean − attacked)", "drop"),
+        ("attacked: reads the written word", "text_rate"),
+    ):
+        if a["baseline"].get(key) is None:
+            continue
+        d = delta(a["baseline"][key], a["steered"][key])
+        ci = _iv(m, "attacked") if key == "attacked" else None
+        rows.append(
+            {
+                "label": label,
+                "baseline": pct(a["baseline"][key]),
+                "baseline_ci": ci_text((ci or {}).get("baseline", {}).get("accuracy"))
+                if ci
+                else "",
+                "steered": pct(a["steered"][key]),
+                "steered_ci": ci_text((ci or {}).get("steered", {}).get("accuracy")) if ci else "",
+                "delta": d,
+                "delta_ci": ci_text((ci or {}).get("delta", {}).get("accuracy"), signed=True)
+                if ci
+                else "",
+                # a lower drop and a lower text rate are what steering is for
+                "sign": _sign(d, lower_is_better=key in ("drop", "text_rate")),
+            }
         )
-        t, frac = steer_curve(res.steerability)
-        curves.append((f"L{site} {res.kind}", t, frac, colors[i % len(colors)]))
-        thr = res.threshold
-        hist = svg_histogram(
-            res.steerability,
-            title=f"S_f over {len(res.units)} units, L{site}",
-            thresholds=[(res.threshold, f"> {res.threshold:g}")],
+    if a.get("recovered") is not None:
+        rows.append(
+            {
+                "label": "share of the attack drop recovered",
+                "baseline": "",
+                "baseline_ci": "",
+                "steered": pct(a["recovered"]),
+                "steered_ci": "",
+                "delta": "",
+                "delta_ci": "",
+                "sign": "",
+            }
         )
-        parts.append(_figure(hist))
-    parts.append(
-        _figure(
-            svg_curves(
-                curves,
-                title="fraction of units with S_f above a threshold",
-                xlabel="threshold on S_f",
-                ylabel="fraction",
-                vline=thr,
-            )
+    return rows
+
+
+def _sign(d: str, *, lower_is_better: bool = False) -> str:
+    """CSS class of a signed change: good, bad or none."""
+    if not d or d == "—" or d.lstrip("+-") in ("0.0",):
+        return ""
+    up = d.startswith("+")
+    return "good" if up != lower_is_better else "bad"
+
+
+def _group_rows(m: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]]:
+    base, st = m["baseline"], m["steered"]
+    names = report.get("groups") or []
+    counts = base.get("group_counts") or []
+    worst = base.get("worst_group_id")
+    worst_st = st.get("worst_group_id")
+    rows = []
+    for i, (a, c) in enumerate(zip(base["per_group"], st["per_group"], strict=True)):
+        d = delta(a, c)
+        rows.append(
+            {
+                "name": names[i] if i < len(names) else str(i),
+                "n": counts[i] if i < len(counts) else None,
+                "baseline": pct(a),
+                "baseline_ci": ci_text(_nth(_iv(m, "baseline", "per_group"), i)),
+                "steered": pct(c),
+                "steered_ci": ci_text(_nth(_iv(m, "steered", "per_group"), i)),
+                "delta": d,
+                "delta_ci": ci_text(_nth(_iv(m, "delta", "per_group"), i), signed=True),
+                "sign": _sign(d),
+                "worst_baseline": i == worst,
+                "worst_steered": i == worst_st,
+            }
         )
-    )
-    return parts
+    return rows
+
+
+def _nth(xs: Any, i: int) -> Any:
+    return xs[i] if isinstance(xs, list) and i < len(xs) else None
+
+
+def _steerability_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for k, s in (report.get("steerability") or {}).items():
+        out.append(
+            {
+                "site": k.replace(":", " "),
+                "n_steerable": s["n_steerable"],
+                "n_units": s["n_units"],
+                "kind": s["kind"],
+                "fraction": pct(s["fraction_steerable"]),
+                "strength": f"{s['strength']:g}",
+                "threshold": f"{s['threshold']:g}",
+                "top_concepts": ", ".join(f"{w} ×{c}" for w, c in s["top_concepts"]),
+            }
+        )
+    return out

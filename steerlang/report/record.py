@@ -40,3 +40,7 @@ class RunRecord:
     # One steerlang.report.cards.FeatureCard per edited feature shown (strongest first per
     # rule and site, at most `gallery_cards` each), with its strongest statistics images.
     feature_cards: list[Any] = field(default_factory=list)
+    # predictions.csv as columns (steerlang/pipeline/per_image.py), None without a task
+    predictions: dict[str, list[Any]] | None = None
+    # the example images the report shows: {"fixed_broken": [...], "attack_pairs": [...]}
+    examples: dict[str, Any] | None = None

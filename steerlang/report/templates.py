@@ -1,32 +1,29 @@
-"""The one Jinja2 environment of the HTML the report package writes (`report.html`, the page
-of `steer show`): templates in `steerlang/report/templates/`, autoescaping on, so every value
-a template prints (rule text, file names, words) is escaped unless a template says otherwise.
+"""The Jinja2 environment of the report pages (templates in steerlang/report/templates/).
 
-Undefined names are errors (StrictUndefined): a template that names a missing value fails in
-the tests rather than printing an empty cell. Templates use no custom filters: what they print
-is formatted by the values themselves (e.g. `FeatureCard.stat_rows`), so a partial such as
-`_cards.html.j2` renders the same wherever it is included.
+Autoescaping is on for every template: recipe names, descriptions, group and class names and
+file paths come from users and datasets, and must never become markup. Values that are markup
+by construction (matplotlib's SVG) are passed through `markupsafe.Markup` by their producer.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 
-@lru_cache(maxsize=1)
+@cache
 def environment() -> Any:
-    import jinja2
+    from jinja2 import Environment, PackageLoader
 
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("steerlang.report", "templates"),
+    return Environment(
+        loader=PackageLoader("steerlang.report", "templates"),
         autoescape=True,
-        undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
 
 
 def render(template_name: str, **context: Any) -> str:
-    """Render `steerlang/report/templates/<template_name>` with `context`."""
+    """Render one template of steerlang/report/templates/ with `context`."""
     return environment().get_template(template_name).render(**context)

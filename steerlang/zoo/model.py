@@ -14,6 +14,7 @@ That keeps the file small without changing the architecture or the tokenizer.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,31 @@ def register_config() -> None:
         open_clip.add_model_config(CONFIG_PATH)
 
 
+class _RandomInitNotice(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded for model 'steer-tiny-clip'. Model
+    initialized randomly." warning: the zoo model is created without pretrained weights on
+    purpose, and its weights are loaded right after (steerlang/zoo/__init__.py) or trained
+    (steerlang/training/zoo/train.py), so the warning is false on every zoo command. Only that
+    message, for this model, during this call; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("No pretrained weights loaded") and f"'{ZOO_MODEL_NAME}'" in msg)
+
+
 def create_model(device: str = "cpu") -> Any:
     """A randomly initialised tiny CLIP (fp32) and its eval preprocess."""
     import open_clip
 
     register_config()
-    model, _, preprocess = open_clip.create_model_and_transforms(ZOO_MODEL_NAME, device=device)
+    notice = _RandomInitNotice()
+    # open_clip's factory logs through the root logger (`logging.warning`).
+    root = logging.getLogger()
+    root.addFilter(notice)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(ZOO_MODEL_NAME, device=device)
+    finally:
+        root.removeFilter(notice)
     return model, preprocess
 
 

@@ -123,7 +123,8 @@ def test_waterbirds_run_twice_plan_and_explain(
         assert f"using cached statistics {key}" in err2
     assert second["metrics"] == first["metrics"]
     m = first["metrics"]
-    assert set(m) == {"baseline", "steered", "attack"}
+    # (the intervals are seeded: equal across the two runs, as the line above checks)
+    assert set(m) == {"baseline", "steered", "attack", "intervals"}
     for which in ("baseline", "steered"):
         a = m["attack"][which]
         assert a["drop"] == pytest.approx(a["clean"] - a["attacked"])

@@ -165,7 +165,8 @@ def test_a_group_missing_from_the_test_split_marks_worst_group_incomplete(
 
     out = _run(_ir(), tiny_handle, wb_without_group, tmp_path)
     rep = out.report
-    assert rep["empty_groups"] == ["y=1,place=0"]
+    # Named from the classes and the format's value names (this IR defines no concept).
+    assert rep["empty_groups"] == ["waterbird, place=land"]
     for which in ("baseline", "steered"):
         m = rep["metrics"][which]
         assert m["worst_group_complete"] is False
@@ -173,16 +174,16 @@ def test_a_group_missing_from_the_test_split_marks_worst_group_incomplete(
         present = [a for a in m["per_group"] if a is not None]
         assert m["worst_group"] == pytest.approx(min(present))
     on_disk = json.loads((out.run_dir / "report.json").read_text())
-    assert on_disk["empty_groups"] == ["y=1,place=0"]
+    assert on_disk["empty_groups"] == ["waterbird, place=land"]
     assert on_disk["metrics"]["baseline"]["worst_group_complete"] is False
     html = (out.run_dir / "report.html").read_text()
-    assert "Incomplete:" in html and "y=1,place=0" in html
+    assert "Incomplete:" in html and "waterbird, place=land" in html
     assert "worst-group accuracy (incomplete)" in html
     console = Console(file=io.StringIO(), width=200, color_system=None)
     print_summary(rep, console)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "worst-group accuracy (incomplete)" in text
-    assert "1 of 4 group has no images in the test split (y=1,place=0)" in text
+    assert "1 of 4 group has no images in the test split (waterbird, place=land)" in text
 
 
 def test_a_full_test_split_is_complete(tiny_handle: Any, wb_root: Path, tmp_path: Path) -> None:

@@ -85,6 +85,13 @@ def test_run_twice_reuses_cached_statistics_and_numbers(two_runs: Any, tiny_hand
     assert set(man["hashes"]["saes"]) == {"3:resid_post", "7:resid_post"}
     html = (run_dir / "report.html").read_text()
     assert html.count("<svg") >= 2 and "per-group accuracy" in html
+    # One row per evaluated image in predictions.csv; every figure also as PNG and PDF.
+    rows = (run_dir / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + first.eval_result.n and rows[0].startswith("image,split,label")
+    pngs = sorted(p.stem for p in (run_dir / "figures").glob("*.png"))
+    assert "per_group_accuracy" in pngs
+    assert pngs == sorted(p.stem for p in (run_dir / "figures").glob("*.pdf"))
+    assert rep["predictions"] == {"file": "predictions.csv", "rows": first.eval_result.n}
 
 
 def test_metrics_match_predictions_and_plan_matches_statistics(two_runs: Any) -> None:
@@ -99,7 +106,14 @@ def test_metrics_match_predictions_and_plan_matches_statistics(two_runs: Any) ->
         assert m["per_group"] == pytest.approx(per)
         assert m["worst_group"] == pytest.approx(min(per))
     # Waterbirds group = 2*y + place.
-    assert out.report["groups"] == ["y=0,place=0", "y=0,place=1", "y=1,place=0", "y=1,place=1"]
+    assert out.report["group_keys"] == ["y=0,place=0", "y=0,place=1", "y=1,place=0", "y=1,place=1"]
+    # Readable names: the task's classes and the recipe's concept `water = place == 1`.
+    assert out.report["groups"] == [
+        "landbird, water=no",
+        "landbird, water=yes",
+        "waterbird, water=no",
+        "waterbird, water=yes",
+    ]
     # Selection agrees with the statistics table: rule `bg` picks exactly corr(water) > thr.
     t3 = out.plan.stats.tables[(3, "resid_post", "all")]
     want = np.flatnonzero(t3.columns["corr:water"] > 0.05).tolist()

@@ -4,6 +4,7 @@ user's umask."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -249,6 +250,34 @@ def test_run_folder_and_files_follow_the_umask(
     assert stat.S_IMODE(got.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
     for name in FILES:
         assert stat.S_IMODE((got / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002])
+def test_predictions_and_figures_follow_the_umask(
+    record: RunRecord, tmp_path: Path, umask: Any, mask: int
+) -> None:
+    umask(mask)
+    rec = dataclasses.replace(
+        record, predictions={"image": ["a.png", "b, c.png"], "label": ["x", None]}
+    )
+    rep = _report(rec, 1)
+    rep["groups"] = ["g0", "g1"]
+    rep["metrics"] = {
+        "baseline": {"per_group": [0.5, 0.75], "group_counts": [2, 4], "worst_group_id": 0},
+        "steered": {"per_group": [1.0, 0.75]},
+    }
+    got = write_run_folder(rec, rep, out_root=tmp_path / "runs")
+    assert (got / "predictions.csv").read_text() == 'image,label\na.png,x\n"b, c.png",\n'
+    figs = got / "figures"
+    assert sorted(p.name for p in figs.iterdir()) == [
+        "per_group_accuracy.pdf",
+        "per_group_accuracy.png",
+    ]
+    assert stat.S_IMODE(figs.stat().st_mode) == 0o777 & ~mask
+    for f in [got / "predictions.csv", *figs.iterdir()]:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f
+    html = (got / "report.html").read_text()
+    assert 'href="figures/per_group_accuracy.png"' in html and 'href="predictions.csv"' in html
 
 
 def test_the_fallback_report_follows_the_umask(

@@ -41,6 +41,13 @@ def test_waterbirds_recipe_removes_the_shortcut(
     assert b["average_plain"] - b["worst_group"] >= 0.20  # the shortcut is there
     assert s["worst_group"] - b["worst_group"] >= 0.10  # and the recipe removes much of it
     assert s["average_plain"] >= b["average_plain"] - 0.05
+    # The guards stay silent: a real shortcut (a 30-point gap), 168 of 1,024 features (16%),
+    # 480 statistics images, 100 evaluation images per group.
+    assert _guards(rep) == []
+    assert rep["groups"][2] == "waterbird, water=no"
+    assert rep["predictions"]["rows"] == rep["dataset"]["n_eval"]
+    lo, hi = rep["metrics"]["intervals"]["delta"]["worst_group"]
+    assert lo <= s["worst_group"] - b["worst_group"] <= hi and lo > 0
 
 
 def test_typographic_recipe_defends_at_small_clean_cost(
@@ -56,3 +63,11 @@ def test_typographic_recipe_defends_at_small_clean_cost(
     assert a["recovered"] >= 0.5
     assert s["clean"] >= b["clean"] - 0.05
     assert a["recovered"] == pytest.approx((s["attacked"] - b["attacked"]) / b["drop"])
+    # No groups, 68 of 1,024 features, 480 clean + 480 attacked statistics images: silent.
+    assert _guards(rep) == []
+    # One row per clean image and one per attacked copy.
+    assert rep["predictions"]["rows"] == 2 * rep["dataset"]["n_eval"]
+
+
+def _guards(rep: dict[str, Any]) -> list[str]:
+    return [w["code"] for w in rep["warnings"] if w["code"].startswith("guard:")]
