@@ -10,6 +10,7 @@ from steerlang.report.formatting import (
     delta,
     empty_groups_note,
     esc,
+    logit_scale_phrase,
     pct,
     stats_images_note,
     worst_group_label,
@@ -202,7 +203,7 @@ def _steerability_section(rec: RunRecord, summaries: dict[str, Any]) -> list[str
         parts.append(
             f"<p>L{esc(site)}: <b>{s['n_steerable']}</b> of {s['n_units']} {s['kind']} units "
             f"steerable ({pct(s['fraction_steerable'])}%) at s = {s['strength']:g}, "
-            f"S_f &gt; {s['threshold']:g}; top concepts: "
+            f"S_f &gt; {s['threshold']:g}, readout {esc(logit_scale_phrase(s))}; top concepts: "
             + ", ".join(f"{esc(w)} ×{c}" for w, c in s["top_concepts"])
             + "</p>"
         )

@@ -8,6 +8,7 @@ from steerlang.report.formatting import (
     TASK_METRICS_TERMINAL,
     delta,
     empty_groups_note,
+    logit_scale_phrase,
     pct,
     stats_images_note,
     worst_group_label,
@@ -37,7 +38,8 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
             f"steerability L{k.replace(':', ' ')}: {s['n_steerable']}/{s['n_units']} "
             f"{s['kind']} units steerable ({pct(s['fraction_steerable'])}%, "
             f"S_f > {s['threshold']}, s = {s['strength']}), "
-            f"{s['distinct_top_concepts']} distinct top concepts"
+            f"{s['distinct_top_concepts']} distinct top concepts; readout "
+            f"{logit_scale_phrase(s)}"
         )
     for w in report.get("warnings") or []:
         console.print(f"[yellow]warning[{w['code']}][/yellow]: {w['message']}")
