@@ -157,19 +157,17 @@ def _logit_scale_arg(text: str) -> float | str:
 def parse_strengths(text: str | None) -> list[float] | None:
     """`--strengths 5,10,20` -> [5.0, 10.0, 20.0] (None when not given)."""
     from steerlang.errors import SteerError
+    from steerlang.report.steer_curve import parse_strengths as parse
 
     if text is None:
         return None
     try:
-        out = [float(x) for x in text.split(",") if x.strip()]
+        return parse(text)
     except ValueError:
-        out = []
-    if not out or any(not (v >= 0 and v < float("inf")) for v in out):
         raise SteerError(
             f"cannot read --strengths {text!r}",
             help="give finite strengths of at least 0 separated by commas, e.g. 5,10,20,50,150",
-        )
-    return list(dict.fromkeys(out))
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     from steerlang.pipeline.bind import bind, rule_sites
     from steerlang.pipeline.steer_pass import push_norms_for, steer_sites, steerability_for
     from steerlang.pipeline.steerability import parse_sample
+    from steerlang.report.steer_curve import curve_rows
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
@@ -245,30 +244,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-UNIT_LABELS = {
-    "clamp": "SAE features",
-    "overwrite": "neurons",
-    "matched": "neurons (matched push)",
-}
-
-
-def curve_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (site, units, strength): the steerable fraction, for the curve."""
-    return [
-        {
-            "layer": s["layer"],
-            "site": s["site"],
-            "units": UNIT_LABELS[s["push"]],
-            "push": s["push"],
-            "strength": s["strength"],
-            "n_units": s["n_units"],
-            "n_steerable": s["n_steerable"],
-            "fraction_steerable": s["fraction_steerable"],
-        }
-        for s in summaries
-    ]
-
-
 def scale_phrase(scale: float, source: str) -> str:
     """How the terminal names the readout's logit scale."""
     if source == "model":
@@ -293,6 +268,8 @@ def _write_folder(out: str, result: dict[str, Any]) -> None:
 def _print(result: dict[str, Any], sites: list[tuple[int, str]], strengths: list[float]) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from steerlang.report.steer_curve import UNIT_LABELS
 
     summaries = result["results"]
     out = Console()

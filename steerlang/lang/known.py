@@ -109,6 +109,8 @@ SETTING_DOCS: dict[str, str] = {
     "logit_scale": "readout scale for steerability: a number (the authors' fixed 100) or "
     '"model" (the model\'s own exp(logit_scale))',
     "vocabulary": 'steerability vocabulary file, or "default"',
+    "steer_curve": 'strengths for the report\'s steerability curve, e.g. "5,10,20,50,150" '
+    '(SAE features, neurons and push-matched neurons at each; "" = none)',
     "error_mode": "preserve_error (keep the SAE error term) or reconstruct",
 }
 

@@ -36,6 +36,7 @@ from steerlang.pipeline.steerability import (
     text_embeddings,
 )
 from steerlang.plan import And, RecipeIR, TopSelector, WhereSelector
+from steerlang.report.steer_curve import curve_rows, parse_strengths
 
 log = logging.getLogger("steerlang.run")
 
@@ -116,10 +117,48 @@ def add_steerability(
             use_cache=use_cache,
             progress=progress,
         )
+        curve = str(ir.setting("steer_curve")).strip()
+        if curve:
+            res.curve = strength_curve(
+                ir, b, site, parse_strengths(curve), units, words, use_cache, progress
+            )
         stats.steerability[f"{site[0]}:{site[1]}"] = res
         for (layer, kind, tok), t in list(stats.tables.items()):
             if (layer, kind) == site:
                 stats.tables[(layer, kind, tok)] = t.with_columns(res.columns(t.n_features))
+
+
+def strength_curve(
+    ir: RecipeIR,
+    b: Binding,
+    site: tuple[int, str],
+    strengths: Sequence[float],
+    units: np.ndarray | None,
+    words: Sequence[str],
+    use_cache: bool,
+    progress: Any,
+) -> list[dict[str, Any]]:
+    """`set steer_curve = "5,10,..."`: the steerable fraction of the run's swept SAE features,
+    of the neurons and of the push-matched neurons at each strength (each a cached sweep), as
+    the rows of steerlang/report/steer_curve.py, which the run report's steerability summary
+    carries as `curve`."""
+    summaries = []
+    for s in strengths:
+        for neurons, push in ((False, "overwrite"), (True, "overwrite"), (True, "matched")):
+            r = steerability_for(
+                ir,
+                b,
+                site,
+                units=None if neurons else units,
+                neurons=neurons,
+                push=push,
+                promote_words=() if neurons else words,
+                use_cache=use_cache,
+                progress=progress,
+                strength=s,
+            )
+            summaries.append({"layer": site[0], "site": site[1], **r.summary()})
+    return curve_rows(summaries)
 
 
 def steer_config(

@@ -277,6 +277,8 @@ class SteerabilityResult:
     logit_scale: float = 100.0
     logit_scale_source: str = "fixed"
     push: str = "clamp"  # SAE features: "clamp"; neurons: "overwrite" | "matched"
+    # a run with `set steer_curve`: the steerable fraction at each strength (report/steer_curve)
+    curve: list[dict[str, Any]] | None = None
 
     @property
     def steerable(self) -> np.ndarray:
@@ -315,6 +317,7 @@ class SteerabilityResult:
             ],
             "steerability_histogram": _histogram(self.steerability),
             "key": self.key,
+            **({"curve": self.curve} if self.curve is not None else {}),
         }
 
     def columns(self, n_features: int) -> dict[str, np.ndarray]:

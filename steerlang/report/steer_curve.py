@@ -1,9 +1,10 @@
 """The steerability curve: the fraction of steerable units against the clamp strength s, one
 line per (site, kind of unit), as a matplotlib Figure.
 
-`steer sweep --strengths ... --out DIR` saves it as DIR/steerability_curve.png; the rows are
-the `curve` rows of the sweep's JSON (steerlang/commands/sweep.py `curve_rows`), so a report
-template can draw the same figure from a run record's data.
+`steer sweep --strengths ... --out DIR` saves it as DIR/steerability_curve.png. The rows are
+`curve_rows` of the sweep summaries: the `curve` of the sweep's JSON, and the `curve` of a run
+report's steerability summary when the recipe sets `steer_curve`, so a report template draws
+the same figure from a run's data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,49 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+UNIT_LABELS = {
+    "clamp": "SAE features",
+    "overwrite": "neurons",
+    "matched": "neurons (matched push)",
+}
+
+
+def curve_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (site, units, strength): the steerable fraction, for the curve."""
+    return [
+        {
+            "layer": s["layer"],
+            "site": s["site"],
+            "units": UNIT_LABELS[s["push"]],
+            "push": s["push"],
+            "strength": s["strength"],
+            "n_units": s["n_units"],
+            "n_steerable": s["n_steerable"],
+            "fraction_steerable": s["fraction_steerable"],
+        }
+        for s in summaries
+    ]
+
+
+def parse_strengths(text: str) -> list[float]:
+    """ "5,10,20" -> [5.0, 10.0, 20.0] (duplicates dropped); ValueError unless every item is a
+    finite number of at least 0."""
+    out = [float(x) for x in text.split(",") if x.strip()]
+    if not out or any(not (0 <= v < float("inf")) for v in out):
+        raise ValueError(text)
+    return list(dict.fromkeys(out))
+
+
+def curve_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The curve as text, one line per site and kind of unit: `% steerable at s = 5/10/...`."""
+    out = []
+    for label, pts in curve_series(rows).items():
+        s = "/".join(f"{p[0]:g}" for p in pts)
+        pct = "/".join(f"{p[1]:.1f}" for p in pts)
+        out.append(f"{label}: {pct}% steerable at s = {s}")
+    return out
+
 
 STYLES = {
     "SAE features": ("tab:blue", "o", "-"),

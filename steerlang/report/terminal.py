@@ -13,6 +13,7 @@ from steerlang.report.formatting import (
     stats_images_note,
     worst_group_label,
 )
+from steerlang.report.steer_curve import curve_lines
 
 
 def print_summary(report: dict[str, Any], console: Any) -> None:
@@ -41,6 +42,8 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
             f"{s['distinct_top_concepts']} distinct top concepts; readout "
             f"{logit_scale_phrase(s)}"
         )
+        for line in curve_lines(s.get("curve") or []):
+            console.print(f"  {line}")
     for w in report.get("warnings") or []:
         console.print(f"[yellow]warning[{w['code']}][/yellow]: {w['message']}")
     st = report.get("statistics") or {}

@@ -135,6 +135,15 @@ def _in_range(st: CompileState, s: ast.SetDecl, value: Any) -> bool:
             fix=Edit(s.value.span, render_value(guess)) if guess and s.value.span else None,
         )
         return False
+    if name == "steer_curve" and not _strength_list(value):
+        st.emit(
+            "E208",
+            f"setting `steer_curve` is not a list of strengths: {render_value(value)}",
+            s.value.span,
+            label="expected numbers ≥ 0 separated by commas",
+            help='write e.g. `set steer_curve = "5,10,20,50,150"`, or "" for no curve',
+        )
+        return False
     if name in SETTING_MIN and value < SETTING_MIN[name]:
         st.emit(
             "E208",
@@ -145,3 +154,14 @@ def _in_range(st: CompileState, s: ast.SetDecl, value: Any) -> bool:
         )
         return False
     return True
+
+
+def _strength_list(text: str) -> bool:
+    """`steer_curve`: "" (no curve) or finite numbers ≥ 0 separated by commas."""
+    if not text.strip():
+        return True
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        return False
+    return all(0 <= v < math.inf for v in values)
