@@ -11,8 +11,7 @@ what the commands print.
 Each claim has a verdict rule (the `verdict_*` functions, quoted in docs/paper.md): "yes" when
 the zoo shows the claimed effect by that rule, "partly" when it shows the direction but not the
 size or only one half of a two-part claim, "no" when it does not or cannot test it. The paper's
-own numbers (docs/paper.md cites shared/reference/method.md through the repository's docs) are
-only context: a 64-pixel synthetic world is not ImageNet, so the rules judge the mechanism
+own numbers are only context: a 64-pixel synthetic world is not ImageNet, so the rules judge the mechanism
 (direction, sign, ordering), never the size, except where a claim is itself a size.
 
 Every command runs in a fresh subprocess with the zoo profile (no steer.yaml is read from the
@@ -358,12 +357,12 @@ def claims(m: dict) -> list[dict[str, str]]:
         (
             "celeba",
             "CelebA (gender target, blond spurious): suppressing SAE features disentangles",
-            "worst group up to 81.11% (seed summary; unverified, method.md §7.4)",
+            "worst group up to 81.11% (seed list; not verified against the paper's body)",
         ),
         (
             "waterbirds",
             "Waterbirds: suppressing background SAE features disentangles",
-            "worst group up to 24.61% (seed summary; unverified, method.md §7.4)",
+            "up to 24.61% (seed list, quantity not stated there; not verified against the paper's body)",
         ),
     ):
         rep = m[key]
@@ -388,7 +387,7 @@ def claims(m: dict) -> list[dict[str, str]]:
         {
             "id": "typographic",
             "claim": "typographic-attack defence by suppressing text features, state of the art",
-            "paper": "0.72–0.88 accuracy on attacked images (planning note; unverified)",
+            "paper": "0.72–0.88 accuracy on attacked images (seed list; not verified against the paper's body)",
             "command": zoo_command_text("typographic"),
             "measured": "attacked accuracy "
             f"{_pct((att.get('baseline') or {}).get('attacked'))} → "
@@ -414,7 +413,7 @@ def claims(m: dict) -> list[dict[str, str]]:
             "id": "l0_vision",
             "claim": "vision SAEs have higher L0 than language SAEs (spatial tokens 3–14× denser "
             "than GPT-2's)",
-            "paper": "Prisma CLIP-B/32 x64 L0 ~600–2,000 per token (method.md §7.1)",
+            "paper": "Prisma CLIP-B/32 x64 SAEs: L0 ~600–2,000 per token (ViT-Prisma docs/sae_table.md)",
             "command": zoo_command_text("sae_stats"),
             "measured": f"zoo L0 per token of 1,024 latents: {l0_text}",
             "verdict": v,
@@ -429,7 +428,7 @@ def claims(m: dict) -> list[dict[str, str]]:
             "id": "cls_pattern",
             "claim": "CLS-versus-patch sparsity across layers: the CLS token is sparse early and "
             "dense late",
-            "paper": "CLS L0 40 → 1,189 from layer 0 to 11 (all-token L0 1,111 → 1,405)",
+            "paper": "Prisma resid_post SAEs: CLS L0 40 → 1,189 from layer 0 to 11, all-token L0 1,111 → 1,405 (ViT-Prisma docs/sae_table.md)",
             "command": zoo_command_text("sae_stats"),
             "measured": l0_text,
             "verdict": v,
@@ -518,7 +517,7 @@ def render_paper(m: dict) -> str:
             f"- Paper: {c['paper']}.",
             f"- Zoo command: `{c['command']}`",
             f"- Zoo prints: {c['measured']}.",
-            f"- Reproduces: **{c['verdict']}** ({c['why']}). Rule: {c['rule']}",
+            f"- Reproduces: **{c['verdict']}** ({c['why']}). {c['rule']}",
             f"- Real CLIP: `{c['real']}`",
             "",
         ]
