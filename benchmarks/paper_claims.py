@@ -448,8 +448,8 @@ def claims(m: dict) -> list[dict[str, str]]:
             "id": "layers",
             "claim": "disentanglement is best in the middle layers",
             "paper": "“optimal disentanglement in middle model layers” (abstract)",
-            "command": f"the rule of {LAYER_RECIPE} moved to each layer "
-            f"{LAYER_GRID[0]}..{LAYER_GRID[-1]}: steer run (one recipe per layer) --json",
+            "command": f"the rule of {LAYER_RECIPE} moved to each of layers "
+            f"{', '.join(sorted(by_layer, key=int))}: steer run (one recipe per layer) --json",
             "measured": f"steered worst group on Waterbirds test: {per}",
             "verdict": v,
             "why": why,
@@ -501,8 +501,9 @@ def render_paper(m: dict) -> str:
         "command prints now, whether the zoo reproduces the claim by the rule stated with it, "
         "and the command for real CLIP with the released Prisma SAEs ([real-data.md]"
         "(real-data.md)). The rules judge mechanisms (direction, ordering), not sizes: the zoo "
-        "is a 64-pixel synthetic world ([zoo.md](zoo.md)). Paper numbers marked unverified come "
-        "from planning notes that could not be checked against the paper's body.",
+        "is a 64-pixel synthetic world ([zoo.md](zoo.md)). Paper numbers marked 'not verified' come "
+        "from the seed list the claims were collected from and could not be checked against "
+        "the paper's body.",
         "",
         "| claim | paper | zoo now | reproduces |",
         "|---|---|---|---|",
@@ -528,8 +529,9 @@ def render_paper(m: dict) -> str:
         "clamp that moves probability onto any one of them reaches S_f > 0.1 easily: at the "
         "authors' s = 150 nearly every SAE feature and neuron is steerable, and the fraction "
         "only says how far s is above the activations' scale. An SAE clamp also moves the "
-        "residual several times further than overwriting one coordinate at the same nominal s "
-        "(the ratio above), so the push-matched neuron row is the like-for-like comparison. "
+        "residual further than overwriting one coordinate at the same nominal s "
+        "(the ratio above; [zoo.md](zoo.md) gives it by layer), so the push-matched neuron row is "
+        "the like-for-like comparison. "
         "The readout uses the authors' fixed logit scale of 100 unless `set logit_scale = "
         '"model"` asks for the model\'s own.',
         "",
