@@ -285,6 +285,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "steer_images": 192,  # N images for the steerability readout (author default)
     "logit_scale": 100.0,  # readout scale for steerability (author default: fixed 100)
     "vocabulary": "default",  # steerability vocabulary file or "default"
+    "steer_curve": "",  # e.g. "5,10,20,50,150": also sweep these strengths for the report's curve
     "error_mode": "preserve_error",
     "gallery_k": 8,  # images per feature card (the running top-k of the statistics pass; 0 = off)
     "gallery_cards": 12,  # feature cards per rule and site, strongest first

@@ -2,11 +2,16 @@
 
 Steerability is measured exactly as the paper's authors coded it (docs/running.md): clamp a
 unit to s = 150 at every token, read the output out against a vocabulary of raw words with a
-fixed scale of 100, S_f = Σ_v Δ_f(v)², steerable iff S_f > 0.10. The neuron baseline
-overwrites one coordinate of the site activation with s (no SAE). Results are cached.
+fixed scale of 100 (or `--logit-scale model`), S_f = Σ_v Δ_f(v)², steerable iff S_f > 0.10.
+The neuron baseline overwrites one coordinate of the site activation with s (no SAE);
+`--matched` adds neurons pushed by the SAE clamp's mean residual norm
+(steerlang/pipeline/steerability.py). `--strengths` gives the curve over s, with the residual
+move of each kind of edit; `--out DIR` writes sweep.json and the curve as a PNG. Results are
+cached per strength.
 
     steer sweep recipes/steerability.steer
     steer sweep --model default --layer 7 --sample 1/20
+    steer sweep --layer 11 --sample 1/8 --strengths 5,10,20,50,150 --matched --out sweep/
 """
 
 from __future__ import annotations
@@ -66,6 +71,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--images", type=int, help="N images (author default 192)")
     p.add_argument("--strength", type=float, help="clamp strength s (author default 150)")
+    p.add_argument(
+        "--strengths",
+        metavar="S1,S2,...",
+        help="sweep each of these strengths (a steerability curve), e.g. 5,10,20,50,150",
+    )
+    p.add_argument(
+        "--matched",
+        action="store_true",
+        help="also sweep neurons pushed by the SAE clamp's mean residual norm at each s",
+    )
+    p.add_argument(
+        "--logit-scale",
+        metavar="X|model",
+        help='readout scale: a number (author default 100) or "model" (exp of the model\'s own)',
+    )
+    p.add_argument("--out", metavar="DIR", help="write sweep.json and steerability_curve.png here")
     p.add_argument("--threshold", type=float, help="steerable iff S_f > this (default 0.10)")
     p.add_argument(
         "--vocabulary",
@@ -109,23 +130,57 @@ def _ir_for(args: argparse.Namespace) -> Any:
         settings["steer_threshold"] = args.threshold
     if args.vocabulary:
         settings["vocabulary"] = args.vocabulary
+    if args.logit_scale is not None:
+        settings["logit_scale"] = _logit_scale_arg(args.logit_scale)
     ir.settings = settings
     return ir
 
 
+def _logit_scale_arg(text: str) -> float | str:
+    """`--logit-scale`: a positive number or "model"."""
+    from steerlang.errors import SteerError
+
+    if text == "model":
+        return "model"
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise SteerError(
+            f"--logit-scale {text!r} is neither a positive number nor `model`",
+            help="use e.g. --logit-scale 100 (the authors') or --logit-scale model",
+        )
+    return value
+
+
+def parse_strengths(text: str | None) -> list[float] | None:
+    """`--strengths 5,10,20` -> [5.0, 10.0, 20.0] (None when not given)."""
+    from steerlang.errors import SteerError
+    from steerlang.report.steer_curve import parse_strengths as parse
+
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError:
+        raise SteerError(
+            f"cannot read --strengths {text!r}",
+            help="give finite strengths of at least 0 separated by commas, e.g. 5,10,20,50,150",
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
-
-    from rich.console import Console
-    from rich.table import Table
-
     from steerlang.errors import SteerError
     from steerlang.pipeline.bind import bind, rule_sites
-    from steerlang.pipeline.steer_pass import steer_sites, steerability_for
+    from steerlang.pipeline.steer_pass import push_norms_for, steer_sites, steerability_for
     from steerlang.pipeline.steerability import parse_sample
+    from steerlang.report.steer_curve import curve_rows
 
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
     ir = _ir_for(args)
+    strengths = parse_strengths(args.strengths) or [float(ir.setting("steer_strength"))]
     if args.layer:
         sites = [(layer, args.site) for layer in args.layer]
     else:
@@ -135,62 +190,145 @@ def run(args: argparse.Namespace) -> int:
     b = bind(ir, opts, sites=sites)
     progress = make_progress(console, args.quiet)
     summaries: list[dict[str, Any]] = []
+    pushes: list[dict[str, Any]] = []
+    pushes_kinds = [("overwrite", args.neurons), ("matched", args.matched)]
     with live(progress):
         for site in sites:
             words = steer_sites(ir).get(site, [])
-            d_sae = b.saes[site].d_sae
-            spec = args.features or args.sample
-            units = parse_sample(spec, d_sae)
-            res = steerability_for(
-                ir,
-                b,
-                site,
-                units=units,
-                promote_words=words,
-                use_cache=opts.use_cache,
-                progress=progress,
-            )
-            summaries.append({"layer": site[0], "site": site[1], **res.summary()})
-            if args.neurons:
-                nres = steerability_for(
-                    ir, b, site, neurons=True, use_cache=opts.use_cache, progress=progress
+            units = parse_sample(args.features or args.sample, b.saes[site].d_sae)
+            for s in strengths:
+                res = steerability_for(
+                    ir,
+                    b,
+                    site,
+                    units=units,
+                    promote_words=words,
+                    use_cache=opts.use_cache,
+                    progress=progress,
+                    strength=s,
                 )
-                summaries.append({"layer": site[0], "site": site[1], **nres.summary()})
+                summaries.append({"layer": site[0], "site": site[1], **res.summary()})
+                for push, wanted in pushes_kinds:
+                    if not wanted:
+                        continue
+                    nres = steerability_for(
+                        ir,
+                        b,
+                        site,
+                        neurons=True,
+                        use_cache=opts.use_cache,
+                        progress=progress,
+                        strength=s,
+                        push=push,
+                    )
+                    summaries.append({"layer": site[0], "site": site[1], **nres.summary()})
+            if args.matched or len(strengths) > 1:
+                for row in push_norms_for(ir, b, site, strengths):
+                    pushes.append({"layer": site[0], "site": site[1], **row})
     from steerlang.pipeline.distributed import is_main
 
     if not is_main():  # under torchrun rank 0 prints the results
         return 0
+    result = {
+        "model": b.model_ref,
+        "logit_scale": summaries[0]["logit_scale"],
+        "logit_scale_source": summaries[0]["logit_scale_source"],
+        "results": summaries,
+        "curve": curve_rows(summaries),
+        "push_norms": pushes,
+    }
+    if args.out:
+        _write_folder(args.out, result)
     if args.json:
         from steerlang.report.build import clean_json
 
-        print(json.dumps(clean_json({"model": b.model_ref, "results": summaries}), indent=2))
+        print(json.dumps(clean_json(result), indent=2))
         return 0
+    _print(result, sites, strengths)
+    return 0
+
+
+def scale_phrase(scale: float, source: str) -> str:
+    """How the terminal names the readout's logit scale."""
+    if source == "model":
+        return f"logit scale {scale:.4g} (the model's own exp(logit_scale))"
+    return f"logit scale {scale:.4g} (fixed; the authors' default is 100)"
+
+
+def _write_folder(out: str, result: dict[str, Any]) -> None:
+    """sweep.json and steerability_curve.png in `out`."""
+    from pathlib import Path
+
+    from steerlang.files import atomic_write_text
+    from steerlang.report.build import clean_json
+    from steerlang.report.steer_curve import curve_figure, save_figure
+
+    folder = Path(out)
+    atomic_write_text(folder / "sweep.json", json.dumps(clean_json(result), indent=2) + "\n")
+    title = scale_phrase(result["logit_scale"], result["logit_scale_source"])
+    save_figure(curve_figure(result["curve"], title=title), folder / "steerability_curve.png")
+
+
+def _print(result: dict[str, Any], sites: list[tuple[int, str]], strengths: list[float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from steerlang.report.steer_curve import UNIT_LABELS
+
+    summaries = result["results"]
     out = Console()
-    t = Table(title=f"steerability ({b.model_ref})", title_justify="left")
-    for col in ("site", "units", "swept", "steerable", "fraction", "top concepts"):
+    t = Table(title=f"steerability ({result['model']})", title_justify="left")
+    for col in ("site", "units", "s", "swept", "steerable", "fraction", "top concepts"):
         t.add_column(col, justify="left" if col in ("site", "units", "top concepts") else "right")
     for s in summaries:
         tops = ", ".join(f"{w}×{c}" for w, c in s["top_concepts"][:5])
         t.add_row(
             f"L{s['layer']} {s['site']}",
-            "SAE features" if s["kind"] == "sae" else "neurons",
+            UNIT_LABELS[s["push"]],
+            f"{s['strength']:g}",
             str(s["n_units"]),
             str(s["n_steerable"]),
             f"{100 * (s['fraction_steerable'] or 0):.1f}%",
             tops,
         )
     out.print(t)
-    for layer, site in sites:
-        pair = {s["kind"]: s for s in summaries if (s["layer"], s["site"]) == (layer, site)}
-        if "sae" in pair and "neuron" in pair:
-            a, n = pair["sae"], pair["neuron"]
-            out.print(
-                f"L{layer} {site}: {100 * (a['fraction_steerable'] or 0):.1f}% of SAE features "
-                f"vs {100 * (n['fraction_steerable'] or 0):.1f}% of neurons are steerable"
+    if len(strengths) > 1:
+        c = Table(title="steerable fraction by strength s", title_justify="left")
+        c.add_column("site")
+        c.add_column("units")
+        for s in strengths:
+            c.add_column(f"s={s:g}", justify="right")
+        rows: dict[tuple[int, str, str], dict[float, float]] = {}
+        for r in result["curve"]:
+            rows.setdefault((r["layer"], r["site"], r["units"]), {})[r["strength"]] = r[
+                "fraction_steerable"
+            ]
+        for (layer, site, units), by_s in rows.items():
+            c.add_row(
+                f"L{layer} {site}",
+                units,
+                *(f"{100 * (by_s.get(s) or 0):.1f}%" for s in strengths),
             )
+        out.print(c)
+    for p in result["push_norms"]:
+        out.print(
+            f"L{p['layer']} {p['site']} s = {p['strength']:g}: mean residual move of an SAE "
+            f"clamp {p['sae_clamp']:.3g}, of a coordinate overwrite {p['neuron_overwrite']:.3g} "
+            f"(×{p['ratio']:.2f})"
+        )
+    if len(strengths) == 1:
+        for layer, site in sites:
+            pair = {s["push"]: s for s in summaries if (s["layer"], s["site"]) == (layer, site)}
+            if "clamp" in pair and "overwrite" in pair:
+                a, n = pair["clamp"], pair["overwrite"]
+                out.print(
+                    f"L{layer} {site}: {100 * (a['fraction_steerable'] or 0):.1f}% of SAE "
+                    f"features vs {100 * (n['fraction_steerable'] or 0):.1f}% of neurons are "
+                    "steerable"
+                )
     s0 = summaries[0]
     out.print(
-        f"S_f > {s0['threshold']:g} at s = {s0['strength']:g} over {s0['n_images']} images "
+        f"S_f > {s0['threshold']:g} over {s0['n_images']} images, readout "
+        f"{scale_phrase(s0['logit_scale'], s0['logit_scale_source'])} "
         "(authors' definition; see docs/running.md)"
     )
-    return 0

@@ -28,6 +28,7 @@ __all__ = [
     "SETTING_CHOICES",
     "SETTING_DOCS",
     "SETTING_MIN",
+    "SETTING_WORDS",
     "SITE_DOCS",
     "SPLIT_NAMES",
     "SPLIT_SETTINGS",
@@ -90,6 +91,10 @@ SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "stats_images": ("clean", "attacked", "both"),
     "error_mode": ("preserve_error", "reconstruct"),
 }
+# Numeric settings that also take one of these words (a string) in place of a number.
+SETTING_WORDS: dict[str, tuple[str, ...]] = {
+    "logit_scale": ("model",),  # the model's own exp(logit_scale) instead of a fixed number
+}
 SETTING_MIN: dict[str, float] = {
     "batch_size": 1,
     "stats_limit": 0,
@@ -118,8 +123,11 @@ SETTING_DOCS: dict[str, str] = {
     "steer_strength": "clamp strength s of the steerability sweep",
     "steer_threshold": "S_f above which a feature counts as steerable",
     "steer_images": "number of images for the steerability readout",
-    "logit_scale": "readout scale for steerability",
+    "logit_scale": "readout scale for steerability: a number (the authors' fixed 100) or "
+    '"model" (the model\'s own exp(logit_scale))',
     "vocabulary": 'steerability vocabulary file, or "default"',
+    "steer_curve": 'strengths for the report\'s steerability curve, e.g. "5,10,20,50,150" '
+    '(SAE features, neurons and push-matched neurons at each; "" = none)',
     "error_mode": "preserve_error (keep the SAE error term) or reconstruct",
     "gallery_k": "images per feature card: the statistics pass keeps each feature's k strongest "
     "(0 = no images)",

@@ -28,12 +28,15 @@ from steerlang.pipeline.stats_table import tokens_key
 from steerlang.pipeline.steerability import (
     SteerabilityConfig,
     SteerabilityResult,
+    SuffixRunner,
     load_vocabulary,
+    push_norms,
     steer_cache_key,
     sweep,
     text_embeddings,
 )
 from steerlang.plan import And, Fn, RandomSelector, RecipeIR, TopSelector, WhereSelector
+from steerlang.report.steer_curve import curve_rows, parse_strengths
 
 log = logging.getLogger("steerlang.run")
 
@@ -131,20 +134,89 @@ def add_steerability(
             use_cache=use_cache,
             progress=progress,
         )
+        curve = str(ir.setting("steer_curve")).strip()
+        if curve:
+            res.curve = strength_curve(
+                ir, b, site, parse_strengths(curve), units, words, use_cache, progress
+            )
         stats.steerability[f"{site[0]}:{site[1]}"] = res
         for (layer, kind, tok), t in list(stats.tables.items()):
             if (layer, kind) == site:
                 stats.tables[(layer, kind, tok)] = t.with_columns(res.columns(t.n_features))
 
 
-def steer_config(ir: RecipeIR, n_images: int | None = None) -> SteerabilityConfig:
+def strength_curve(
+    ir: RecipeIR,
+    b: Binding,
+    site: tuple[int, str],
+    strengths: Sequence[float],
+    units: np.ndarray | None,
+    words: Sequence[str],
+    use_cache: bool,
+    progress: Any,
+) -> list[dict[str, Any]]:
+    """`set steer_curve = "5,10,..."`: the steerable fraction of the run's swept SAE features,
+    of the neurons and of the push-matched neurons at each strength (each a cached sweep), as
+    the rows of steerlang/report/steer_curve.py, which the run report's steerability summary
+    carries as `curve`."""
+    summaries = []
+    for s in strengths:
+        for neurons, push in ((False, "overwrite"), (True, "overwrite"), (True, "matched")):
+            r = steerability_for(
+                ir,
+                b,
+                site,
+                units=None if neurons else units,
+                neurons=neurons,
+                push=push,
+                promote_words=() if neurons else words,
+                use_cache=use_cache,
+                progress=progress,
+                strength=s,
+            )
+            summaries.append({"layer": site[0], "site": site[1], **r.summary()})
+    return curve_rows(summaries)
+
+
+def steer_config(
+    ir: RecipeIR,
+    n_images: int | None = None,
+    *,
+    model_logit_scale: float | None = None,
+    strength: float | None = None,
+    push: str = "overwrite",
+) -> SteerabilityConfig:
+    """The sweep settings of a recipe. `logit_scale = "model"` resolves to
+    `model_logit_scale` (the model's exp(logit_scale)); `strength` overrides
+    `steer_strength` (one point of a strength curve)."""
+    scale, source = resolve_logit_scale(ir.setting("logit_scale"), model_logit_scale)
     return SteerabilityConfig(
-        strength=float(ir.setting("steer_strength")),
+        strength=float(ir.setting("steer_strength") if strength is None else strength),
         threshold=float(ir.setting("steer_threshold")),
         n_images=int(n_images if n_images is not None else ir.setting("steer_images")),
-        logit_scale=float(ir.setting("logit_scale")),
+        logit_scale=scale,
         vocabulary=str(ir.setting("vocabulary")),
+        logit_scale_source=source,
+        push=push,
     )
+
+
+def resolve_logit_scale(value: Any, model_logit_scale: float | None) -> tuple[float, str]:
+    """(readout scale, "fixed" | "model") for a `logit_scale` setting: a number, or "model"
+    for the model's own exp(logit_scale)."""
+    if isinstance(value, str):
+        if value != "model":
+            raise SteerError(
+                f'logit_scale {value!r} is neither a number nor "model"',
+                help='use e.g. `set logit_scale = 100` or `set logit_scale = "model"`',
+            )
+        if model_logit_scale is None:
+            raise SteerError(
+                'logit_scale = "model" needs the model, which is not loaded here',
+                help="give a number instead",
+            )
+        return float(model_logit_scale), "model"
+    return float(value), "fixed"
 
 
 def steerability_for(
@@ -158,10 +230,20 @@ def steerability_for(
     use_cache: bool = True,
     progress: Any = None,
     n_images: int | None = None,
+    strength: float | None = None,
+    push: str = "overwrite",
 ) -> Any:
-    """Load or run one steerability sweep (SAE features, or residual coordinates)."""
+    """Load or run one steerability sweep (SAE features, or residual coordinates; with
+    `push = "matched"` neurons pushed by the SAE clamp's mean residual norm, see
+    steerlang/pipeline/steerability.py). `strength` overrides the recipe's `steer_strength`."""
     layer, kind = site
-    cfg = steer_config(ir, n_images)
+    cfg = steer_config(
+        ir,
+        n_images,
+        model_logit_scale=_model_logit_scale(b),
+        strength=strength,
+        push=push if neurons else "overwrite",
+    )
     words = load_vocabulary(cfg.vocabulary, extra=promote_words, model_ref=b.model_ref)
     if b.table is None:
         raise SteerError(
@@ -172,11 +254,13 @@ def steerability_for(
     table = split_of(b.table, split, "steerability")
     idx = np.arange(min(cfg.n_images, len(table)))  # the first N, unshuffled (as the authors)
     sae = None if neurons else b.saes[site]
+    match_sae = b.saes[site] if neurons and cfg.push == "matched" else None
     n_units = b.handle.width if neurons else sae.d_sae
     ids = np.arange(n_units) if units is None else np.asarray(units, dtype=np.int64)
+    hashed = sae if sae is not None else match_sae
     key = steer_cache_key(
         model_hash=b.handle.content_hash,
-        sae_hash=None if neurons else sae.content_hash(),
+        sae_hash=None if hashed is None else hashed.content_hash(),
         layer=layer,
         site=kind,
         images=dataset_fingerprint(b.dataset, table, split, idx),
@@ -186,12 +270,14 @@ def steerability_for(
         cfg=cfg,
         promote_words=promote_words,
     )
-    what = f"{'neurons' if neurons else 'SAE features'} at layer {layer} {kind}"
+    who = "neurons (matched push)" if match_sae is not None else "neurons"
+    what = f"{who if neurons else 'SAE features'} at layer {layer} {kind} (s = {cfg.strength:g})"
     hit = b.cache.load("steer", key, check=_sweep_check(len(ids))) if use_cache else None
     if hit is not None:
         log.info("using cached steerability %s (%s)", key, what)
         res = SteerabilityResult.from_cache(hit[0], hit[1], key)
         res.threshold = cfg.threshold
+        res.logit_scale, res.logit_scale_source = cfg.logit_scale, cfg.logit_scale_source
         return res
     log.info("steerability sweep of %d %s over %d images", len(ids), what, len(idx))
     vocab_emb = _vocab_embeddings(b, words)
@@ -203,6 +289,7 @@ def steerability_for(
         vocab_emb,
         words,
         sae=sae,
+        match_sae=match_sae,
         units=ids,
         cfg=cfg,
         promote_words=list(promote_words),
@@ -212,6 +299,27 @@ def steerability_for(
     cols, meta = res.to_cache()
     b.cache.store("steer", key, cols, meta)
     return res
+
+
+def push_norms_for(
+    ir: RecipeIR, b: Binding, site: tuple[int, str], strengths: Sequence[float]
+) -> list[dict[str, float]]:
+    """The residual move of an SAE clamp and of a coordinate overwrite at each strength, on
+    the sweep's images (steerlang.pipeline.steerability.push_norms)."""
+    cfg = steer_config(ir, model_logit_scale=_model_logit_scale(b))
+    split = str(ir.setting("stats_split"))
+    table = split_of(b.table, split, "steerability")
+    idx = np.arange(min(cfg.n_images, len(table)))
+    h, _ = SuffixRunner(b.handle, site[0], site[1]).prepare(_pixels(ir, b, table, idx))
+    return push_norms(b.saes[site], h, strengths, cfg.tokens)
+
+
+def _model_logit_scale(b: Binding) -> float | None:
+    """The bound model's exp(logit_scale), or None when the handle has none."""
+    try:
+        return float(b.handle.logit_scale)
+    except (AttributeError, TypeError):
+        return None
 
 
 def _sweep_check(n_units: int) -> Any:

@@ -11,6 +11,23 @@ embeddings and a *fixed* scale of 100. Then
 plus power P_f = max_v Δ_f(v) and the top promoted concept argmax_v Δ_f(v). The neuron
 baseline overwrites coordinate j of the site activation with s (no SAE, no error term).
 
+The readout scale is a setting (`logit_scale`): the authors' fixed 100 by default, or "model",
+the model's own exp(logit_scale) (resolved by the caller; the result records which it was).
+
+**Push-matched neurons** (`SteerabilityConfig.push = "matched"`). At the same nominal s an SAE
+clamp and a coordinate overwrite move the residual by different amounts, so their steerable
+fractions do not compare like for like. The matched neuron push is defined per token: for image
+i and token t in scope,
+
+    m_{i,t}(s) = (1/M) Σ_f ‖σ_{i,t}·(s − a_f(i,t))·W_dec[f]‖ = σ_{i,t}·(1/M) Σ_f |s − a_f(i,t)|·‖W_dec[f]‖
+
+the norm of the SAE clamp's residual move averaged over all M features of the SAE at that site
+(σ_{i,t} the SAE's input-normalisation scale for the token, a_f its activation), and neuron j is
+pushed by *adding* m_{i,t}(s) to coordinate j (tokens outside the scope are untouched). So at
+every token the neuron edit's residual norm equals the mean SAE edit's residual norm
+(tests/pipeline/test_steer_curve.py checks this to float tolerance); `matched_push_norms`
+computes m.
+
 Why it is fast: the clean forward up to the site is shared by every feature, so the site
 activation (and the residual stream where the edit enters) is captured once for the N images;
 each chunk of features then broadcasts its single-row deltas over the images and runs only the
@@ -59,14 +76,23 @@ class SteerabilityConfig:
     logit_scale: float = 100.0
     tokens: str = "all"
     vocabulary: str = DEFAULT_VOCABULARY
+    # "fixed" (a number from the recipe, the authors' 100 by default) or "model" (the model's
+    # own exp(logit_scale)); only the number enters the cache key.
+    logit_scale_source: str = "fixed"
+    # neurons only: "overwrite" (coordinate := s, the authors' baseline) or "matched" (add the
+    # SAE clamp's mean residual norm, see the module docstring)
+    push: str = "overwrite"
 
     def key(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "strength": float(self.strength),
             "n_images": int(self.n_images),
             "logit_scale": float(self.logit_scale),
             "tokens": self.tokens,
         }
+        if self.push != "overwrite":  # keeps the keys of earlier sweeps valid
+            out["push"] = self.push
+        return out
 
 
 def _vocab_file(name: str) -> list[str]:
@@ -256,6 +282,11 @@ class SteerabilityResult:
     strength: float = 150.0
     n_images: int = 0
     key: str | None = None
+    logit_scale: float = 100.0
+    logit_scale_source: str = "fixed"
+    push: str = "clamp"  # SAE features: "clamp"; neurons: "overwrite" | "matched"
+    # a run with `set steer_curve`: the steerable fraction at each strength (report/steer_curve)
+    curve: list[dict[str, Any]] | None = None
 
     @property
     def steerable(self) -> np.ndarray:
@@ -278,6 +309,9 @@ class SteerabilityResult:
             "threshold": self.threshold,
             "strength": self.strength,
             "n_images": self.n_images,
+            "logit_scale": self.logit_scale,
+            "logit_scale_source": self.logit_scale_source,
+            "push": self.push,
             "distinct_top_concepts": int(len(words)),
             "top_concepts": [[str(words[i]), int(counts[i])] for i in order[:top]],
             "most_steerable": [
@@ -291,6 +325,7 @@ class SteerabilityResult:
             ],
             "steerability_histogram": _histogram(self.steerability),
             "key": self.key,
+            **({"curve": self.curve} if self.curve is not None else {}),
         }
 
     def columns(self, n_features: int) -> dict[str, np.ndarray]:
@@ -328,6 +363,9 @@ class SteerabilityResult:
             "strength": self.strength,
             "n_images": self.n_images,
             "promotes": list(self.promotes),
+            "logit_scale": self.logit_scale,
+            "logit_scale_source": self.logit_scale_source,
+            "push": self.push,
         }
         return cols, meta
 
@@ -356,6 +394,9 @@ class SteerabilityResult:
             strength=float(meta.get("strength", 150.0)),
             n_images=int(meta.get("n_images", 0)),
             key=key,
+            logit_scale=float(meta.get("logit_scale", 100.0)),
+            logit_scale_source=str(meta.get("logit_scale_source", "fixed")),
+            push=str(meta.get("push", "clamp" if meta["kind"] == "sae" else "overwrite")),
         )
 
 
@@ -469,6 +510,75 @@ def _neuron_edited(hb: Any, rb: Any, chunk_t: Any, s: float, tok_f: Any) -> Any:
     return edited
 
 
+def matched_push_norms(sae: Any, h: Any, s: float, tok_f: Any, device: Any) -> Any:
+    """[N, T] float32: m_{i,t}(s), the norm of the SAE clamp's residual move at strength s
+    averaged over all the SAE's features, per token (0 outside the token scope `tok_f`,
+    [1, T, 1]); the module docstring defines it. Computed image by image in chunks so a
+    49,152-feature SAE does not hold [N, T, M] at once."""
+    import torch
+
+    with torch.inference_mode():
+        w_norm = sae.W_dec.float().norm(dim=-1)  # [M]
+        m = sae.d_sae
+        out = []
+        step = max(1, (1 << 24) // max(1, h.shape[1] * m))
+        for lo in range(0, h.shape[0], step):
+            hb = h[lo : lo + step].to(sae.device)
+            a, ctx = sae.encode_with_ctx(hb)
+            mean_norm = (s - a.float()).abs() @ w_norm / m  # [b, T]
+            scale = ctx.scale
+            if isinstance(scale, torch.Tensor):
+                mean_norm = mean_norm * scale.float().squeeze(-1)
+            else:
+                mean_norm = mean_norm * float(scale)
+            out.append(mean_norm.to(device))
+        return torch.cat(out) * tok_f.view(1, -1).to(device)
+
+
+def push_norms(sae: Any, h: Any, strengths: Sequence[float], tokens: str = "all") -> list[dict]:
+    """How far each kind of edit moves the residual, per strength, averaged over the tokens in
+    scope of the N images (site activations `h` [N, T, d]):
+
+    - `sae_clamp`: the mean over features of ‖σ·(s − a_f)·W_dec[f]‖ (the matched push m);
+    - `neuron_overwrite`: the mean over coordinates j of |s − h_j| (coordinate := s);
+    - `ratio`: sae_clamp / neuron_overwrite, how much further the SAE clamp pushes at the
+      same nominal s."""
+    import torch
+
+    from steerlang.model.sites import token_mask
+
+    with torch.inference_mode():
+        n_tok = h.shape[1]
+        tok = token_mask(tokens, n_tok, h.device).to(torch.float32).view(1, n_tok, 1)
+        n_in = float(tok.sum()) * h.shape[0]
+        out = []
+        for s in strengths:
+            m = matched_push_norms(sae, h, float(s), tok, h.device)
+            sae_move = float(m.sum()) / n_in
+            over = float(((float(s) - h.float()).abs().mean(-1, keepdim=True) * tok).sum()) / n_in
+            out.append(
+                {
+                    "strength": float(s),
+                    "sae_clamp": sae_move,
+                    "neuron_overwrite": over,
+                    "ratio": sae_move / over if over > 0 else math.nan,
+                }
+            )
+    return out
+
+
+def _neuron_pushed(rb: Any, chunk_t: Any, push: Any) -> Any:
+    """[k, b, T, d]: the push-matched neuron baseline, `push` [b, T] added to coordinate j of
+    the residual batch `rb` for each j of `chunk_t`."""
+    import torch
+
+    k, (b, n_tok, _) = len(chunk_t), rb.shape
+    add = push.to(torch.float32).view(1, b, n_tok, 1).expand(k, b, n_tok, 1)
+    edited = rb.unsqueeze(0).to(torch.float32).repeat(k, 1, 1, 1)
+    edited.scatter_add_(-1, chunk_t.view(k, 1, 1, 1).expand(k, b, n_tok, 1), add.contiguous())
+    return edited
+
+
 class _SweepColumns:
     """The per-unit results of a sweep, filled chunk by chunk from Δ_f(v)."""
 
@@ -518,6 +628,7 @@ def sweep(
     vocabulary: Sequence[str],
     *,
     sae: Any | None = None,
+    match_sae: Any | None = None,
     units: Sequence[int] | np.ndarray | None = None,
     cfg: SteerabilityConfig = SteerabilityConfig(),
     promote_words: Sequence[str] = (),
@@ -529,7 +640,8 @@ def sweep(
     """Steerability of SAE features (`sae` given) or of site coordinates (neuron baseline).
 
     `pixels` are the N preprocessed images [N, 3, H, W]; `vocab_emb` the [V, E] normalised
-    word embeddings of `vocabulary`.
+    word embeddings of `vocabulary`. With `cfg.push == "matched"` (neurons only) `match_sae`
+    is the SAE whose clamp the neuron push matches (module docstring).
     """
     import torch
 
@@ -566,6 +678,11 @@ def sweep(
         from steerlang.pipeline.distributed import gather_rows, shard
 
         all_ids, ids = ids, shard(ids)
+        push = None
+        if sae is None and cfg.push == "matched":
+            if match_sae is None:
+                raise SteerabilityError("a push-matched neuron sweep needs the SAE it matches")
+            push = matched_push_norms(match_sae, h, s, tok_f, device)  # [N, T]
         out = _SweepColumns(len(ids), T.shape[0], vocabulary, promote_words)
         task = (
             progress.add_task(f"steerability L{layer} {site}", total=len(ids)) if progress else None
@@ -581,6 +698,8 @@ def sweep(
                 b = hb.shape[0]
                 if edit is not None:
                     edited = edit.edited(hb, rb, lo, chunk_t, s, tok_f, device)
+                elif push is not None:
+                    edited = _neuron_pushed(rb, chunk_t, push[lo : lo + b])
                 else:
                     edited = _neuron_edited(hb, rb, chunk_t, s, tok_f)
                 pr = readout(edited.reshape(k * b, n_tok, d).to(rb.dtype))
@@ -609,6 +728,9 @@ def sweep(
         threshold=float(cfg.threshold),
         strength=s,
         n_images=n_img,
+        logit_scale=scale,
+        logit_scale_source=cfg.logit_scale_source,
+        push="clamp" if sae is not None else cfg.push,
     )
 
 

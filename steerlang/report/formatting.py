@@ -72,3 +72,12 @@ def stats_images_note(ds: dict[str, Any]) -> str:
         return ""
     what = "clean + attacked" if mode == "both" else "attacked"
     return f" ({what}, {ds.get('attack_style', '?')} style)"
+
+
+def logit_scale_phrase(summary: dict[str, Any]) -> str:
+    """The steerability readout's logit scale as the outputs name it: the model's own
+    exp(logit_scale), or a fixed number (the authors' 100 by default)."""
+    scale = summary.get("logit_scale", 100.0)
+    if summary.get("logit_scale_source") == "model":
+        return f"logit scale {scale:.4g} (the model's own)"
+    return f"logit scale {scale:.4g} (fixed)"

@@ -14,6 +14,7 @@ from steerlang.report.formatting import (
     ci_text,
     delta,
     empty_groups_note,
+    logit_scale_phrase,
     pct,
     stats_images_note,
     worst_group_label,
@@ -193,6 +194,7 @@ def _steerability_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "strength": f"{s['strength']:g}",
                 "threshold": f"{s['threshold']:g}",
                 "top_concepts": ", ".join(f"{w} ×{c}" for w, c in s["top_concepts"]),
+                "readout": logit_scale_phrase(s),
             }
         )
     return out

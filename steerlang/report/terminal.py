@@ -9,10 +9,12 @@ from steerlang.report.formatting import (
     ci_text,
     delta,
     empty_groups_note,
+    logit_scale_phrase,
     pct,
     stats_images_note,
     worst_group_label,
 )
+from steerlang.report.steer_curve import curve_lines
 
 
 def print_summary(report: dict[str, Any], console: Any) -> None:
@@ -38,8 +40,11 @@ def print_summary(report: dict[str, Any], console: Any) -> None:
             f"steerability L{k.replace(':', ' ')}: {s['n_steerable']}/{s['n_units']} "
             f"{s['kind']} units steerable ({pct(s['fraction_steerable'])}%, "
             f"S_f > {s['threshold']}, s = {s['strength']}), "
-            f"{s['distinct_top_concepts']} distinct top concepts"
+            f"{s['distinct_top_concepts']} distinct top concepts; readout "
+            f"{logit_scale_phrase(s)}"
         )
+        for line in curve_lines(s.get("curve") or []):
+            console.print(f"  {line}")
     from rich.markup import escape
 
     for w in report.get("warnings") or []:

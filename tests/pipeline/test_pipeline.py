@@ -182,3 +182,65 @@ def test_steerability_sweeps_only_features_that_can_change_the_selection(
     full = pipeline.plan_ir(ir, opts, handle=tiny_handle)
     assert len(full.stats.steerability["11:resid_post"].units) == len(freq)
     assert full.selection.plan.sites == fast.selection.plan.sites
+
+
+def test_steer_curve_setting_adds_the_curve_to_the_runs_steerability(
+    tiny_handle: Any, sae_dirs: Any, wb_root: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """`set steer_curve = "2,40"`: the report's steerability summary carries, per strength, the
+    fraction of the swept SAE features, of the neurons and of the push-matched neurons, each
+    equal to what a single sweep at that strength gives."""
+    from steerlang.pipeline import run as pipeline
+    from steerlang.pipeline.bind import bind
+    from steerlang.pipeline.steer_pass import steerability_for
+    from steerlang.plan import Action, Compare, Num, RecipeIR, Rule, Scope, Stat, TopSelector
+
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    words = tmp_path / "words.txt"
+    words.write_text("bird\nwater\nland\ntree\nsky\ntext\n")
+    base = waterbirds_ir(sae_dirs)
+    rule = Rule(
+        name="steer_top",
+        index=0,
+        scope=Scope(layers=[11]),
+        action=Action(op="clamp", value=Num(value=5.0)),
+        selector=TopSelector(
+            k=2,
+            by=Stat(fn="steerability"),
+            where=Compare(op=">", left=Stat(fn="freq"), right=Num(value=0.5)),
+        ),
+    )
+    ir = RecipeIR(
+        name="curve-test",
+        dataset="wb",
+        concepts=base.concepts,
+        saes=base.saes,
+        settings={
+            "steer_images": 4,
+            "vocabulary": str(words),
+            "batch_size": 16,
+            "steer_curve": "2, 40",
+            "steer_threshold": 0.001,
+        },
+        rules=[rule],
+    )
+    opts = _opts(tmp_path, wb_root)
+    out = pipeline.plan_ir(ir, opts, handle=tiny_handle)
+    res = out.stats.steerability["11:resid_post"]
+    curve = res.summary()["curve"]
+    assert [(r["units"], r["strength"]) for r in curve] == [
+        (u, s) for s in (2.0, 40.0) for u in ("SAE features", "neurons", "neurons (matched push)")
+    ]
+    b = bind(ir, opts, sites=[(11, "resid_post")], handle=tiny_handle)
+    for r in curve:
+        one = steerability_for(
+            ir,
+            b,
+            (11, "resid_post"),
+            units=None if r["push"] != "clamp" else res.units,
+            neurons=r["push"] != "clamp",
+            push="matched" if r["push"] == "matched" else "overwrite",
+            strength=r["strength"],
+        )
+        assert r["n_units"] == len(one.units)
+        assert r["fraction_steerable"] == pytest.approx(one.fraction_steerable)

@@ -10,7 +10,13 @@ from steerlang.errors import did_you_mean
 from steerlang.lang import ast
 from steerlang.lang.compiler.state import CompileState
 from steerlang.lang.compiler.values import fmt, literal, render_value, type_phrase
-from steerlang.lang.known import SETTING_CHOICES, SETTING_MIN, SPLIT_NAMES, SPLIT_SETTINGS
+from steerlang.lang.known import (
+    SETTING_CHOICES,
+    SETTING_MIN,
+    SETTING_WORDS,
+    SPLIT_NAMES,
+    SPLIT_SETTINGS,
+)
 
 
 def check_setting(st: CompileState, s: ast.SetDecl, spans: dict[str, SourceSpan | None]) -> None:
@@ -61,6 +67,8 @@ def _typed_value(st: CompileState, s: ast.SetDecl, default: Any) -> Any:
         else "str"
     )
     lit = literal(s.value)
+    if lit is not None and name in SETTING_WORDS and lit[0] in ("str", "word"):
+        return _word_value(st, s, str(lit[1]), SETTING_WORDS[name])
     if lit is not None:
         t, v = lit
         if t == "word":
@@ -88,9 +96,32 @@ def _typed_value(st: CompileState, s: ast.SetDecl, default: Any) -> Any:
     return None
 
 
+def _word_value(st: CompileState, s: ast.SetDecl, word: str, words: tuple[str, ...]) -> Any:
+    """A numeric setting given as a string: one of its `words` (SETTING_WORDS), else E208."""
+    name = s.name.name
+    if word in words:
+        return word
+    guess = did_you_mean(word, list(words))
+    st.emit(
+        "E208",
+        f"setting `{name}` takes a number or "
+        + " or ".join(render_value(w) for w in words)
+        + f", found {render_value(word)}",
+        s.value.span,
+        label="not a number or " + ", ".join(render_value(w) for w in words),
+        help=f"did you mean {render_value(guess)}?"
+        if guess
+        else f"write e.g. `set {name} = {render_value(words[0])}`",
+        fix=Edit(s.value.span, render_value(guess)) if guess and s.value.span else None,
+    )
+    return None
+
+
 def _in_range(st: CompileState, s: ast.SetDecl, value: Any) -> bool:
     """The value is one of the setting's choices and at least its minimum (else E208)."""
     name = s.name.name
+    if isinstance(value, str) and value in SETTING_WORDS.get(name, ()):
+        return True
     choices = SETTING_CHOICES.get(name) or (SPLIT_NAMES if name in SPLIT_SETTINGS else None)
     if choices is not None and value not in choices:
         guess = did_you_mean(str(value), choices)
@@ -104,6 +135,15 @@ def _in_range(st: CompileState, s: ast.SetDecl, value: Any) -> bool:
             fix=Edit(s.value.span, render_value(guess)) if guess and s.value.span else None,
         )
         return False
+    if name == "steer_curve" and not _strength_list(value):
+        st.emit(
+            "E208",
+            f"setting `steer_curve` is not a list of strengths: {render_value(value)}",
+            s.value.span,
+            label="expected numbers ≥ 0 separated by commas",
+            help='write e.g. `set steer_curve = "5,10,20,50,150"`, or "" for no curve',
+        )
+        return False
     if name in SETTING_MIN and value < SETTING_MIN[name]:
         st.emit(
             "E208",
@@ -114,3 +154,14 @@ def _in_range(st: CompileState, s: ast.SetDecl, value: Any) -> bool:
         )
         return False
     return True
+
+
+def _strength_list(text: str) -> bool:
+    """`steer_curve`: "" (no curve) or finite numbers ≥ 0 separated by commas."""
+    if not text.strip():
+        return True
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        return False
+    return all(0 <= v < math.inf for v in values)
