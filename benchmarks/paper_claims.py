@@ -88,6 +88,7 @@ COMMANDS: dict[str, list[str]] = {
 }
 # The layer claim: recipes/waterbirds.steer with its rule moved to each layer of LAYER_GRID.
 LAYER_RECIPE = "recipes/waterbirds.steer"
+LAYER_PARAM = "L"  # the recipe's int param for its rule's layer (`at layer L`)
 
 # The same experiments on real CLIP with the released Prisma SAEs (docs/real-data.md).
 REAL_COMMANDS: dict[str, str] = {
@@ -142,18 +143,6 @@ def _run_json(argv: Sequence[str], tmp: Path, cwd: Path) -> Any:
     return json.loads(proc.stdout)
 
 
-def layer_recipe(text: str, layer: int) -> str:
-    """The recipe with every `at layer(s) ...` scope moved to `layer`."""
-    out, n = re.subn(
-        r"\bat layers? [0-9][0-9.,\s]*?(?=\s+(suppress|clamp|set|scale|add|mean))",
-        f"at layer {layer}",
-        text,
-    )
-    if n == 0:
-        raise SystemExit(f"{LAYER_RECIPE} has no `at layer N` scope to move")
-    return out
-
-
 def measure(layers: Sequence[int] = LAYER_GRID, only: Sequence[str] | None = None) -> dict:
     """Run every zoo command; {name: its JSON output}, plus `layers`: {layer: run JSON}."""
     out: dict[str, Any] = {}
@@ -165,12 +154,11 @@ def measure(layers: Sequence[int] = LAYER_GRID, only: Sequence[str] | None = Non
             if only is None or name in only:
                 out[name] = _run_json(argv, tmp, cwd)
         if only is None or "layers" in only:
-            text = (REPO / LAYER_RECIPE).read_text(encoding="utf-8")
+            # The recipe's layer is its int param L (`at layer L`), so each layer is an override.
             out["layers"] = {}
             for layer in layers:
-                path = tmp / f"waterbirds_L{layer}.steer"
-                path.write_text(layer_recipe(text, layer), encoding="utf-8")
-                rep = _run_json(["run", str(path), "--json", "-q", "--out", "{tmp}"], tmp, cwd)
+                argv = ["run", str(REPO / LAYER_RECIPE), "--param", f"{LAYER_PARAM}={layer}"]
+                rep = _run_json([*argv, "--json", "-q", "--out", "{tmp}"], tmp, cwd)
                 out["layers"][str(layer)] = rep
     return out
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -188,11 +189,9 @@ def test_check_fails_on_drift_and_write_makes_it_pass(tmp_path, monkeypatch, cap
     assert "paper_claims:sae_table -->\n| layer |" in zoo.read_text(encoding="utf-8")
 
 
-def test_layer_recipe_moves_every_scope() -> None:
-    text = (REPO / "recipes/waterbirds.steer").read_text(encoding="utf-8")
-    moved = pc.layer_recipe(text, 3)
-    assert "at layer 3 suppress" in moved and "at layer 7" not in moved
-    two = "rule a: at layers 5..8 suppress features where x\nrule b: at layer 9 mean-ablate top 3"
-    assert pc.layer_recipe(two, 2).count("at layer 2 ") == 2
-    with pytest.raises(SystemExit):
-        pc.layer_recipe("no rules", 1)
+def test_layer_claim_moves_the_recipe_through_its_layer_param() -> None:
+    """The layer claim runs the shipped recipe with `--param L=N`: the recipe must keep its
+    rule's layer in that int param."""
+    text = (REPO / pc.LAYER_RECIPE).read_text(encoding="utf-8")
+    assert re.search(rf"^param {pc.LAYER_PARAM} = \d+", text, flags=re.M)
+    assert re.search(rf"\bat layer {pc.LAYER_PARAM} ", text)
