@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 # (label, metric key) of the task metrics, baseline vs steered, in the order they are shown.
@@ -81,3 +82,8 @@ def logit_scale_phrase(summary: dict[str, Any]) -> str:
     if summary.get("logit_scale_source") == "model":
         return f"logit scale {scale:.4g} (the model's own)"
     return f"logit scale {scale:.4g} (fixed)"
+
+
+def esc(s: Any) -> str:
+    """Text for hand-written HTML (the grid page, steerlang/report/grid_folder.py)."""
+    return html.escape(str(s))
