@@ -4,11 +4,11 @@ DistributedDataParallel, give the weights one process gives with the same global
 
 Tolerance: the two runs differ only in float32 summation order (each rank sums the gradient
 over its half of the batch, gloo adds the two halves; one process sums all tokens in one
-matmul), about 1e-7 relative per step. Adam divides by √v, so over the few steps here such a
-difference can grow to a few 1e-6 relative in the weights; a real error (a rank training on
-the wrong tokens, a term not averaged over the global batch, a rank renormalising on its own
-gradient) moves the weights by 1e-2 or more. We assert 1e-4 absolute on weights of order
-0.1-1 (rows of W_dec are unit-norm) and report the measured maximum in docs/scale.md.
+matmul), about 1e-7 relative per step; Adam's division by √v can amplify it over the steps.
+Measured here: at most 6.7e-8 absolute on weights of order 0.4-1.2 (rows of W_dec are
+unit-norm). We assert 1e-5 absolute, 150 times that; an error in the split (AuxK normalised by
+a rank's own residual instead of the global batch's, a latent's firing not shared between the
+ranks) moves the weights by 1e-3 or more.
 """
 
 from __future__ import annotations
@@ -75,8 +75,7 @@ def test_train_sae_under_torchrun_matches_one_process(tmp_path: Path, arch: str)
     assert w1.keys() == w2.keys()
     for k in w1:
         diff = float((w1[k] - w2[k]).abs().max())
-        print(f"MAXDIFF {k} {diff:.3g} scale {float(w1[k].abs().max()):.3g}")
-        assert diff <= 1e-4, f"{k}: max |one - two| = {diff:.3g}"
+        assert diff <= 1e-5, f"{k}: max |one - two| = {diff:.3g}"
     # only rank 0 wrote: one checkpoint folder with the two kept steps
     ckpts = sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir())
     assert ckpts == ["step-0000006", "step-0000012"]
