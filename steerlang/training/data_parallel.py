@@ -68,6 +68,15 @@ def all_reduce_max(t: Tensor) -> Tensor:
     return t
 
 
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's picklable `obj`, in rank order ([obj] with one process)."""
+    if world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    _dist().all_gather_object(out, obj)
+    return out
+
+
 def gather_tensors(t: Tensor) -> Tensor:
     """Every rank's `t` (any first-dimension length), concatenated in rank order on the CPU."""
     if world_size() == 1:
