@@ -178,3 +178,43 @@ def _assert_close(a: Any, b: Any, where: str = "results") -> None:
         assert b == pytest.approx(a, rel=1e-5, abs=1e-9), where
     else:
         assert a == b, where
+
+
+# ---- running top-k galleries under torchrun -------------------------------------------------
+
+
+@pytest.mark.parametrize("features", [None, [5, 1, 3]])
+def test_gathered_galleries_equal_one_pass(
+    monkeypatch: pytest.MonkeyPatch, features: list[int] | None
+) -> None:
+    """`merge_galleries` on rank 0 (the gather replaced by the two ranks' payloads) gives the
+    top-k, values and patch maps of one pass over all rows; ties included (integer values)."""
+    from steerlang.pipeline import distributed
+    from steerlang.pipeline.topk import RunningTopK
+
+    g = torch.Generator().manual_seed(3)
+    n, m, t = 23, 7, 5  # 23 rows: shards of 12 and 11
+    acts = torch.randint(0, 4, (n, t, m), generator=g).float()
+    pooled = acts.mean(1)
+
+    def gallery(lo: int, hi: int) -> RunningTopK:
+        top = RunningTopK(m, 4, features=features, n_patches=t - 1)
+        for a in range(lo, hi, 5):  # batches of 5, as a rank's loader would give them
+            b = min(a + 5, hi)
+            top.update(pooled[a:b], acts[a:b], np.arange(a, b))
+        return top
+
+    one = gallery(0, n)
+    lo, hi = shard_bounds(n, 2, 1)
+    payload: list[Any] = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "gather_objects", lambda obj: payload.append(obj) or [obj])
+    distributed.merge_galleries({"s": gallery(lo, hi)})  # rank 1: records what it sends
+    monkeypatch.setattr(distributed, "gather_objects", lambda obj: [obj, payload[0]])
+    rank0 = gallery(0, lo)
+    distributed.merge_galleries({"s": rank0})  # rank 0: its own state, then rank 1's
+    assert np.array_equal(rank0.rows_np(), one.rows_np())
+    assert torch.equal(rank0.values, one.values)
+    assert rank0.maps is not None and one.maps is not None
+    assert torch.equal(rank0.maps, one.maps)
+    assert rank0.n_rows == n
