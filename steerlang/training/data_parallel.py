@@ -55,16 +55,29 @@ def bounds(n: int, ranks: int | None = None, r: int | None = None) -> tuple[int,
     return lo, lo + base + (1 if r < extra else 0)
 
 
+def _all_reduce(t: Tensor, op: Any) -> Tensor:
+    """All-reduce in place; NCCL only reduces CUDA tensors, so a CPU tensor makes the round
+    trip through this rank's GPU there."""
+    dist = _dist()
+    if dist.get_backend() == "nccl" and t.device.type != "cuda":
+        tmp = t.to(f"cuda:{torch.cuda.current_device()}")
+        dist.all_reduce(tmp, op=op)
+        t.copy_(tmp.cpu())
+    else:
+        dist.all_reduce(t, op=op)
+    return t
+
+
 def all_reduce_sum(t: Tensor) -> Tensor:
     """The sum over ranks of `t` (in place; returned for chaining)."""
     if world_size() > 1:
-        _dist().all_reduce(t, op=_dist().ReduceOp.SUM)
+        _all_reduce(t, _dist().ReduceOp.SUM)
     return t
 
 
 def all_reduce_max(t: Tensor) -> Tensor:
     if world_size() > 1:
-        _dist().all_reduce(t, op=_dist().ReduceOp.MAX)
+        _all_reduce(t, _dist().ReduceOp.MAX)
     return t
 
 
