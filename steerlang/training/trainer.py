@@ -685,7 +685,7 @@ class _Window:
         """Sum the window's numbers over the ranks (one all-reduce per log line)."""
         if not self.sums:
             return
-        keys = sorted(self.sums)
+        keys = list(self.sums)  # the same insertion order on every rank
         flat = data_parallel.all_reduce_sum(torch.stack([self.sums[k].double() for k in keys]))
         self.sums = dict(zip(keys, flat.unbind(), strict=True))
 
