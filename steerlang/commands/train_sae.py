@@ -131,11 +131,11 @@ def _run(args: argparse.Namespace) -> int:
         choice, eval_images=args.eval_images, seed=args.seed
     )
     trained = _train_sites(args, handle, layers, train_table, choice.label, base_cfg, log)
-    if not is_main():
-        # Under torchrun every rank trained the same SAEs (docs/scale.md); rank 0 alone
-        # evaluates, saves and prints them.
-        return 0
+    # Under torchrun every rank trained the same SAEs and measures a share of the held-out
+    # images (docs/scale.md); rank 0 alone saves and prints them.
     rows = _evaluate_and_save(args, handle, trained, eval_table, choice.label, log)
+    if not is_main():
+        return 0
     if args.json:
         _print_json(handle.ref, choice.label, trained)
     elif rows:
@@ -316,6 +316,7 @@ def _evaluate_and_save(
     """Measure the SAEs on the held-out rows, store the metrics in each SAE's metadata and
     save it; returns the metric rows for the table."""
     from steerlang.model.sae.load import save_sae
+    from steerlang.pipeline.distributed import is_main
     from steerlang.training.cli_support import DEFAULT_PROMPT, zero_shot_labels
     from steerlang.training.sae_metrics import evaluate_saes
 
@@ -332,7 +333,7 @@ def _evaluate_and_save(
             classes=classes,
             templates=args.prompt or (DEFAULT_PROMPT,),
             batch_size=args.batch_size,
-            progress=not args.json,
+            progress=not args.json and is_main(),
         )
     rows = []
     for name, (sae, _, out) in trained.items():
@@ -343,8 +344,9 @@ def _evaluate_and_save(
                 "eval_images": len(eval_table) if eval_table is not None else 0,
             }
             rows.append(results[name].to_dict())
-        save_sae(sae, out)
-        log(f"saved {name} -> {out}")
+        if is_main():  # under torchrun only rank 0 writes
+            save_sae(sae, out)
+            log(f"saved {name} -> {out}")
     return rows
 
 

@@ -43,7 +43,8 @@ def test_train_sae_under_torchrun_matches_one_process(tmp_path: Path, arch: str)
     if torchrun is None:
         pytest.skip("torchrun is not on PATH")
     args = ["train-sae", "--model", "zoo:tiny-clip", "--dataset", "waterbirds", "--layer", "1"]
-    args += ["--device", "cpu", "--max-images", "12", "--eval-images", "0", "--steps", "12"]
+    # 12 training images; 5 held-out images measured by both ranks (3 + 2) and merged
+    args += ["--device", "cpu", "--max-images", "12", "--eval-images", "5", "--steps", "12"]
     # a dead window of 2 batches so AuxK (the term with all-reduced denominators) is exercised
     args += ["--arch", arch, "--k", "4", "--batch-tokens", "30", "--warmup-steps", "2"]
     args += ["--expansion", "2", "--checkpoint-every", "6", "--json"]
@@ -71,6 +72,11 @@ def test_train_sae_under_torchrun_matches_one_process(tmp_path: Path, arch: str)
     for k, v in t1["final"].items():  # the logged numbers are summed over the ranks' shares
         assert t2["final"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
     assert t1["final"]["aux"] > 0  # AuxK was active
+    m1 = doc1["saes"]["blocks.1.hook_resid_post"]["metrics"]
+    m2 = doc2["saes"]["blocks.1.hook_resid_post"]["metrics"]
+    assert m1["splice"]["n_images"] == m2["splice"]["n_images"] == 5
+    for k in ("fvu", "l0", "dead_fraction"):  # held-out metrics of the (nearly) same weights
+        assert m2[k] == pytest.approx(m1[k], rel=1e-4, abs=1e-6), k
     w1, w2 = sae1.state_dict(), sae2.state_dict()
     assert w1.keys() == w2.keys()
     for k in w1:
