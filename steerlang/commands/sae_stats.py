@@ -85,16 +85,11 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from steerlang.pipeline.distributed import is_main
-
-    if not is_main():
-        # Under torchrun `sae-stats` is not split yet (docs/scale.md): rank 0 does all of it and
-        # writes the results; the other ranks stop here, so nothing is computed or written twice.
-        return 0
     from steerlang.errors import SteerError
     from steerlang.model.clip import load_model
     from steerlang.model.sae.load import load_sae
     from steerlang.pipeline.bind import resolve_device
+    from steerlang.pipeline.distributed import is_main
     from steerlang.profile import load_profile
     from steerlang.training.cli_support import (
         DEFAULT_PROMPT,
@@ -146,8 +141,12 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_images=args.max_images,
         dense_threshold=args.dense_threshold,
-        progress=not args.json,
+        progress=not args.json and is_main(),
     )
+    if not is_main():
+        # Under torchrun every rank measured a share of the images and holds the merged
+        # metrics of all of them (docs/scale.md); rank 0 alone prints them.
+        return 0
     rows = [results[k].to_dict() for k in sorted(results, key=_site_sort_key)]
     if args.json:
         doc = {

@@ -106,13 +106,8 @@ def _add_run_args(r: argparse._ArgumentGroup) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from steerlang.pipeline.distributed import is_main
-
-    if not is_main():
-        # Under torchrun `train-sae` is not split yet (docs/scale.md): rank 0 does all of it and
-        # writes the results; the other ranks stop here, so nothing is computed or written twice.
-        return 0
     from steerlang.pipeline.bind import resolve_device
+    from steerlang.pipeline.distributed import is_main
     from steerlang.profile import load_profile
     from steerlang.training.cli_support import (
         load_data,
@@ -120,10 +115,10 @@ def _run(args: argparse.Namespace) -> int:
         train_eval_tables,
     )
 
-    quiet = args.json
+    quiet = args.json or not is_main()
 
     def log(msg: str) -> None:
-        if args.verbose or not quiet:
+        if (args.verbose or not quiet) and is_main():
             print(msg, file=sys.stderr)
 
     profile = load_profile(args.profile)
@@ -136,7 +131,11 @@ def _run(args: argparse.Namespace) -> int:
         choice, eval_images=args.eval_images, seed=args.seed
     )
     trained = _train_sites(args, handle, layers, train_table, choice.label, base_cfg, log)
+    # Under torchrun every rank trained the same SAEs and measures a share of the held-out
+    # images (docs/scale.md); rank 0 alone saves and prints them.
     rows = _evaluate_and_save(args, handle, trained, eval_table, choice.label, log)
+    if not is_main():
+        return 0
     if args.json:
         _print_json(handle.ref, choice.label, trained)
     elif rows:
@@ -233,21 +232,38 @@ def _train_sites(
         f"training {len(sites)} SAE(s) on {handle.ref}, {n_img} images of {data_label} "
         f"({'streamed' if stream else 'cached on disk' if args.cache_acts else 'in memory'})"
     )
-    acts = (
-        None
-        if stream
-        else collect_activations(
+    from steerlang.pipeline.distributed import world_size
+
+    if world_size() > 1:
+        from steerlang.training.sharded_capture import collect_sharded
+
+        acts = collect_sharded(
             handle,
             sites,
             train_table,
+            n_img,
             batch_size=args.batch_size,
             dtype=acts_dtype,
+            streamed=stream,
             cache_dir=args.cache_acts,
-            max_images=args.max_images,
             progress=not quiet,
-            log=log,
         )
-    )
+    else:
+        acts = (
+            None
+            if stream
+            else collect_activations(
+                handle,
+                sites,
+                train_table,
+                batch_size=args.batch_size,
+                dtype=acts_dtype,
+                cache_dir=args.cache_acts,
+                max_images=args.max_images,
+                progress=not quiet,
+                log=log,
+            )
+        )
     many = len(sites) > 1
     trained: dict[str, tuple[Any, Any, Path]] = {}
     for ref in sites:
@@ -300,6 +316,7 @@ def _evaluate_and_save(
     """Measure the SAEs on the held-out rows, store the metrics in each SAE's metadata and
     save it; returns the metric rows for the table."""
     from steerlang.model.sae.load import save_sae
+    from steerlang.pipeline.distributed import is_main
     from steerlang.training.cli_support import DEFAULT_PROMPT, zero_shot_labels
     from steerlang.training.sae_metrics import evaluate_saes
 
@@ -316,7 +333,7 @@ def _evaluate_and_save(
             classes=classes,
             templates=args.prompt or (DEFAULT_PROMPT,),
             batch_size=args.batch_size,
-            progress=not args.json,
+            progress=not args.json and is_main(),
         )
     rows = []
     for name, (sae, _, out) in trained.items():
@@ -327,8 +344,9 @@ def _evaluate_and_save(
                 "eval_images": len(eval_table) if eval_table is not None else 0,
             }
             rows.append(results[name].to_dict())
-        save_sae(sae, out)
-        log(f"saved {name} -> {out}")
+        if is_main():  # under torchrun only rank 0 writes
+            save_sae(sae, out)
+            log(f"saved {name} -> {out}")
     return rows
 
 

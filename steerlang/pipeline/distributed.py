@@ -186,6 +186,52 @@ def merge_across_ranks(accs: dict[Any, Any]) -> dict[Any, Any]:
     return accs
 
 
+def merge_galleries(galleries: dict[Any, Any]) -> dict[Any, Any]:
+    """Under torchrun, replace every running top-k gallery (steerlang/pipeline/topk.py) by the
+    merge of all ranks' galleries, in rank order: each rank saw a contiguous shard of the rows,
+    so folding rank 1's candidates after rank 0's is the order one process sees them in, and
+    `RunningTopK.merge` gives one pass's top-k. The float32 values and patch maps cross as they
+    are (not the cache's float16 maps). Every rank ends with the same galleries."""
+    if world_size() == 1 or not galleries:
+        return galleries
+    from steerlang.pipeline.topk import RunningTopK
+
+    keys = list(galleries)
+
+    def state(g: Any) -> dict[str, Any]:
+        maps = g.maps
+        return {
+            "values": g.values.cpu(),
+            "rows": g.rows.cpu(),
+            "maps": None if maps is None else maps.cpu(),
+            "n_rows": g.n_rows,
+        }
+
+    def load(g: Any, st: dict[str, Any]) -> None:
+        dev = g.values.device
+        g.values = st["values"].to(dev)
+        g.rows = st["rows"].to(dev)
+        if st["maps"] is not None:
+            g.maps = st["maps"].to(dev)  # the setter lays the maps out in fresh slots
+        g.n_rows = st["n_rows"]
+
+    parts = gather_objects([state(galleries[k]) for k in keys])
+    for i, k in enumerate(keys):
+        g = galleries[k]
+        load(g, parts[0][i])
+        for p in parts[1:]:
+            other = RunningTopK(
+                g.n_features,
+                g.k,
+                features=None if g.all_features else g.features.cpu(),
+                n_patches=g.n_patches,
+                device=g.values.device,
+            )
+            load(other, p[i])
+            g.merge(other)
+    return galleries
+
+
 def finish() -> None:
     """Leave the process group (at the end of a command run under torchrun)."""
     if _initialised():

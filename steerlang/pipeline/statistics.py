@@ -386,9 +386,10 @@ def compute_statistics(
             if progress is not None and task is not None:
                 progress.advance(task, len(rows))
     # Under torchrun each rank saw a shard of the images: merge exactly (pipeline/distributed.py).
-    from steerlang.pipeline.distributed import merge_across_ranks
+    from steerlang.pipeline.distributed import merge_across_ranks, merge_galleries
 
     merge_across_ranks(accs)
+    merge_galleries(dict(galleries or {}))  # in place: the caller's gallery objects
     return {spec: _finished_table(spec, acc, pooling) for spec, acc in accs.items()}
 
 

@@ -32,7 +32,8 @@ from steerlang.model.sae.core import SAE
 from steerlang.model.sites import add_site_hook, capture, parse_site, token_index
 from steerlang.model.zero_shot import DEFAULT_TEMPLATE, class_embeddings, zero_shot_logits
 from steerlang.plan import TokenScope
-from steerlang.training.activations import count_images, iter_pixel_batches
+from steerlang.training import data_parallel
+from steerlang.training.activations import _Pick, count_images, iter_pixel_batches
 from steerlang.training.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -270,14 +271,23 @@ def evaluate_saes(
     accuracy, per-position means); with `labels` and `classes`, a second pass runs each site
     spliced, zero-ablated and mean-ablated. Keys are site hook names; SAEs given as a list are
     placed at the site recorded in their config.
+
+    Under torchrun (a joined process group) each rank measures a contiguous share of the
+    images and the sufficient statistics are merged exactly (`_merge_ranks`): every rank
+    returns the metrics of all images.
     """
     by_site = _sites_of(saes)
     n_total = count_images(source, max_images)
     zs: _ZeroShot | None = None
     if labels is not None and classes is not None:
         zs = _ZeroShot.make(handle, labels, classes, templates, n_total)
+    if data_parallel.world_size() > 1:
+        source, max_images, zs = _rank_share(source, n_total, zs)
+        progress = progress and data_parallel.is_main()
     batches = (source, handle.preprocess, batch_size)
     clean = _clean_pass(handle, by_site, batches, max_images, zs, dense_threshold, progress)
+    if data_parallel.world_size() > 1:
+        _merge_ranks(clean)
     splices: dict[str, SpliceMetrics] = {}
     if zs is not None:
         splices = _splice_pass(handle, by_site, batches, max_images, zs, clean, progress)
@@ -419,6 +429,17 @@ def _splice_pass(
                         kl[name] += float((lp.exp() * (lp - lq)).sum())
             seen += pixels.shape[0]
             advance(pixels.shape[0])
+    if data_parallel.world_size() > 1:  # the ranks' counts and KL sums, added up
+        names = list(by_site)
+        flat = torch.tensor(
+            [float(correct[n][m]) for n in names for m in ("sae", "zero", "mean")]
+            + [kl[n] for n in names],
+            dtype=torch.float64,
+        )
+        flat = data_parallel.all_reduce_sum(flat).tolist()
+        for i, n in enumerate(names):
+            correct[n] = {m: round(flat[3 * i + j]) for j, m in enumerate(("sae", "zero", "mean"))}
+            kl[n] = flat[3 * len(names) + i]
     acc_clean = clean.clean_correct / n_images
     out: dict[str, SpliceMetrics] = {}
     for name in by_site:
@@ -435,6 +456,63 @@ def _splice_pass(
             kl_spliced=kl[name] / n_images,
         )
     return out
+
+
+def _rank_share(
+    source: Any, n_total: int | None, zs: _ZeroShot | None
+) -> tuple[Any, None, _ZeroShot | None]:
+    """This rank's contiguous share of the first `n_total` images (and of their labels)."""
+    if n_total is None:
+        raise SteerError(
+            "sae-stats under torchrun needs a dataset with a known length",
+            help="use a dataset table (--data or --dataset), or run one process",
+        )
+    lo, hi = data_parallel.bounds(n_total)
+    share = source[lo:hi] if isinstance(source, Tensor) else _Pick(source, list(range(lo, hi)))
+    if zs is not None:
+        zs = _ZeroShot(zs.labels[lo:hi], zs.classifier)
+    return share, None, zs
+
+
+def _merge_ranks(clean: _CleanPass) -> None:
+    """Replace this rank's clean-pass statistics by those of all ranks' images: Chan's merge
+    of (n, mean, M2) in rank order, sums of squared errors, firing counts, L0 sums, per-position
+    activation sums and correct counts (all float64 or integers, so equal to one process's to
+    float64 rounding)."""
+    names = sorted(clean.recon)
+    mine = {
+        "recon": [
+            (r.n, r.mean, r.m2, r.sse, r.counts, r.l0_sum, r.l0_n)
+            for r in (clean.recon[n] for n in names)
+        ],
+        "sums": [clean.sums[n] for n in names],
+        "n_images": clean.n_images,
+        "correct": clean.clean_correct,
+    }
+    parts = data_parallel.gather_objects(mine)
+    for i, name in enumerate(names):
+        acc = clean.recon[name]
+        n, mean, m2, sse, counts, l0_sum, l0_n = parts[0]["recon"][i]
+        for p in parts[1:]:
+            nb, mean_b, m2_b, sse_b, counts_b, l0s_b, l0n_b = p["recon"][i]
+            if nb:
+                tot = n + nb
+                delta = mean_b - mean
+                mean = mean + delta * (nb / tot)
+                m2 = m2 + m2_b + delta.pow(2) * (n * nb / tot)
+                n = tot
+            sse += sse_b
+            counts = counts + counts_b
+            l0_sum = {k: l0_sum[k] + l0s_b[k] for k in l0_sum}
+            l0_n = {k: l0_n[k] + l0n_b[k] for k in l0_n}
+        acc.n, acc.mean, acc.m2, acc.sse, acc.counts = n, mean, m2, sse, counts
+        acc.l0_sum, acc.l0_n = l0_sum, l0_n
+        total = parts[0]["sums"][i]
+        for p in parts[1:]:
+            total = total + p["sums"][i]
+        clean.sums[name] = total
+    clean.n_images = sum(p["n_images"] for p in parts)
+    clean.clean_correct = sum(p["correct"] for p in parts)
 
 
 def _labels_for(labels: Tensor, start: int, n: int, device: torch.device) -> Tensor:

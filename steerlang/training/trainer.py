@@ -46,6 +46,7 @@ from steerlang.model.sae.core import SAE, SAEConfig, SAEHook
 from steerlang.model.sae.load import load_sae, save_sae
 from steerlang.model.sae.tensors import read_json, read_safetensors
 from steerlang.plan import TokenScope
+from steerlang.training import data_parallel
 from steerlang.training.activations import TensorTokens, TokenSource
 from steerlang.training.progress import progress_bar
 
@@ -354,6 +355,11 @@ def train_sae(
     `resume=True` continues from the newest checkpoint in `cfg.checkpoint_dir` when there is one
     (same training config required). The trained SAE's `cfg.metadata["training"]` holds the
     config and the metrics.
+
+    Under torchrun (a joined process group) every rank must pass the same tokens: each trains
+    on its share of every global batch with DistributedDataParallel
+    (steerlang/training/data_parallel.py), the ranks stay identical, and only rank 0 writes
+    checkpoints.
     """
     source = as_token_source(acts)
     torch.manual_seed(cfg.seed)
@@ -361,6 +367,8 @@ def train_sae(
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
     st = _start(source, cfg, hook, gen, ckpt_dir if resume else None, log)
     sae = st.sae
+    ddp = data_parallel.wrap(sae) if data_parallel.world_size() > 1 else None
+    progress = progress and data_parallel.is_main()
     window = cfg.dead_window()
     batches: Iterator[Tensor] = source.batches(cfg.batch_tokens, gen)
     acc = _Window()
@@ -373,13 +381,26 @@ def train_sae(
             for group in st.opt.param_groups:
                 group["lr"] = lr
             x = next(batches).to(sae.device, non_blocking=True)
-            acc.add(**_step(st, x, step, cfg, window))
+            acc.add(
+                **(
+                    _step(st, x, step, cfg, window)
+                    if ddp is None
+                    else _step_dp(st, ddp, x, step, cfg, window)
+                )
+            )
             advance(1)
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
+                if ddp is not None:  # the ranks' shares of each global-batch number, summed
+                    acc.reduce_sum()
                 last = _close_window(st, acc, done, lr, window, cfg, log)
                 acc = _Window()
-            if ckpt_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            if (
+                ckpt_dir is not None
+                and cfg.checkpoint_every
+                and done % cfg.checkpoint_every == 0
+                and data_parallel.is_main()
+            ):
                 save_checkpoint(
                     ckpt_dir,
                     sae,
@@ -522,6 +543,71 @@ def _step(
         }
 
 
+def _step_dp(
+    st: _TrainState, ddp: torch.nn.Module, x: Tensor, step: int, cfg: TrainConfig, window: int
+) -> dict[str, Tensor]:
+    """`_step` on this rank's contiguous share of the global batch `x` (the same `x` on every
+    rank). Each term is this rank's share of the global batch mean (a local sum over the global
+    token count), so the ranks' terms add up to `_step`'s; the loss is multiplied by the world
+    size because DDP averages the gradients. AuxK's normaliser and the batch variance are not
+    sums over tokens: their denominators are all-reduced (no gradient flows through them in
+    `_step` either: they are detached there). Gradient projection, clipping, the Adam step and
+    the decoder renormalisation follow DDP's all-reduce, on identical gradients and parameters
+    on every rank. Returns the shares; `_Window.reduce_sum` adds them up over the ranks."""
+    sae, dev = st.sae, st.sae.device
+    n = x.shape[0]
+    world = data_parallel.world_size()
+    lo, hi = data_parallel.bounds(n)
+    xn, pre, f, x_hat = ddp(x[lo:hi])
+    err = x_hat - xn
+    mse = err.pow(2).sum() / n
+    loss = mse
+    sparsity = torch.zeros((), device=dev)
+    aux = torch.zeros((), device=dev)
+    if cfg.arch == "relu":
+        sparsity = f.sum() / n
+        loss = loss + _l1_at(step, cfg) * sparsity
+    with torch.no_grad():  # the global batch's centred variance Σ‖x − x̄‖², in float64
+        xd = xn.detach().double()
+        mean = data_parallel.all_reduce_sum(xd.sum(0)) / n
+        var = data_parallel.all_reduce_sum((xd - mean).pow(2).sum())
+    dead = st.since_fired >= window
+    n_dead = int(dead.sum())
+    if cfg.arch == "topk" and cfg.aux_coef > 0 and n_dead > 0:
+        aux_k = min(cfg.aux_k or max(1, sae.d_in // 2), sae.d_sae)
+        k_aux = min(aux_k, n_dead)
+        residual = err.detach()
+        masked = pre.masked_fill(~dead, float("-inf"))
+        vals, idx = masked.topk(k_aux, dim=-1, sorted=False)
+        z = torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals))
+        e_hat = z @ sae.W_dec
+        with torch.no_grad():
+            denom = data_parallel.all_reduce_sum(residual.double().pow(2).sum()).clamp_min(1e-12)
+        aux = (e_hat + residual).pow(2).sum() / denom.to(pre.dtype) * (var / n).to(pre.dtype)
+        loss = loss + cfg.aux_coef * aux
+    st.opt.zero_grad(set_to_none=True)
+    (loss * world).backward()  # DDP all-reduces the gradients here (their mean over ranks)
+    remove_parallel_grad_(sae)
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+    st.opt.step()
+    sae.normalize_decoder_()
+    with torch.no_grad():
+        active = f > 0
+        fired = data_parallel.all_reduce_max(active.any(0).to(torch.int32))
+        st.since_fired += n
+        st.since_fired[fired > 0] = 0
+        st.tokens_seen += n
+        return {
+            "loss": loss.detach(),
+            "mse": mse.detach(),
+            "fvu": err.detach().double().pow(2).sum() / var.clamp_min(1e-12),
+            "l0": active.sum().double() / n,
+            "l1": sparsity.detach(),
+            "aux": aux.detach(),
+        }
+
+
 def _close_window(
     st: _TrainState,
     acc: _Window,
@@ -594,6 +680,14 @@ class _Window:
         for k, v in vals.items():
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
         self.n += 1
+
+    def reduce_sum(self) -> None:
+        """Sum the window's numbers over the ranks (one all-reduce per log line)."""
+        if not self.sums:
+            return
+        keys = list(self.sums)  # the same insertion order on every rank
+        flat = data_parallel.all_reduce_sum(torch.stack([self.sums[k].double() for k in keys]))
+        self.sums = dict(zip(keys, flat.unbind(), strict=True))
 
     def mean(self) -> dict[str, float]:
         return {k: float(v) / max(1, self.n) for k, v in self.sums.items()}
