@@ -73,11 +73,11 @@ def single(env: Path) -> Any:
 def test_plan_run_and_metrics_by_group_name(single: Any) -> None:
     res = single
     m = res.metrics
-    assert set(m["steered"]["per_group"]) == {
-        "y=0,place=0",
-        "y=0,place=1",
-        "y=1,place=0",
-        "y=1,place=1",
+    assert set(m["steered"]["per_group"]) == {  # readable names (pipeline/group_names.py)
+        "landbird, water=no",
+        "landbird, water=yes",
+        "waterbird, water=no",
+        "waterbird, water=yes",
     }
     worst = min(v for v in m["steered"]["per_group"].values() if v is not None)
     assert m["steered"]["worst_group"] == pytest.approx(worst)

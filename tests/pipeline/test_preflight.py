@@ -90,7 +90,7 @@ def test_a_missing_dataset_column_is_reported_before_the_model_loads(
     ir: Any, no_model: None
 ) -> None:
     bad = ir.model_copy(update={"groups": ["y", "plcae"]})
-    with pytest.raises(DatasetError, match="no column 'plcae'"):
+    with pytest.raises(DatasetError, match="reads the column 'plcae'"):
         bind(bad, RunOptions())
 
 
