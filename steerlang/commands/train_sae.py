@@ -65,6 +65,13 @@ def _add_sae_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--no-normalize", action="store_true", help="do not rescale inputs to mean norm √d"
     )
+    g.add_argument(
+        "--input-norm",
+        choices=("scalar", "per_token_ln"),
+        default="scalar",
+        help="scalar: one scale so the mean token norm is √d; per_token_ln: standardise each "
+        "token (mean 0, std 1) like the ViT-Prisma suite (default scalar)",
+    )
     g.add_argument("--seed", type=int, default=0)
 
 
@@ -167,6 +174,7 @@ def _train_config(args: argparse.Namespace, device: str) -> Any:
             seed=args.seed,
             device=device,
             normalize_input=not args.no_normalize,
+            input_norm=args.input_norm,
             checkpoint_every=args.checkpoint_every,
             checkpoint_dir=(
                 (args.checkpoint_dir or str(Path(args.out) / "checkpoints"))

@@ -82,6 +82,10 @@ class TrainConfig(BaseModel):
     grad_clip: float | None = Field(1.0, gt=0)
     b_dec_init: Literal["geometric_median", "mean", "zeros"] = "geometric_median"
     normalize_input: bool = True
+    # How inputs are normalised when normalize_input is on: one scalar so the mean token norm is
+    # √d_in, or each token standardised (mean 0, std 1) as the ViT-Prisma suite does, which is
+    # what gives a clamp strength s the same meaning at every layer and token.
+    input_norm: Literal["scalar", "per_token_ln"] = "scalar"
     aux_k: int | None = Field(None, gt=0)  # topk: dead latents used by AuxK (default d_in // 2)
     aux_coef: float = Field(1 / 32, ge=0)  # topk: AuxK weight (0 turns AuxK off)
     dead_window_tokens: int | None = Field(None, gt=0)  # tokens without firing = dead
@@ -200,7 +204,8 @@ def init_sae(
     source: TokenSource, cfg: TrainConfig, *, hook: SAEHook | None = None
 ) -> tuple[SAE, dict[str, float]]:
     """A fresh SAE for `cfg`: random unit decoder rows, encoder = decoder transpose, b_enc = 0,
-    b_dec from the data, input scale so the mean token norm is √d_in."""
+    b_dec from the data, inputs scaled so the mean token norm is √d_in (or each token
+    standardised, `input_norm="per_token_ln"`)."""
     g = torch.Generator().manual_seed(cfg.seed)
     sample = source.sample(cfg.init_tokens, g).double()
     if sample.shape[0] == 0:
@@ -209,14 +214,10 @@ def init_sae(
         raise SteerError("the training activations contain NaN or Inf values")
     d_in = int(sample.shape[1])
     mean_norm = float(sample.norm(dim=1).mean())
+    per_token = cfg.normalize_input and cfg.input_norm == "per_token_ln"
     scale = math.sqrt(d_in) / mean_norm if cfg.normalize_input and mean_norm > 0 else 1.0
-    xs = sample * scale
-    if cfg.b_dec_init == "geometric_median":
-        b_dec = geometric_median(xs)
-    elif cfg.b_dec_init == "mean":
-        b_dec = xs.mean(0)
-    else:
-        b_dec = torch.zeros(d_in, dtype=torch.float64)
+    if per_token:
+        scale = 1.0  # each token is standardised on its own; no global scale
     d_sae = cfg.width(d_in)
     if cfg.arch == "topk" and cfg.k > d_sae:
         raise SteerError(f"k={cfg.k} exceeds the SAE width {d_sae}", help="lower --k")
@@ -226,11 +227,20 @@ def init_sae(
         activation=cfg.arch,
         k=cfg.k if cfg.arch == "topk" else None,
         pre_center=True,
-        input_norm="scalar" if cfg.normalize_input else "none",
+        input_norm=("per_token_ln" if per_token else "scalar") if cfg.normalize_input else "none",
         norm_scale=scale,
         hook=hook or SAEHook(),
     )
     sae = SAE.random(sae_cfg, seed=cfg.seed, device=cfg.device)
+    # b_dec starts where training will see the data: per-token standardisation goes through the
+    # SAE's own normaliser (the one formula, steerlang/model/sae/core.py).
+    xs = sae.normalize(sample.to(sae.dtype))[0].double() if per_token else sample * scale
+    if cfg.b_dec_init == "geometric_median":
+        b_dec = geometric_median(xs)
+    elif cfg.b_dec_init == "mean":
+        b_dec = xs.mean(0)
+    else:
+        b_dec = torch.zeros(d_in, dtype=torch.float64)
     with torch.no_grad():
         sae.b_enc.zero_()
         sae.b_dec.copy_(b_dec.to(sae.b_dec))

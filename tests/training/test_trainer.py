@@ -197,3 +197,33 @@ def test_train_site_saes_one_pass_many_layers(tiny_clip, tiny_pixels) -> None:  
         meta = t.sae.cfg.metadata
         assert meta["metrics"]["splice"]["n_images"] == 16
         assert meta["training"]["config"]["k"] == 4
+
+
+def test_per_token_standardisation_trains_in_the_saes_own_units() -> None:
+    """`input_norm="per_token_ln"` (the ViT-Prisma suite's normalisation): the SAE stores that
+    mode with no global scale, b_dec starts at the mean of the standardised tokens, and the
+    trained SAE reconstructs tokens whose scales differ by 100× equally well (a scalar norm
+    could not)."""
+    g = torch.Generator().manual_seed(5)
+    atoms = torch.nn.functional.normalize(torch.randn(16, 12, generator=g), dim=1)
+    codes = torch.relu(torch.randn(4000, 16, generator=g)) * (
+        torch.rand(4000, 16, generator=g) < 0.2
+    )
+    scales = torch.where(torch.arange(4000) % 2 == 0, 1.0, 100.0)[:, None]
+    noise = 0.05 * torch.randn(4000, 12, generator=g)  # no constant token (σ = 0)
+    x = (codes @ atoms + 0.3 + noise) * scales
+    cfg = TrainConfig(input_norm="per_token_ln", b_dec_init="mean", **FAST)
+    sae, info = init_sae(TensorTokens(x), cfg)
+    assert sae.cfg.input_norm == "per_token_ln" and info["norm_scale"] == 1.0
+    xc = x.double() - x.double().mean(1, keepdim=True)
+    standardised = xc / (xc.std(1, keepdim=True) + 1e-5)
+    sample = TensorTokens(x).sample(cfg.init_tokens, torch.Generator().manual_seed(cfg.seed))
+    sc = sample.double() - sample.double().mean(1, keepdim=True)
+    expected = (sc / (sc.std(1, keepdim=True) + 1e-5)).mean(0)
+    assert torch.allclose(sae.b_dec.detach().double(), expected, atol=1e-5)
+    assert standardised.std(1).mean() == pytest.approx(1.0, abs=1e-3)
+    trained, _ = train_sae(TensorTokens(x), cfg)
+    small, large = x[::2][:500], x[1::2][:500]
+    fvu = [reconstruction_metrics(trained, part).fvu for part in (small, large)]
+    assert fvu[0] < 0.5 and fvu[1] < 0.5
+    assert fvu[1] == pytest.approx(fvu[0], rel=0.2)
