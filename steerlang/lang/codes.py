@@ -646,6 +646,24 @@ sub-expressions. No real predicate needs that; the limit keeps checking and form
 predictable. Split the condition into simpler parts or several rules.
 """,
     ),
+    "E214": (
+        "model has no CLS token",
+        """`tokens cls` names the class token at index 0, but some vision towers have none:
+SigLIP and SigLIP 2 pool their patch tokens with an attention head, so every token is a patch.
+The recipe's model is one of them (steerlang/facts.py knows them by name; a loaded model says
+so itself at run time).
+
+Erroneous:
+
+    model "openclip:ViT-B-16-SigLIP@webli"
+    at layer 9 tokens cls suppress features where corr(water) > 0.3
+
+Fixed:
+
+    model "openclip:ViT-B-16-SigLIP@webli"
+    at layer 9 tokens patches suppress features where corr(water) > 0.3
+""",
+    ),
     "E240": (
         "param is not a whole number",
         """A layer, a token index or a feature id may be written as a declared param

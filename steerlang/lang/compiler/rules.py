@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from steerlang.diagnostics import Edit
+from steerlang.facts import model_has_cls
 from steerlang.lang import ast, limits
 from steerlang.lang.compiler import functions
 from steerlang.lang.compiler.expressions import mark_used_in_broken, name_value, pred
@@ -168,6 +169,15 @@ def _scope(st: CompileState, loc: tuple, scope: ast.Scope) -> dict[str, Any]:
             if m.kind is not None:
                 tokens = m.kind.name
                 st.span_map[(*loc, "scope", "tokens")] = m.kind.span
+                if tokens == "cls" and model_has_cls(st.model_ref) is False:
+                    st.emit(
+                        "E214",
+                        f"model `{st.model_ref}` has no CLS token",
+                        m.kind.span,
+                        label="its vision tower pools the patch tokens",
+                        help="use `tokens patches` (every token of this model is a patch) or "
+                        "token indices",
+                    )
             else:
                 tokens = int_items(st, m.indices or [], "token index")
                 st.span_map[(*loc, "scope", "tokens")] = m.span
