@@ -21,7 +21,7 @@ from typing import Any
 from steerlang.lang import ast
 from steerlang.lang.compiler.bounds import const, flatten
 from steerlang.lang.compiler.state import CompileState
-from steerlang.lang.compiler.values import TYPE_WORDS, fmt
+from steerlang.lang.compiler.values import TYPE_WORDS, fmt, type_phrase
 
 Sub = Callable[[ast.Expr], tuple[dict | None, str]]
 
@@ -214,7 +214,7 @@ def check_random(
 ) -> dict:
     """`random K features [where P]`: K a whole number >= 1 or an int param (E204, E203);
     `unknown` reports a name that is not a param."""
-    k_ir = _random_count(st, sel.k, unknown)
+    k_ir = feature_count(st, sel.k, "random", unknown)
     where = None
     if sel.where is not None:
         where, wt = sub(sel.where)
@@ -232,7 +232,12 @@ def check_random(
     return {"kind": "random", "k": k_ir, "where": where}
 
 
-def _random_count(st: CompileState, k: ast.Expr, unknown: Callable[[ast.Name], Any]) -> Any:
+def feature_count(
+    st: CompileState, k: ast.Expr, word: str, unknown: Callable[[ast.Name], Any]
+) -> Any:
+    """The K of `top K` / `bottom K` / `random K` (`word`): a whole number of at least 1, or an
+    int param (its IR reference); None after an error. `unknown` reports a name that is not a
+    param (E103 with a did-you-mean, or E204 for a concept or column)."""
     if isinstance(k, ast.Name):
         if k.name not in st.params:
             unknown(k)
@@ -244,16 +249,16 @@ def _random_count(st: CompileState, k: ast.Expr, unknown: Callable[[ast.Name], A
         if p.type != "int":
             st.emit(
                 "E204",
-                f"`random` needs a whole number, but `{k.name}` is not one",
+                f"`{word}` needs a whole number, but `{k.name}` is {type_phrase(p.type)}",
                 k.span,
-                label=f"a {p.type} param",
+                label=f"{type_phrase(p.type)} param",
                 help=f"declare it as a whole number, e.g. `param {k.name} = 10`",
             )
             return None
         if p.value < 1:
             st.emit(
                 "E203",
-                f"`random {k.name}` selects no features",
+                f"`{word} {k.name}` selects no features",
                 k.span,
                 label=f"`{k.name}` is {p.value}",
                 help=f"set `{k.name}` to at least 1",
@@ -262,12 +267,13 @@ def _random_count(st: CompileState, k: ast.Expr, unknown: Callable[[ast.Name], A
         return {"kind": "param", "name": k.name}
     if isinstance(k, ast.Num):
         if k.value < 1:
+            example = "draw at least one feature, e.g. `random 10 features`"
             st.emit(
                 "E203",
-                f"`random {k.value}` selects no features",
+                f"`{word} {k.value}` selects no features",
                 k.span,
                 label="must be at least 1",
-                help="draw at least one feature, e.g. `random 10 features`",
+                help=example if word == "random" else "select at least one feature, e.g. `top 10`",
             )
             return None
         return int(k.value)

@@ -195,7 +195,7 @@ def _selector(st: CompileState, sel: ast.Selector) -> dict:
             _not_condition(st, sel.where, t)
         return {"kind": "where", "where": w}
     if isinstance(sel, ast.TopSel):
-        k_ir = _count(st, sel.k)
+        k_ir = functions.feature_count(st, sel.k, "top", lambda n: name_value(st, n))
         by, t = pred(st, sel.by)
         if t not in ("num", "?"):
             st.emit(
@@ -263,48 +263,6 @@ def _action_value(st: CompileState, act: ast.Action) -> dict | None:
         st.emit("E204", "number is too large", v.span, label="not a finite number")
         return None
     return {"kind": "num", "value": float(lit[1])}
-
-
-def _count(st: CompileState, k: ast.Expr) -> Any:
-    if isinstance(k, ast.Name):
-        if k.name not in st.params:
-            name_value(st, k)
-            return None
-        p = st.params[k.name]
-        p.used = True
-        if p.type == "?":
-            return {"kind": "param", "name": k.name}
-        if p.type != "int":
-            st.emit(
-                "E204",
-                f"`top` needs a whole number, but `{k.name}` is {type_phrase(p.type)}",
-                k.span,
-                label=f"{type_phrase(p.type)} param",
-                help=f"declare it as a whole number, e.g. `param {k.name} = 10`",
-            )
-            return None
-        if p.value < 1:
-            st.emit(
-                "E203",
-                f"`top {k.name}` selects no features",
-                k.span,
-                label=f"`{k.name}` is {p.value}",
-                help=f"set `{k.name}` to at least 1",
-            )
-            return None
-        return {"kind": "param", "name": k.name}
-    if isinstance(k, ast.Num):
-        if k.value < 1:
-            st.emit(
-                "E203",
-                f"`top {k.value}` selects no features",
-                k.span,
-                label="must be at least 1",
-                help="select at least one feature, e.g. `top 10`",
-            )
-            return None
-        return int(k.value)
-    return None
 
 
 # ------------------------------------------------------------------ task
