@@ -118,7 +118,7 @@ def test_bad_training_options_read_plainly() -> None:
     args = argparse.Namespace(
         arch="topk", k=0, expansion=4, seed=0, no_normalize=False, checkpoint_every=None,
         checkpoint_dir=None, out="o", l1=None, steps=None, batch_tokens=None, lr=-0.5,
-        warmup_steps=None, b_dec_init=None, d_sae=None,
+        warmup_steps=None, b_dec_init=None, d_sae=None, input_norm="scalar",
     )  # fmt: skip
     with pytest.raises(SteerError) as e:
         _train_config(args, "cpu")
