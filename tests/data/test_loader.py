@@ -100,6 +100,9 @@ def test_worker_counts_follow_flag_env_and_size(monkeypatch: pytest.MonkeyPatch)
         settings().workers = None
         assert workers_for(10) == 0  # small passes stay in the main process
         assert workers_for(10_000) == default_workers()
+        # A model on the CPU uses every core itself: the default reads in the main process.
+        assert workers_for(10_000, model_on_cpu=True) == 0
+        assert workers_for(10_000, 3, model_on_cpu=True) == 3
         assert workers_for(10, 3) == 3
         configure(workers=2)
         assert workers_for(10) == 2
