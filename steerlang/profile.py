@@ -136,30 +136,43 @@ def _check_sae_pattern(value: str) -> str:
 
 def zoo_sae_problem(ref: str, layer: int | None = None) -> tuple[str, str] | None:
     """(message, help) when `ref` names no shipped zoo SAE, else None. The zoo ships one SAE
-    per layer of the tiny CLIP at `resid_post`; the help suggests the one for `layer` (the
-    layer the reference is for) when there is one."""
+    per layer of the tiny CLIP at `resid_post`, plus the domain SAEs of
+    `steerlang.zoo.ZOO_DOMAIN_SAES`; the help suggests the one for `layer` (the layer the
+    reference is for) when there is one."""
     from steerlang.facts import MODEL_DEPTHS
+    from steerlang.zoo import (
+        ZOO_DOMAIN_SAES,
+        domain_zoo_sae_refs,
+        parse_zoo_sae_ref,
+        shipped_zoo_sae_refs,
+    )
 
     depth = MODEL_DEPTHS[ZOO_MODEL]
-    shipped = [ZOO_SAE_PATTERN.format(layer=n, site=DEFAULT_SITE) for n in range(depth)]
+    shipped = shipped_zoo_sae_refs()
     if ref in shipped:
         return None
-    m = re.fullmatch(r"zoo:sae/L(\d{1,6})/([a-z_]+)", ref)
+    parsed = parse_zoo_sae_ref(ref)
     guess = None
     if layer is not None and 0 <= layer < depth:
         guess = ZOO_SAE_PATTERN.format(layer=layer, site=DEFAULT_SITE)
-    elif m and 0 <= int(m.group(1)) < depth:
-        guess = ZOO_SAE_PATTERN.format(layer=int(m.group(1)), site=DEFAULT_SITE)
+    elif parsed and 0 <= parsed[1] < depth:
+        guess = ZOO_SAE_PATTERN.format(layer=parsed[1], site=DEFAULT_SITE)
     else:
         guess = did_you_mean(ref, shipped)
-    if m is None:
+    if parsed is None:
         what = f"'{ref}' is not a zoo SAE reference"
-    elif not 0 <= int(m.group(1)) < depth:
+    elif parsed[0] is not None:
+        domains = ", ".join(domain_zoo_sae_refs())
+        what = f"the zoo has no SAE '{ref}': its domain SAEs are {domains}"
+        if parsed[0] in ZOO_DOMAIN_SAES:
+            guess = shipped[depth + list(ZOO_DOMAIN_SAES).index(parsed[0])]
+    elif not 0 <= parsed[1] < depth:
         what = f"the zoo has no SAE '{ref}': the zoo CLIP has layers 0..{depth - 1}"
     else:
         what = f"the zoo has no SAE '{ref}': zoo SAEs are at site {DEFAULT_SITE} only"
     return what, (f"did you mean '{guess}'? " if guess else "") + (
-        f"zoo SAEs: zoo:sae/L<layer>/{DEFAULT_SITE} for layers 0..{depth - 1}"
+        f"zoo SAEs: zoo:sae/L<layer>/{DEFAULT_SITE} for layers 0..{depth - 1}, and "
+        + ", ".join(domain_zoo_sae_refs())
     )
 
 

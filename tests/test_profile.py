@@ -339,6 +339,16 @@ def test_cache_folder_without_write_permission(tmp_path: Path) -> None:
         ),
         ({"sae": ["2=zoo:sea/L2"]}, "'zoo:sea/L2' is not a zoo SAE reference", "zoo:sae/L2/"),
         (
+            {"sae": ["7=zoo:sae/celeb/L7/resid_post"]},
+            "its domain SAEs are zoo:sae/celeba/L7/resid_post",
+            "did you mean 'zoo:sae/L7/resid_post'?",
+        ),
+        (
+            {"sae": ["5=zoo:sae/celeba/L5/resid_post"]},
+            "the zoo has no SAE 'zoo:sae/celeba/L5/resid_post'",
+            "zoo:sae/celeba/L7/resid_post",
+        ),
+        (
             {"data": ["waterbirds=parquet:/data"]},
             "--data waterbirds=parquet:/data: unknown dataset format 'parquet'",
             "did you mean 'table'?",
@@ -352,6 +362,11 @@ def test_option_values_get_did_you_means(kwargs: dict, message: str, hint: str) 
         apply_overrides(default_profile(), **kwargs)
     assert message in e.value.message
     assert hint in (e.value.help or "")
+
+
+def test_the_zoo_domain_sae_is_a_shipped_reference() -> None:
+    prof = apply_overrides(default_profile(), sae=["7=zoo:sae/celeba/L7/resid_post"])
+    assert prof.sae_overrides[(7, "resid_post")] == "zoo:sae/celeba/L7/resid_post"
 
 
 def test_zoo_sae_in_the_profile_is_checked() -> None:

@@ -53,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--layers", default=None, metavar="L", help="SAE layers, e.g. 5 or 3,5,7 (default: 0..11)"
     )
     b.add_argument("--skip-saes", action="store_true", help="train only the CLIP")
+    b.add_argument(
+        "--reuse-clip",
+        action="store_true",
+        help="keep the CLIP already built in --out and retrain only the SAEs",
+    )
     b.add_argument("--json", action="store_true", help="print the model card as JSON")
     b.set_defaults(func=_build)
     i = sub.add_parser("info", help="where the zoo lives, what it is, and its measured numbers")
@@ -95,6 +100,7 @@ def _build(args: argparse.Namespace) -> int:
         train=train,
         saes=not args.skip_saes,
         threads=args.threads,
+        reuse_clip=args.reuse_clip,
         layers=layers,
         **({"sae_images": args.sae_images} if args.sae_images else {}),
         sae_overrides={"steps": args.sae_steps} if args.sae_steps else None,

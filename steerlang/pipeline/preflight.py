@@ -379,12 +379,9 @@ def sae_folder(ref: str) -> Path | None:
     """The local folder of an SAE reference without downloading: a path, a zoo SAE, or an
     `hf:` reference already in the Hugging Face cache (None otherwise)."""
     if ref.startswith("zoo:"):
-        import re
+        from steerlang.zoo import zoo_sae_ref_dir
 
-        from steerlang.zoo import zoo_sae_dir
-
-        m = re.fullmatch(rf"zoo:sae/L(\d+)/({'|'.join(SITE_KINDS)})", ref)
-        return zoo_sae_dir(int(m.group(1)), m.group(2)) if m else None
+        return zoo_sae_ref_dir(ref)
     if ref.startswith("hf:"):
         return None  # resolved (and, offline, refused) by the hub reader
     return Path(ref).expanduser()

@@ -79,3 +79,52 @@ def test_missing_weights_are_a_clear_error(tmp_path: Path, capsys: pytest.Captur
     with pytest.raises(CheckpointError, match="not found") as e:
         load_zoo_clip("cpu", weights=tmp_path / "none.safetensors")
     assert "steer zoo build" in (e.value.help or "")
+
+
+def test_build_without_the_domain_layer_trains_no_domain_sae(built: Path) -> None:
+    card = json.loads((built / CARD_FILE).read_text())
+    assert card["domain_saes"] == {}  # layers 5 and 11 only; the CelebA SAE is at layer 7
+    assert not (built / "sae" / "celeba").exists()
+
+
+def test_reuse_clip_retrains_only_the_saes(built: Path, tmp_path: Path) -> None:
+    """`--reuse-clip` keeps the CLIP file and the card's CLIP section byte for byte and
+    trains the general SAE and the CelebA-domain SAE (TopK, patches) at layer 7."""
+    import shutil
+
+    from steerlang.model.sae.load import load_sae
+
+    out = tmp_path / "zoo"
+    out.mkdir()
+    for name in ("tiny_clip.safetensors", CARD_FILE):
+        shutil.copy(built / name, out / name)
+    clip_bytes = (out / "tiny_clip.safetensors").read_bytes()
+    old = json.loads((out / CARD_FILE).read_text())
+    argv = ["zoo", "build", "--out", str(out), "--device", "cpu", "--reuse-clip"]
+    argv += ["--sae-steps", "3", "--sae-images", "64", "--layers", "7"]
+    assert main(argv) == 0
+    assert (out / "tiny_clip.safetensors").read_bytes() == clip_bytes
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["clip"] == old["clip"] and card["train_config"] == old["train_config"]
+    assert sorted(card["saes"]["layers"]) == ["7"]
+    assert card["saes"]["config"]["input_norm"] == "per_token_ln"
+    dom = card["domain_saes"]["celeba"]
+    assert (dom["layer"], dom["site"], dom["tokens"], dom["images"]) == (
+        7,
+        "resid_post",
+        "patches",
+        672,
+    )
+    assert dom["config"]["arch"] == "topk" and dom["config"]["k"] == 21
+    sae = load_sae(out / sae_subdir(7, "resid_post", "celeba"))
+    assert sae.cfg.activation == "topk" and sae.cfg.k == 21
+    assert sae.cfg.input_norm == "per_token_ln" and sae.cfg.hook.tokens == "patches"
+
+
+def test_reuse_clip_without_a_built_zoo_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["zoo", "build", "--out", str(tmp_path), "--reuse-clip", "--layers", "5"]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / CARD_FILE} is not a zoo model card" in err
+    assert "build without --reuse-clip" in err

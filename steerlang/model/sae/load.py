@@ -10,7 +10,6 @@ live with their formats and are chosen by name in `WRITERS`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,10 @@ from pathlib import Path
 import torch
 
 from steerlang.errors import CheckpointError, SteerError
-from steerlang.facts import SITE_KINDS
 from steerlang.model.sae import native, prisma, saelens
 from steerlang.model.sae.core import SAE, SAEParts, build_sae
 from steerlang.model.sae.hub import resolve_hf
-from steerlang.zoo import zoo_sae_dir
+from steerlang.zoo import domain_zoo_sae_refs, zoo_sae_ref_dir
 
 
 @dataclass(frozen=True)
@@ -68,8 +66,6 @@ WRITERS: dict[str, Callable[[SAE, Path], Path]] = {
     "prisma": prisma.save_prisma,
 }
 
-_ZOO_RE = re.compile(rf"zoo:sae/L(\d+)/({'|'.join(SITE_KINDS)})")
-
 
 def load_sae(
     ref: str | os.PathLike[str],
@@ -113,13 +109,14 @@ def save_sae(sae: SAE, directory: str | os.PathLike[str], *, format: str = "stee
 
 
 def _zoo_dir(ref: str) -> Path:
-    m = _ZOO_RE.fullmatch(ref)
-    if not m:
+    directory = zoo_sae_ref_dir(ref)
+    if directory is None:
         raise SteerError(
             f"unknown zoo SAE reference {ref!r}",
-            help="write zoo:sae/L<layer>/<site>, e.g. zoo:sae/L7/resid_post",
+            help="write zoo:sae/L<layer>/resid_post (layers 0..11), e.g. zoo:sae/L7/resid_post, "
+            "or a domain SAE: " + ", ".join(domain_zoo_sae_refs()),
         )
-    return zoo_sae_dir(int(m.group(1)), m.group(2))
+    return directory
 
 
 def _detect(directory: Path, ref: str) -> SAEFormat:

@@ -33,8 +33,24 @@ SAE_DEFAULTS: dict[str, Any] = {
     "batch_tokens": 2048,
     "lr": 1e-3,
     "warmup_steps": 100,
+    # Per-token standardisation (as the ViT-Prisma suite trains): a clamp value s then reads
+    # on the same per-token scale as in the paper (docs/zoo.md).
+    "input_norm": "per_token_ln",
 }
 SAE_IMAGES = 3000  # world images whose tokens (17 per image) train the SAEs
+
+# The domain SAEs of steerlang.zoo.ZOO_DOMAIN_SAES: trained with the same trainer as
+# `steer train-sae` on one zoo dataset's training images. CelebA as its SAE was trained for the
+# paper's disentanglement experiment: TopK on patch tokens only. k scales the paper-suite's
+# k = 128 on ViT-B's 768 dimensions to the tiny CLIP's width: round(128 * 128 / 768) = 21.
+DOMAIN_SAE_TRAINING: dict[str, dict[str, Any]] = {
+    "celeba": {
+        "tokens": "patches",
+        "label_column": "Male",
+        "classes": ["woman", "man"],
+        "sae": {**SAE_DEFAULTS, "arch": "topk", "k": 21},
+    },
+}
 
 Log = Callable[[str], None]
 
@@ -83,10 +99,16 @@ def build_zoo(
     sae_images: int = SAE_IMAGES,
     layers: list[int] | None = None,
     threads: int = 1,
+    reuse_clip: bool = False,
     progress: bool = False,
     log: Log | None = None,
 ) -> dict[str, Any]:
-    """Build the zoo into `out`; returns the model card document (also written to out)."""
+    """Build the zoo into `out`; returns the model card document (also written to out).
+
+    `reuse_clip`: keep the CLIP already in `out` (its weights file and its card's CLIP section,
+    whose train and world configs regenerate the same world) and retrain only the SAEs, so a
+    change to SAE training does not move the model every recipe's baseline is measured on.
+    """
     from steerlang.training.zoo import evaluate
     from steerlang.zoo.model import get_tokenizer
     from steerlang.zoo.world import SynthWorld
@@ -94,13 +116,19 @@ def build_zoo(
     say = log or (lambda s: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train = train or TrainConfig()
-    world_cfg = world or WorldConfig()
     t0 = time.time()
-    model, tlog, clip_path = _train_clip(out, train, world_cfg, device, threads, progress, say)
+    if reuse_clip:
+        model, card = _reuse_clip(out, device)
+        train = TrainConfig(**card["train_config"])
+        world_cfg = WorldConfig(**card["world_config"])
+        say(f"reusing the CLIP in {out} (seed {train.seed}); retraining the SAEs only")
+    else:
+        train = train or TrainConfig()
+        world_cfg = world or WorldConfig()
+        model, tlog, clip_path = _train_clip(out, train, world_cfg, device, threads, progress, say)
+        card = _card(train, world_cfg, device, threads, tlog, clip_path)
     tok = get_tokenizer()
     w = SynthWorld(train.seed, world_cfg)
-    card = _card(train, world_cfg, device, threads, tlog, clip_path)
     card["zero_shot"] = evaluate.all_metrics(model, tok, w)
     if saes:
         card["saes"] = build_saes(
@@ -114,11 +142,56 @@ def build_zoo(
             progress=progress,
             log=say,
         )
+        card["domain_saes"] = build_domain_saes(
+            model,
+            out,
+            device=device,
+            world=w,
+            overrides=sae_overrides,
+            layers=layers,
+            progress=progress,
+            log=say,
+        )
         atomic_write_json(out / CARD_FILE, card)  # the weights are safe before the checks below
         card["phenomena"] = measure_phenomena(model, tok, w, out, log=say)
     card["build_seconds"] = round(time.time() - t0, 1)
     atomic_write_json(out / CARD_FILE, card)
     return card
+
+
+def _reuse_clip(out: Path, device: str) -> tuple[Any, dict[str, Any]]:
+    """The CLIP and the card head of an already built zoo folder; a clear error when the
+    folder holds no built zoo."""
+    from steerlang.errors import CheckpointError
+    from steerlang.zoo import load_zoo_clip
+    from steerlang.zoo.model import CLIP_WEIGHTS_FILE
+
+    card_path = out / CARD_FILE
+    try:
+        old = json.loads(card_path.read_text(encoding="utf-8"))
+        head = {k: old[k] for k in _CARD_HEAD}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(
+            f"--reuse-clip: {card_path} is not a zoo model card ({e})",
+            help="point --out at a folder `steer zoo build` wrote, or build without --reuse-clip",
+        ) from e
+    model, _, _ = load_zoo_clip(device, weights=out / CLIP_WEIGHTS_FILE)
+    return model, head
+
+
+# The card's fields that describe the CLIP (kept by --reuse-clip; `_card` writes them).
+_CARD_HEAD = (
+    "model",
+    "generator_version",
+    "seed",
+    "device",
+    "threads",
+    "platform",
+    "torch",
+    "train_config",
+    "world_config",
+    "clip",
+)
 
 
 def _train_clip(
@@ -229,6 +302,24 @@ def measure_phenomena(
     return doc
 
 
+def _zoo_handle(model: Any, device: str) -> Any:
+    """A ClipHandle of the zoo CLIP being built (the trainer's model interface)."""
+    import torch
+
+    from steerlang.model.clip import ClipHandle
+    from steerlang.training.zoo.train import to_model_input
+    from steerlang.zoo import splits
+    from steerlang.zoo.model import get_tokenizer
+
+    return ClipHandle(
+        model=model.eval(),
+        preprocess=lambda im: to_model_input(torch.from_numpy(splits.images_array([im])))[0],
+        tokenizer=get_tokenizer(),
+        ref="zoo:tiny-clip",
+        device=torch.device(device),
+    )
+
+
 def build_saes(
     model: Any,
     out: Path,
@@ -243,24 +334,15 @@ def build_saes(
 ) -> dict[str, Any]:
     """Train one SAE per layer (resid_post, all tokens) with steerlang's trainer on images from
     a world stream the CLIP never saw; save them under out/sae/L{l}/resid_post."""
-    import torch
 
-    from steerlang.model.clip import ClipHandle
     from steerlang.training.trainer import TrainConfig as SAETrainConfig
     from steerlang.training.trainer import train_site_saes
     from steerlang.training.zoo.train import to_model_input
     from steerlang.zoo import splits
-    from steerlang.zoo.model import get_tokenizer
 
     layers = list(range(N_LAYERS)) if layers is None else layers
     cfg = SAETrainConfig(**{**SAE_DEFAULTS, **(overrides or {}), "device": device})
-    handle = ClipHandle(
-        model=model.eval(),
-        preprocess=lambda im: to_model_input(torch.from_numpy(splits.images_array([im])))[0],
-        tokenizer=get_tokenizer(),
-        ref="zoo:tiny-clip",
-        device=torch.device(device),
-    )
+    handle = _zoo_handle(model, device)
     images, _, _ = world.batch(10_000_000, n_images)  # a stream far past the training samples
     pixels = to_model_input(images)
     wb = [r for r in splits.waterbirds_records(world) if r["split"] == "val"]
@@ -293,4 +375,67 @@ def build_saes(
             "metrics": res.metrics.to_dict() if res.metrics is not None else None,
         }
     doc["seconds"] = round(time.time() - t, 1)
+    return doc
+
+
+def build_domain_saes(
+    model: Any,
+    out: Path,
+    *,
+    device: str,
+    world: Any,
+    overrides: dict[str, Any] | None = None,
+    layers: list[int] | None = None,
+    progress: bool = False,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Train the domain SAEs (`DOMAIN_SAE_TRAINING`) whose layer is among `layers` (all when
+    None) on their dataset's training split, measure them on its validation split, and save
+    them under out/sae/{domain}/L{l}/{site}. The same as `steer train-sae --dataset DOMAIN
+    --split train --tokens patches --arch topk --k 21 --input-norm per_token_ln` with the zoo."""
+    from steerlang.model.sae.load import save_sae
+    from steerlang.training.trainer import TrainConfig as SAETrainConfig
+    from steerlang.training.trainer import train_site_saes
+    from steerlang.training.zoo.train import to_model_input
+    from steerlang.zoo import ZOO_DOMAIN_SAES, sae_subdir, splits
+
+    records = {"celeba": splits.celeba_records}
+    doc: dict[str, Any] = {}
+    handle = _zoo_handle(model, device)
+    for domain, (layer, site) in ZOO_DOMAIN_SAES.items():
+        if layers is not None and layer not in layers:
+            continue
+        how = DOMAIN_SAE_TRAINING[domain]
+        cfg = SAETrainConfig(**{**how["sae"], **(overrides or {}), "device": device})
+        recs = records[domain](world)
+        train = [r for r in recs if r["split"] == "train"]
+        val = [r for r in recs if r["split"] == "val"]
+        hook = f"blocks.{layer}.hook_{site}"
+        t = time.time()
+        res = train_site_saes(
+            handle,
+            [hook],
+            to_model_input(splits.images_array([r["image"] for r in train])),
+            cfg,
+            tokens=how["tokens"],
+            eval_source=to_model_input(splits.images_array([r["image"] for r in val])),
+            eval_labels=[r["attrs"][how["label_column"]] for r in val],
+            classes=how["classes"],
+            batch_size=256,
+            model_ref="zoo:tiny-clip",
+            progress=progress,
+            log=log,
+        )[hook]
+        save_sae(res.sae, out / sae_subdir(layer, site, domain))
+        doc[domain] = {
+            "layer": layer,
+            "site": site,
+            "tokens": how["tokens"],
+            "images": len(train),
+            "eval_images": len(val),
+            "config": cfg.model_dump(mode="json"),
+            "train": res.train.final,
+            "metrics": res.metrics.to_dict() if res.metrics is not None else None,
+            "seconds": round(time.time() - t, 1),
+        }
     return doc
