@@ -11,6 +11,7 @@ once and a broken statement never cascades into errors on the next lines.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import Any
 
 from steerlang.diagnostics import Diagnostic
 from steerlang.lang import ast, grammar_cache
-from steerlang.lang.fast_parse import fast_parse
+from steerlang.lang.fast_parse import parse_until_error
 from steerlang.lang.lexer import SteerLexer, find_comments
 from steerlang.lang.recovery import recovering_parse
 from steerlang.lang.spans import LineIndex
@@ -91,6 +92,27 @@ def parsing(file: str | None) -> Iterator[Any]:
         yield _parser
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off for one parse.
+
+    Why: a parse allocates a token per word and a node per grammar rule and frees almost none
+    of them until it returns, so the collector's generation counts keep triggering passes that
+    walk the growing tree again and find nothing to free (the syntax tree has no cycles). On a
+    900 KB input of deeply nested `not` those passes were more than half of the parse
+    (benchmarks/fuzz_recipes.py, input 54625 of seed 0). Whatever a parse leaves unreachable is
+    collected as usual afterwards. Parses hold `_PARSE_LOCK`, so two never interleave here.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 @dataclass
 class ParseResult:
     recipe: ast.Recipe
@@ -103,13 +125,16 @@ def parse(text: str, file: str | None = None) -> ParseResult:
     src = src + "\n"
     errors: list[SyntaxProblem] = []
     recipe = None
-    with parsing(file) as lark_parser:
+    with parsing(file) as lark_parser, _collector_paused():
         try:
-            recipe = fast_parse(src, lark_parser)
+            fast = parse_until_error(src, lark_parser)
         except Exception:
-            recipe = None
-        if recipe is None:
-            recipe, errors = recovering_parse(src, lark_parser)
+            fast = None
+        if isinstance(fast, ast.Recipe):
+            recipe = fast
+        else:
+            # from where the fast loop stopped (None: from the start)
+            recipe, errors = recovering_parse(src, lark_parser, fast)
     if not isinstance(recipe, ast.Recipe):
         recipe = ast.Recipe(file, None, [])
     recipe.comments = find_comments(text)
