@@ -11,7 +11,6 @@ once and a broken statement never cascades into errors on the next lines.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from typing import Any
 
 from steerlang.diagnostics import Diagnostic
 from steerlang.lang import ast, grammar_cache
+from steerlang.lang.collector import collector_paused
 from steerlang.lang.fast_parse import parse_until_error
 from steerlang.lang.lexer import SteerLexer, find_comments
 from steerlang.lang.recovery import recovering_parse
@@ -92,27 +92,6 @@ def parsing(file: str | None) -> Iterator[Any]:
         yield _parser
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off for one parse.
-
-    Why: a parse allocates a token per word and a node per grammar rule and frees almost none
-    of them until it returns, so the collector's generation counts keep triggering passes that
-    walk the growing tree again and find nothing to free (the syntax tree has no cycles). On a
-    900 KB input of deeply nested `not` those passes were more than half of the parse
-    (benchmarks/fuzz_recipes.py, input 54625 of seed 0). Whatever a parse leaves unreachable is
-    collected as usual afterwards. Parses hold `_PARSE_LOCK`, so two never interleave here.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 @dataclass
 class ParseResult:
     recipe: ast.Recipe
@@ -125,7 +104,7 @@ def parse(text: str, file: str | None = None) -> ParseResult:
     src = src + "\n"
     errors: list[SyntaxProblem] = []
     recipe = None
-    with parsing(file) as lark_parser, _collector_paused():
+    with parsing(file) as lark_parser, collector_paused():
         try:
             fast = parse_until_error(src, lark_parser)
         except Exception:
