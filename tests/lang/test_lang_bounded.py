@@ -198,6 +198,15 @@ def test_broken_lines_are_linear() -> None:
     assert codes("steer 1\n" + "at layer suppress\n" * 3) == ["E004"] * 3
 
 
+def test_rules_with_an_error_each_are_linear() -> None:
+    # every rule used to count all diagnostics so far, before and after it was checked
+    def make(n: int) -> str:
+        return "steer 1\n" + "rule r: at layer 3 suppress feature 1\n" * n
+
+    assert_linear(make, 300, codes)
+    assert codes(make(3)) == ["E108"] * 2
+
+
 def test_garbage_line_is_linear() -> None:
     assert_linear(lambda n: "steer 1\n" + "@#$ (( 1 " * n + "\n", 400, codes)
     assert codes("steer 1\n" + "@" * 100_000 + "\n") == ["E007"]
