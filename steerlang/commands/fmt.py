@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 text = read_recipe_file(path)
         except (OSError, UnicodeDecodeError) as e:
             reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else e.strerror
-            if reason is None:  # NotARecipeFile: "is a FIFO", "is larger than 4 MiB", ...
+            if reason is None:  # NotARecipeFile: "is a FIFO", "is larger than 1 MiB", ...
                 reason = str(e).removeprefix(f"{path} ")
             print(f"error: cannot read {path}: {reason}", file=sys.stderr)
             status = 1

@@ -20,6 +20,7 @@ from typing import Any
 
 from steerlang.diagnostics import Diagnostic, SourceSpan
 from steerlang.lang import ast, limits
+from steerlang.lang.collector import collector_paused
 from steerlang.lang.compiler.sources import read_recipe_file
 from steerlang.lang.completion import accepted_at
 from steerlang.lang.incremental import ParseCache
@@ -142,7 +143,8 @@ def compile_text(
         )
         return CompileResult(None, [d], {path: ""})
     try:
-        out = compile_source(text, path, options)
+        with collector_paused():  # steerlang/lang/collector.py: why
+            out = compile_source(text, path, options)
     except RecursionError:
         d = Diagnostic(
             "E119",
@@ -233,6 +235,11 @@ def format_text(text: str, path: str | None = None) -> str:
     """The canonical form of `text`. Before returning, checks (as gdtoolkit does) that the
     result parses to the same tree, that formatting it again changes nothing, and that every
     comment survives; raises `FormatError` otherwise or when `text` has syntax errors."""
+    with collector_paused():  # steerlang/lang/collector.py: why
+        return _format_text(text, path)
+
+
+def _format_text(text: str, path: str | None) -> str:
     from steerlang.lang.printer import format_source
 
     recipe, diags = parse_text(text, path)

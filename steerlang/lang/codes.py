@@ -412,9 +412,10 @@ Fixed: include a recipe file, or add `steer 1` at the top of the file and fix it
     ),
     "E115": (
         "recipe too large",
-        """A recipe has more than 4,194,304 characters (4 MiB). Recipes are a few kilobytes; a
-larger text is almost certainly not a recipe (a data file opened by mistake), and checking it
-would take long. Included files have the same limit (E114).
+        """A recipe has more than 1,048,576 characters (1 MiB). Recipes are a few kilobytes, and
+even one listing every feature of a 49,152-feature SAE explicitly is about 350 KB; a larger
+text is almost certainly not a recipe (a data file opened by mistake), and checking it would
+take long. Included files have the same limit (E114).
 
 Fixed: split the recipe into several recipes, or check the right file.
 """,

@@ -4,7 +4,10 @@ Why it exists: `steer check` must take at most 50 ms for a 200-rule recipe after
 (`benchmarks/check_speed.py`). Lark's own parse loop, with its lexer-thread and parser-state
 objects, makes a check of that recipe about 1.3-1.8x slower than this loop and misses the
 target; most recipes have no syntax errors, so `steerlang.lang.parser.parse` tries this loop
-first and falls back to Lark's recovering parser on any error.
+first. At the first error it stops and hands its state to the recovering driver
+(`steerlang/lang/recovery.py`), which goes on from there: the text before the error is parsed
+once, not once by each driver (a 900 KB file whose only error was on its last line used to be
+parsed twice).
 
 What it relies on (private Lark API, checked by the tests in tests/lang/test_lang_grammar.py
 and tests/lang/test_lang_properties.py that compare its trees with Lark's own):
@@ -17,6 +20,7 @@ and tests/lang/test_lang_properties.py that compare its trees with Lark's own):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from lark.lexer import Token
@@ -65,8 +69,33 @@ def _tables(lark_parser: Any) -> Any:
     return _TABLES[1]
 
 
+@dataclass
+class Stopped:
+    """Where `parse_until_error` met the first syntax error: the parser's stacks and the
+    lexer's position just before the token it could not take, which is exactly the state
+    `steerlang.lang.recovery.recovering_parse` reaches at that token (same tables, lexing
+    rules and tree callbacks, and no error before it), so recovery resumes here instead of
+    parsing the text again from its start."""
+
+    state_stack: list[int]
+    value_stack: list[Any]
+    pos: int  # where the token starts (`len(src)` at the end of the text)
+    line: int
+    line_start: int
+    depth: int  # brackets open on the line before the token
+    prev_type: str | None  # the last shifted token's type
+    line_base: int  # stack height after the last newline was shifted
+
+
 def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
-    """The syntax tree of text with no syntax errors, or None on the first error.
+    """The syntax tree of text with no syntax errors, or None on the first error."""
+    res = parse_until_error(src, lark_parser)
+    return res if isinstance(res, ast.Recipe) else None
+
+
+def parse_until_error(src: str, lark_parser: Any) -> ast.Recipe | Stopped | None:
+    """The syntax tree of text with no syntax errors; else where the first error stands (a
+    `Stopped` for `recovering_parse` to resume from), or None when it cannot say.
 
     Same lexing rules as `SteerLexer`, same tables and tree callbacks as `lark_parser` (whose
     embedded tree builder must already name the file), so the tree is identical to Lark's.
@@ -83,6 +112,13 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
     pos, line, line_start, n = 0, 1, 0, len(src)
     prev_type: str | None = None  # the last token's type (see lexer.keeps_keyword)
     depth = 0  # brackets open on this line (past `limits.MAX_BRACKETS`: E011, see recovery)
+    line_base = 1  # stack height after the last newline (recovery's start of a statement)
+
+    def stopped(at: int, depth_before: int) -> Stopped:
+        return Stopped(
+            state_stack, value_stack, at, line, line_start, depth_before, prev_type, line_base
+        )
+
     while True:
         # -- the next token (`$END` after the last one)
         tok: Any = None
@@ -91,7 +127,7 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
         else:
             m = match(src, pos)
             if m is None:
-                return None
+                return stopped(pos, depth)
             kind = m.lastgroup
             value = m.group()
             if kind == "WS" or kind == "COMMENT":
@@ -100,12 +136,10 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
             col = pos - line_start + 1
             acts = actions[state_stack[-1]]
             if kind == "NL":
+                # line, line_start and depth move on once the newline is shifted (below)
                 ttype = "_NL"
                 tok = new_token(ttype, value, pos, line, col, line + 1, 1, pos + 1)
-                line += 1
-                line_start = pos + 1
                 pos += 1
-                depth = 0
             else:
                 if kind == "WORD":
                     ttype = kw.get(value)
@@ -114,13 +148,13 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                     ):
                         ttype = "NAME"
                         if "-" in value:
-                            return None
+                            return stopped(pos, depth)
                 elif kind == "NUM":
                     if len(value) > limits.MAX_NUMBER_CHARS:
-                        return None
+                        return stopped(pos, depth)
                     if "INT" in acts and "NUMBER" not in acts:
                         if not value.isdigit():
-                            return None
+                            return stopped(pos, depth)
                         ttype = "INT"
                     else:
                         ttype = "NUMBER"
@@ -129,9 +163,9 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
                 else:
                     ttype = punct[value]
                     if ttype == "LPAR" or ttype == "LSQB":
+                        if depth >= limits.MAX_BRACKETS:
+                            return stopped(pos, depth)
                         depth += 1
-                        if depth > limits.MAX_BRACKETS:
-                            return None
                     elif ttype == "RPAR" or ttype == "RSQB":
                         depth -= 1
                 stop = pos + len(value)
@@ -141,7 +175,14 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
         while True:
             act = actions[state_stack[-1]].get(ttype)
             if act is None:
-                return None
+                if tok is None:
+                    return stopped(n, depth)
+                # the token is not taken: recovery reads it again from its start
+                if ttype == "LPAR" or ttype == "LSQB":
+                    depth -= 1
+                elif ttype == "RPAR" or ttype == "RSQB":
+                    depth += 1
+                return stopped(tok.start_pos, depth)
             if act[0]:
                 if tok is None:  # the end marker is never shifted
                     return None
@@ -161,3 +202,8 @@ def fast_parse(src: str, lark_parser: Any) -> ast.Recipe | None:
             if tok is None and state_stack[-1] == end_state:
                 result = value_stack[-1]
                 return result if isinstance(result, ast.Recipe) else None
+        if ttype == "_NL":
+            line += 1
+            line_start = pos
+            depth = 0
+            line_base = len(state_stack)

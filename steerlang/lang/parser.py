@@ -19,7 +19,8 @@ from typing import Any
 
 from steerlang.diagnostics import Diagnostic
 from steerlang.lang import ast, grammar_cache
-from steerlang.lang.fast_parse import fast_parse
+from steerlang.lang.collector import collector_paused
+from steerlang.lang.fast_parse import parse_until_error
 from steerlang.lang.lexer import SteerLexer, find_comments
 from steerlang.lang.recovery import recovering_parse
 from steerlang.lang.spans import LineIndex
@@ -103,13 +104,16 @@ def parse(text: str, file: str | None = None) -> ParseResult:
     src = src + "\n"
     errors: list[SyntaxProblem] = []
     recipe = None
-    with parsing(file) as lark_parser:
+    with parsing(file) as lark_parser, collector_paused():
         try:
-            recipe = fast_parse(src, lark_parser)
+            fast = parse_until_error(src, lark_parser)
         except Exception:
-            recipe = None
-        if recipe is None:
-            recipe, errors = recovering_parse(src, lark_parser)
+            fast = None
+        if isinstance(fast, ast.Recipe):
+            recipe = fast
+        else:
+            # from where the fast loop stopped (None: from the start)
+            recipe, errors = recovering_parse(src, lark_parser, fast)
     if not isinstance(recipe, ast.Recipe):
         recipe = ast.Recipe(file, None, [])
     recipe.comments = find_comments(text)

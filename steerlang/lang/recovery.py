@@ -32,7 +32,7 @@ from lark.exceptions import UnexpectedCharacters
 from lark.lexer import Token
 
 from steerlang.lang import ast, limits
-from steerlang.lang.fast_parse import _tables
+from steerlang.lang.fast_parse import Stopped, _tables
 from steerlang.lang.lexer import INT_RE, KEYWORD_BY_WORD, PUNCT_BY_TEXT, TOKEN_RE, keeps_keyword
 from steerlang.lang.syntax_errors import LimitProblem, SyntaxProblem
 
@@ -248,10 +248,16 @@ def _open_brackets(values: list[Any]) -> int:
     return n
 
 
-def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, list[SyntaxProblem]]:
+def recovering_parse(
+    src: str, lark_parser: Any, resume: Stopped | None = None
+) -> tuple[ast.Recipe | None, list[SyntaxProblem]]:
     """The syntax tree of any text (None when not even a header could be found) and its
     syntax problems, one per line at most. Same lexing rules as `SteerLexer`, same tables and
-    callbacks as `fast_parse` (the embedded tree builder must already name the file)."""
+    callbacks as `fast_parse` (the embedded tree builder must already name the file).
+
+    `resume`: where `fast_parse.parse_until_error` stopped on the same `src`; the text before
+    it had no error, so this driver would have reached the same state there, and goes on from
+    it (a file whose only error is on its last line is parsed once, not twice)."""
     actions, gotos, start, end_state = _tables(lark_parser)
     comp = _completer(lark_parser)
     state_stack = [start]
@@ -266,6 +272,14 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
     pos, line, line_start, n = 0, 1, 0, len(src)
     tok_line = 1  # the line of the last token (where Lark puts the end marker)
     depth = 0  # brackets open on this line
+    prev_type: str | None = None  # the last token's type (see lexer.keeps_keyword)
+    if resume is not None:
+        state_stack, value_stack = resume.state_stack, resume.value_stack
+        pos, line, line_start = resume.pos, resume.line, resume.line_start
+        depth, prev_type, line_base = resume.depth, resume.prev_type, resume.line_base
+        # a token read from `pos` on sets it; at the end, the last token was the newline the
+        # parser adds after every text (steerlang/lang/parser.py)
+        tok_line = line - 1 if pos >= n else line
 
     def limit(problem: LimitProblem) -> None:
         nonlocal last_line
@@ -301,7 +315,6 @@ def recovering_parse(src: str, lark_parser: Any) -> tuple[ast.Recipe | None, lis
     def invent(ttype: str) -> bool:
         return feed(Token(ttype, ""), ttype) is True
 
-    prev_type: str | None = None  # the last token's type (see lexer.keeps_keyword)
     while True:
         if pos >= n:
             tok = Token("$END", "")

@@ -249,7 +249,10 @@ def _select_with(
 
 def _top_k(k: Any, params: Mapping[str, Any], rule: str) -> int:
     v = param_value(params, k.name) if isinstance(k, ParamRef) else k
-    if isinstance(v, bool) or not isinstance(v, int | float) or float(v) != int(v) or v < 0:
+    # An int is whole however large: `float(v) != int(v)` would reject 2**63 - 5 (its float
+    # rounds) while accepting 2**64, so only a float is asked whether it is whole.
+    whole = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+    if isinstance(v, bool) or not whole or v < 0:
         raise SelectionError(
             f"rule `{rule}`: `top K` needs a non-negative whole number, got `{v}`",
             help="set K (or the param it names) to an integer such as 10",
@@ -658,11 +661,13 @@ def _near_misses(
                 }
             )
     if isinstance(sel, TopSelector):
-        # The next-ranked candidates just below the cut.
+        # The next-ranked candidates just below the cut: at most `limit`, and never more than
+        # the site has (asking for K + limit could otherwise fail on a K the user never wrote).
         k = _top_k(sel.k, params, rule.name)
-        big = rule.model_copy(update={"selector": sel.model_copy(update={"k": k + limit})})
-        ids, _ = select_rule_vectorised(big, table, params)
-        for rank, f in enumerate(ids[k:], start=k + 1):
+        want = min(k + limit, table.n_features)
+        big = rule.model_copy(update={"selector": sel.model_copy(update={"k": want})})
+        below = select_rule_vectorised(big, table, params)[0][k:] if want > k else []
+        for rank, f in enumerate(below, start=k + 1):
             if int(f) not in chosen:
                 misses.append(
                     {

@@ -198,6 +198,15 @@ def test_broken_lines_are_linear() -> None:
     assert codes("steer 1\n" + "at layer suppress\n" * 3) == ["E004"] * 3
 
 
+def test_rules_with_an_error_each_are_linear() -> None:
+    # every rule used to count all diagnostics so far, before and after it was checked
+    def make(n: int) -> str:
+        return "steer 1\n" + "rule r: at layer 3 suppress feature 1\n" * n
+
+    assert_linear(make, 300, codes)
+    assert codes(make(3)) == ["E108"] * 2
+
+
 def test_garbage_line_is_linear() -> None:
     assert_linear(lambda n: "steer 1\n" + "@#$ (( 1 " * n + "\n", 400, codes)
     assert codes("steer 1\n" + "@" * 100_000 + "\n") == ["E007"]
@@ -364,6 +373,24 @@ def test_fuzz_slice_has_no_internal_errors() -> None:
     assert stats["internal_errors"] == 0 and stats["exceptions"] == 0, stats
     assert stats["over_bound"] == 0, stats
     assert stats["by_kind"].get("hostile", 0) > 30
+    # the bound grows with the input: 60 s + 20 µs per character, up to the 1 MiB limit
+    assert stats["bound_us_per_char"] == 20.0 and stats["max_text_chars"] == 1024 * 1024
+    assert stats["bound_at_max_s"] == round(60.0 + 20.0 * 1024 * 1024 / 1e6, 2)
+    assert stats["worst_us_per_char_chars"] >= 10_000 and stats["worst_us_per_char"] > 0
+
+
+def test_fuzzer_shapes_at_the_limit_fill_it_and_get_diagnostics() -> None:
+    """`fuzz_recipes.py --at-limit` fills each slow shape up to the size limit (here a small
+    one): each is at most the limit, within a line of it, and gets diagnostics, never E499."""
+    fuzz = _fuzzer()
+    shapes = fuzz.at_limit_inputs(20_000)
+    assert len(shapes) == 8
+    for name, text in shapes.items():
+        assert 20_000 - 1_000 < len(text) <= 20_000, name  # lines are under 1,000 chars
+    stats = fuzz.run(0, bound_s=60.0, inputs=shapes)
+    assert stats["inputs"] == 8 and stats["by_kind"] == {"at limit": 8}
+    assert stats["internal_errors"] == 0 and stats["exceptions"] == 0, stats
+    assert {"E011", "E108", "E004", "E213"} <= set(stats["codes"])
 
 
 # ---- the issue's literal sizes (slow) --------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -285,3 +286,38 @@ def test_warns_when_a_rule_selects_nothing_or_everything() -> None:
     res = select(ir, {(7, "resid_post", "all"): _table()}, {(7, "resid_post"): SiteInfo("s", 5)})
     assert [(w.rule, w.code) for w in res.warnings] == [("r0", "W321"), ("r1", "W322")]
     assert "selects no features" in res.warnings[0].message
+
+
+@pytest.mark.parametrize("k", [17, 20, 2**63 - 5, 2**64])
+def test_top_k_near_the_site_width_selects_k_and_never_quotes_k_plus_10(k: int) -> None:
+    # The near-miss list reruns the rule for the next-ranked candidates: it must ask for at most
+    # the site's features, and a large K (2**64 passed a float-based whole-number check that
+    # K + 10 failed) must select them all, not fail naming a K the user never wrote.
+    n = 20
+    score = np.arange(n, 0, -1, dtype=np.float64)  # feature i ranks i + 1; no value above n
+    table = StatsTable(n, {"corr:water": score})
+    params = {"k": ParamDef(name="k", type="int", value=k)}
+    top = TopSelector(k=ParamRef(name="k"), by=Stat(fn="corr", concept="water"))
+    ir = RecipeIR(name="demo", params=params, rules=[_rule(0, top, [7])])
+    res = select(ir, {(7, "resid_post", "all"): table}, {(7, "resid_post"): SiteInfo("s", n)})
+    (per,) = res.per_rule
+    assert per.selected == list(range(min(k, n)))
+    # The features ranked just below the cut, as many as the site has left.
+    assert [m["feature"] for m in per.near_misses] == list(range(min(k, n), n))
+    assert all(m["reason"] == f"rank {m['feature'] + 1} (K = {k})" for m in per.near_misses)
+    assert str(k + 10) not in json.dumps(per.to_json())
+
+
+def test_top_k_whole_number_check_is_exact_for_ints() -> None:
+    table = StatsTable(3, {"corr:water": np.array([0.1, 0.3, 0.2])})
+    sites = {(7, "resid_post"): SiteInfo("s", 3)}
+    for value, want in [(2, [1, 2]), (2.0, [1, 2])]:
+        params = {"k": ParamDef(name="k", type="int", value=value)}
+        top = TopSelector(k=ParamRef(name="k"), by=Stat(fn="corr", concept="water"))
+        ir = RecipeIR(name="demo", params=params, rules=[_rule(0, top, [7])])
+        res = select(ir, {(7, "resid_post", "all"): table}, sites)
+        assert res.per_rule[0].selected == want
+    for bad in [2.5, -1, math.inf, math.nan]:
+        ir.params["k"].value = bad
+        with pytest.raises(SelectionError, match=r"`top K` needs a non-negative whole number"):
+            select(ir, {(7, "resid_post", "all"): table}, sites)

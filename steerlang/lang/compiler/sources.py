@@ -23,7 +23,7 @@ import stat
 from dataclasses import dataclass
 
 SUFFIX = ".steer"
-MAX_BYTES = 4 * 1024 * 1024  # recipes are a few KB; a larger file is not one
+MAX_BYTES = 1024 * 1024  # recipes are a few KB; a larger file is not one (limits.MAX_TEXT_CHARS)
 # Kernel pseudo-filesystems: their "regular" files (size 0 in `stat`) hold process secrets.
 _PSEUDO_ROOTS = ("/proc", "/sys")
 
