@@ -410,6 +410,17 @@ class DatasetSpec:
             )
         return load_dataset(self.format, root, split, name=self.name, **opts)
 
+    def columns(self) -> tuple[str, ...] | None:
+        """The columns loading this dataset gives, read from its metadata file's header (no rows,
+        no images; `steerlang.data.formats.dataset_columns`). None when only loading can tell:
+        a zoo copy not yet written (its columns are the built-in ones, `facts.DATASET_COLUMNS`)
+        or `hf:NAME`. A missing root raises the loader's DatasetError."""
+        from steerlang.data.formats import dataset_columns
+
+        if self.is_zoo or (isinstance(self.root, str) and self.root.startswith("hf:")):
+            return None
+        return dataset_columns(self.format, Path(self.root), **self.options)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

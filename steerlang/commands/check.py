@@ -10,6 +10,7 @@ import json
 import os
 import sys
 
+from steerlang.commands.dataset_columns import columns_from_args
 from steerlang.commands.options import (
     add_color_option,
     add_compile_options,
@@ -24,11 +25,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check",
         help="check recipes for errors (no model needed)",
         description="Check recipes: syntax, names, types, ranges and lints. No model or "
-        "data is loaded.",
+        "data is loaded; with --profile or --data, column names are checked against the "
+        "datasets' real columns (read from their metadata headers).",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="recipe files (.steer)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     add_compile_options(p)
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="check column names against the real columns of the datasets this steer.yaml "
+        "profile names (read from their metadata headers; no images are loaded)",
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="NAME=[FORMAT:]PATH",
+        help="check column names against the dataset at PATH (repeatable)",
+    )
     add_color_option(p)
     p.set_defaults(func=run)
 
@@ -41,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from steerlang.lang.render import summary_line
 
     params = params_dict(args.param)
+    # Without --profile/--data: the built-in columns of the known dataset names, as before.
+    columns = columns_from_args(args) if args.profile or args.data else None
     color = use_color(args.color, sys.stdout)
     failed = False
     report = []
@@ -52,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 n_layers=args.layers,
                 params=params,
                 allow_include_outside=args.allow_include_outside,
+                dataset_columns=columns,
             )
         except SteerError as e:
             failed = True

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from steerlang.commands.dataset_columns import columns_from_args
 from steerlang.commands.options import (
     add_binding_options,
     live,
@@ -101,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
     console = setup_logging(args.quiet)
     opts = options_from_args(args)
     ir = compile_or_report(
-        args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
+        args.recipe,
+        params_dict(args.param),
+        allow_include_outside=args.allow_include_outside,
+        dataset_columns=columns_from_args(args),
     )
     if ir is None:
         return 1

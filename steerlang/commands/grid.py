@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from steerlang.commands.dataset_columns import columns_from_args
 from steerlang.commands.grid_spec import grid_pair, grid_points
 from steerlang.commands.options import live, make_progress, params_dict
 from steerlang.commands.recipes import compile_points
@@ -33,7 +34,12 @@ def run_grid_command(args: argparse.Namespace, console: Any, opts: Any) -> int:
     from steerlang.report.grid_summary import print_grid_summary
 
     points = grid_points(list(args.grid), params_dict(args.param))
-    irs = compile_points(args.recipe, points, allow_include_outside=args.allow_include_outside)
+    irs = compile_points(
+        args.recipe,
+        points,
+        allow_include_outside=args.allow_include_outside,
+        dataset_columns=columns_from_args(args),
+    )
     if irs is None:
         return 1
     names = [n for n, _ in args.grid]

@@ -19,7 +19,7 @@ Documented in docs/python.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,10 +63,13 @@ def compile(
     *,
     n_layers: int | None = None,
     allow_include_outside: bool = False,
+    dataset_columns: Callable[[str], tuple[str, ...] | None] | None = None,
 ) -> RecipeIR:
     """A recipe file (a path) or recipe text, compiled to its RecipeIR with `params` as
     `--param` overrides (values of any type; they are checked against the declarations).
-    Raises RecipeError with the diagnostics when the recipe has errors."""
+    `dataset_columns`: the bound dataset's columns (steerlang/commands/dataset_columns.py);
+    `plan` and `run` pass their profile's. Raises RecipeError with the diagnostics when the
+    recipe has errors."""
     if isinstance(source, RecipeIR):
         if params:
             raise SteerError(
@@ -83,6 +86,7 @@ def compile(
             params=overrides,
             n_layers=n_layers,
             allow_include_outside=allow_include_outside,
+            dataset_columns=dataset_columns,
         )
     else:
         res = api.compile_text(
@@ -91,6 +95,7 @@ def compile(
             params=overrides,
             n_layers=n_layers,
             allow_include_outside=allow_include_outside,
+            dataset_columns=dataset_columns,
         )
     if not res.ok or res.ir is None:
         raise RecipeError(res.render(color=False), res.errors, len(res.errors) or 1)
@@ -101,6 +106,14 @@ def _param_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
+
+
+def _columns(opts: Any) -> Callable[[str], tuple[str, ...] | None] | None:
+    """The profile's dataset columns for the compiler; None with in-memory data (it replaces
+    the recipe's dataset: the runtime checks its columns when it binds)."""
+    from steerlang.commands.dataset_columns import columns_reader
+
+    return None if opts.table is not None else columns_reader(opts.profile, opts.data)
 
 
 def _options(options: Mapping[str, Any]) -> Any:
@@ -125,7 +138,8 @@ def plan(
     `steer plan` makes it. `options`: profile, model, data, sae, device, use_cache."""
     from steerlang.pipeline.run import plan_ir
 
-    return plan_ir(compile(recipe, params), _options(options)).selection.plan
+    opts = _options(options)
+    return plan_ir(compile(recipe, params, dataset_columns=_columns(opts)), opts).selection.plan
 
 
 @dataclass
@@ -280,7 +294,8 @@ def run(
         opts.table = memory_table(images, labels)
     if grid:
         return _run_grid(recipe, params, grid, opts, write=write)
-    out = run_ir(compile(recipe, params), opts, write=write, argv=["steerlang.run"])
+    ir = compile(recipe, params, dataset_columns=_columns(opts))
+    out = run_ir(ir, opts, write=write, argv=["steerlang.run"])
     if eval_on:
         from steerlang.commands.eval_on import add_evaluations
 
@@ -307,7 +322,8 @@ def _run_grid(
     pairs = [(k, [_param_text(v) for v in vals]) for k, vals in grid.items()]
     fixed = {k: _param_text(v) for k, v in (params or {}).items()}
     points = grid_points(pairs, fixed)
-    gp = [GridPoint(p, compile(recipe, p)) for p in points]
+    columns = _columns(opts)
+    gp = [GridPoint(p, compile(recipe, p, dataset_columns=columns)) for p in points]
     out = run_grid(gp, opts, names=list(grid), write=write, argv=["steerlang.run"])
     results = []
     for r in out.points:

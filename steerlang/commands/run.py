@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from steerlang.commands.dataset_columns import columns_from_args
 from steerlang.commands.eval_on import add_eval_on_option, add_evaluations
 from steerlang.commands.grid import add_grid_option, run_grid_command
 from steerlang.commands.options import (
@@ -52,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if args.grid:
         return run_grid_command(args, console, opts)
     ir = compile_or_report(
-        args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
+        args.recipe,
+        params_dict(args.param),
+        allow_include_outside=args.allow_include_outside,
+        dataset_columns=columns_from_args(args),
     )
     if ir is None:
         return 1

@@ -216,13 +216,17 @@ def _features_page(args: argparse.Namespace, progress: Any) -> tuple[str, dict[s
 
 
 def _recipe_page(args: argparse.Namespace, progress: Any) -> tuple[str, dict[str, Any]] | None:
+    from steerlang.commands.dataset_columns import columns_from_args
     from steerlang.commands.recipes import compile_or_report
     from steerlang.errors import SteerError, did_you_mean
     from steerlang.pipeline.feature_cards import cards_for_plan
     from steerlang.pipeline.run import plan_ir
 
     ir = compile_or_report(
-        args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
+        args.recipe,
+        params_dict(args.param),
+        allow_include_outside=args.allow_include_outside,
+        dataset_columns=columns_from_args(args),
     )
     if ir is None:
         return None

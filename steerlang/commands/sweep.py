@@ -20,6 +20,7 @@ import argparse
 import json
 from typing import Any
 
+from steerlang.commands.dataset_columns import columns_from_args
 from steerlang.commands.options import (
     add_binding_options,
     live,
@@ -105,7 +106,10 @@ def _ir_for(args: argparse.Namespace) -> Any:
 
     if args.recipe:
         ir = compile_or_report(
-            args.recipe, params_dict(args.param), allow_include_outside=args.allow_include_outside
+            args.recipe,
+            params_dict(args.param),
+            allow_include_outside=args.allow_include_outside,
+            dataset_columns=columns_from_args(args),
         )
         if ir is None:
             raise SystemExit(1)

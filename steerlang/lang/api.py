@@ -110,6 +110,7 @@ def compile_text(
     parse_cache: ParseCache | None = None,
     include_root: str | None = None,
     allow_include_outside: bool = False,
+    dataset_columns: Callable[[str], tuple[str, ...] | None] | None = None,
 ) -> CompileResult:
     """Parse, resolve (includes relative to `path`), check and lower one recipe.
 
@@ -120,6 +121,8 @@ def compile_text(
     re-check after a small edit re-parse only the changed lines, with identical results.
     Includes must stay inside `include_root` (default: the folder of `path`, else the working
     folder), symbolic links resolved, unless `allow_include_outside` (`--allow-include-outside`).
+    `dataset_columns` maps the recipe's dataset name to the bound dataset's real columns (None:
+    the built-in columns of that name), for the column checks (E105).
     """
     from steerlang.lang.compiler import compile_source
     from steerlang.lang.compiler.state import CompileOptions, default_read_file
@@ -131,6 +134,7 @@ def compile_text(
         parse_cache=parse_cache,
         include_root=include_root,
         allow_include_outside=allow_include_outside,
+        dataset_columns=dataset_columns,
     )
     if len(text) > limits.MAX_TEXT_CHARS:
         d = Diagnostic(
@@ -171,6 +175,7 @@ def compile_file(
     parse_cache: ParseCache | None = None,
     include_root: str | None = None,
     allow_include_outside: bool = False,
+    dataset_columns: Callable[[str], tuple[str, ...] | None] | None = None,
 ) -> CompileResult:
     """`compile_text` on a file read from disk (UTF-8). Raises `SteerError` if it cannot be read."""
     from steerlang.errors import SteerError
@@ -201,6 +206,7 @@ def compile_file(
         parse_cache=parse_cache,
         include_root=include_root,
         allow_include_outside=allow_include_outside,
+        dataset_columns=dataset_columns,
     )
 
 

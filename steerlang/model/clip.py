@@ -81,6 +81,11 @@ class ClipHandle:
         return self.tower.has_cls
 
     @property
+    def prefix_tokens(self) -> int:
+        """Tokens before the patch grid: 1 (the CLS token) or 0 (SigLIP), `Tower.prefix_tokens`."""
+        return self.tower.prefix_tokens
+
+    @property
     def n_tokens(self) -> int:
         """Tokens per image at every site: CLS (index 0, when the tower has one) + the patch
         grid, row-major."""

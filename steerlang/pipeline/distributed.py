@@ -225,6 +225,7 @@ def merge_galleries(galleries: dict[Any, Any]) -> dict[Any, Any]:
                 g.k,
                 features=None if g.all_features else g.features.cpu(),
                 n_patches=g.n_patches,
+                prefix_tokens=g.prefix_tokens,
                 device=g.values.device,
             )
             load(other, p[i])

@@ -243,14 +243,17 @@ def gallery_key(stats_key: str, k: int) -> str:
 
 def new_gallery(b: Binding, s: StatsSpec, k: int, features: Any = None) -> RunningTopK:
     """An empty running top-k for every feature (or `features`) of the SAE at `s`'s site,
-    with patch maps when the model's tokens form a square grid."""
+    with patch maps when the model's patch tokens (those after its CLS token, if it has one:
+    the tower's `prefix_tokens`) form a square grid."""
     n_tokens = int(getattr(b.handle, "n_tokens", 0) or 0)
-    side = patch_grid(n_tokens)
+    prefix = int(getattr(b.handle, "prefix_tokens", 1))
+    side = patch_grid(n_tokens, prefix)
     return RunningTopK(
         b.saes[(s.layer, s.site)].d_sae,
         k,
         features=features,
         n_patches=side * side if side else None,
+        prefix_tokens=prefix,
         device=b.device,
     )
 

@@ -36,10 +36,13 @@ class TopKError(SteerError):
     """Two running top-k states that cannot be merged, or an unusable stored one."""
 
 
-def patch_grid(n_tokens: int) -> int:
-    """The side of the square patch grid behind `n_tokens` tokens (CLS first): 7 for ViT-B/32
-    (50 tokens), 4 for the zoo model (17 tokens); 0 when the patches do not form a square."""
-    n = n_tokens - 1
+def patch_grid(n_tokens: int, prefix_tokens: int = 1) -> int:
+    """The side of the square patch grid behind `n_tokens` tokens, of which the first
+    `prefix_tokens` are not patches (the tower's fact, `Tower.prefix_tokens` in
+    steerlang/model/towers.py: 1 for a CLS token, 0 for SigLIP): 7 for ViT-B/32 (50 tokens), 4
+    for the zoo model (17 tokens), 14 for SigLIP ViT-B/16 at 224 px (196 tokens, no CLS); 0
+    when the patches do not form a square."""
+    n = n_tokens - prefix_tokens
     side = int(round(n**0.5)) if n > 0 else 0
     return side if side * side == n else 0
 
@@ -50,7 +53,8 @@ class RunningTopK:
     `features` are the SAE feature ids tracked (None: every one of `n_features`). After
     `update`s, `rows[i, j]` is the j-th strongest row for `features[i]` (-1 when fewer than j+1
     rows were seen), `values[i, j]` its pooled activation and `maps[i, j]` its activation on
-    each patch token (row-major over the grid).
+    each patch token (row-major over the grid). The patch tokens are the last `n_patches`
+    tokens, after `prefix_tokens` others (a CLS token; none on SigLIP towers).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class RunningTopK:
         *,
         features: Any = None,
         n_patches: int | None = None,
+        prefix_tokens: int = 1,
         device: torch.device | str = "cpu",
     ) -> None:
         import torch
@@ -84,6 +89,7 @@ class RunningTopK:
         self.values = torch.full((f, self.k), -torch.inf, dtype=torch.float32, device=dev)
         self.rows = torch.full((f, self.k), _EMPTY_ROW, dtype=torch.int64, device=dev)
         self.n_patches = n_patches
+        self.prefix_tokens = int(prefix_tokens)
         # The maps live in fixed physical slots, so an entry that survives a fold never moves:
         # `_slots[i, j]` is the slot holding the map of the j-th strongest row of feature i,
         # `_store[s, :, i]` that map. Features are the innermost axis, as in the latents
@@ -120,8 +126,9 @@ class RunningTopK:
 
     def update(self, pooled: torch.Tensor, acts: torch.Tensor, rows: Any) -> None:
         """Fold in one batch: `pooled` [B, M] per-image pooled activations of every feature,
-        `acts` [B, T, M] the latents of every token (CLS first; the patch maps read tokens
-        1..T-1), `rows` the B row indices of the batch's images."""
+        `acts` [B, T, M] the latents of every token (the patch maps read the tokens after the
+        `prefix_tokens` first: 1..T-1 behind a CLS token, all of them on a CLS-less tower),
+        `rows` the B row indices of the batch's images."""
         import torch
 
         b = pooled.shape[0]
@@ -134,12 +141,12 @@ class RunningTopK:
         new_rows = row_t.expand(len(self.features), b)
         new_maps = None
         if self._store is not None:
-            if acts.shape[1] - 1 != self.n_patches:
+            if acts.shape[1] - self.prefix_tokens != self.n_patches:
                 raise TopKError(
                     f"the running top-k expects {self.n_patches} patch tokens, the batch has "
-                    f"{acts.shape[1] - 1}"
+                    f"{acts.shape[1] - self.prefix_tokens}"
                 )
-            new_maps = _LazyBatchMaps(acts, feats)
+            new_maps = _LazyBatchMaps(acts, feats, self.prefix_tokens)
         self._fold(new_vals, new_rows, new_maps)
         self.n_rows += b
 
@@ -150,6 +157,7 @@ class RunningTopK:
             other.k != self.k
             or other.n_features != self.n_features
             or other.n_patches != self.n_patches
+            or other.prefix_tokens != self.prefix_tokens
             or not bool((other.features.cpu() == self.features.cpu()).all())
         ):
             raise TopKError(
@@ -277,6 +285,7 @@ class RunningTopK:
             "k": self.k,
             "n_features": self.n_features,
             "n_patches": self.n_patches,
+            "prefix_tokens": self.prefix_tokens,
             "all_features": self.all_features,
             "n_rows": self.n_rows,
         }
@@ -288,7 +297,13 @@ class RunningTopK:
         try:
             k = int(meta["k"])
             feats = None if meta.get("all_features") else cols["features"]
-            out = cls(int(meta["n_features"]), k, features=feats, n_patches=meta.get("n_patches"))
+            out = cls(
+                int(meta["n_features"]),
+                k,
+                features=feats,
+                n_patches=meta.get("n_patches"),
+                prefix_tokens=int(meta.get("prefix_tokens", 1)),  # stored before: a CLS token
+            )
             rows = np.asarray(cols["rows"], dtype=np.int64).copy()
             rows[rows < 0] = _EMPTY_ROW
             out.rows = torch.from_numpy(rows)
@@ -310,8 +325,8 @@ class _LazyBatchMaps:
     """The patch maps of a batch's images, gathered per slot for every tracked feature at
     once: [F, B, P] for 49,152 features would cost gigabytes."""
 
-    def __init__(self, acts: Any, feats: Any) -> None:
-        patches = acts[:, 1:, :]  # [B, P, M], a view
+    def __init__(self, acts: Any, feats: Any, prefix_tokens: int = 1) -> None:
+        patches = acts[:, prefix_tokens:, :]  # [B, P, M], a view
         self.patches = patches if patches.shape[2] == len(feats) else patches[:, :, feats]
 
     def gather(self, image: Any) -> Any:

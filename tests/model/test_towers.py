@@ -265,3 +265,60 @@ def test_steerability_sweep_refuses_other_towers_clearly(siglip) -> None:
 
     with pytest.raises(SteerabilityError, match="open_clip ViT towers"):
         SuffixRunner(siglip, 1, "resid_post")
+
+
+def test_feature_card_heat_maps_cover_every_patch_without_cls(siglip) -> None:
+    """On a CLS-less tower every token is a patch: the statistics pass keeps each top image's
+    map over all 16 tokens (not none because 16 - 1 is no square, nor the first patch dropped),
+    and the card lays token 4·i + j at grid cell (i, j)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from steerlang.pipeline.feature_cards import feature_card
+    from steerlang.pipeline.statistics import StatsSpec, compute_statistics
+    from steerlang.pipeline.stats_pass import new_gallery
+    from steerlang.pipeline.topk import patch_grid
+
+    assert (siglip.n_tokens, siglip.prefix_tokens) == (16, 0)
+    assert patch_grid(siglip.n_tokens, siglip.prefix_tokens) == 4
+    sae = SAE.random(SAEConfig(d_in=32, d_sae=64, hook=SAEHook(layer=1, site="resid_post")), seed=2)
+    saes = {(1, "resid_post"): sae}
+    spec = StatsSpec(1, "resid_post", "patches")
+    k = 3
+    gallery = new_gallery(SimpleNamespace(handle=siglip, saes=saes, device="cpu"), spec, k)
+    assert (gallery.n_patches, gallery.prefix_tokens) == (16, 0)
+    pixels = torch.randn(7, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    batches = [(np.arange(0, 4), pixels[:4]), (np.arange(4, 7), pixels[4:])]
+    compute_statistics(siglip, saes, [spec], batches, {}, pooling="mean", galleries={spec: gallery})
+    with torch.inference_mode(), capture(siglip, [(1, "resid_post")]) as cap:
+        a = sae.encode(cap.run(pixels)["blocks.1.hook_resid_post"]).double()
+    pooled = a.mean(dim=1).numpy()  # `patches` = every token here
+    fired = [f for f in range(sae.d_sae) if pooled[:, f].max() > 0]
+    assert fired
+    for f in fired:
+        rows = np.lexsort((np.arange(7), -pooled[:, f]))[:k]
+        got = gallery.top(f)
+        assert [r for r, _, _ in got] == rows.tolist()
+        for r, _, patch_map in got:
+            np.testing.assert_allclose(patch_map, a[r, :, f].numpy(), rtol=1e-5, atol=1e-6)
+
+    class Views:
+        def source(self, row: int) -> str:
+            return f"img{row}.png"
+
+        def label(self, row: int) -> str:
+            return ""
+
+        def pixels(self, row: int) -> np.ndarray:
+            return np.zeros((32, 32, 3), dtype=np.uint8)
+
+    f = max(fired, key=lambda f: pooled[:, f].max())
+    card = feature_card(1, "resid_post", f, table=None, gallery=gallery, views=Views())  # type: ignore[arg-type]
+    assert card.grid == 4 and card.images
+    best = card.images[0]
+    assert best.patch_map is not None and best.patch_map.shape == (4, 4)
+    tokens = a[best.row, :, f].numpy()
+    for i in range(4):
+        for j in range(4):
+            assert best.patch_map[i, j] == pytest.approx(tokens[4 * i + j], rel=1e-5, abs=1e-6)

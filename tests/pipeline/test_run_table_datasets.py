@@ -1,6 +1,8 @@
 """`steer run` end to end on CPU with the zoo model over a `table` (CSV) dataset and a
 `hf_datasets` dataset (saved to disk) holding the same images and labels: both runs must
-report the same numbers, and a misspelt column stops the run before a model loads."""
+report the same numbers, and a misspelt column stops the run before a model loads. The same
+for an extra column of a Waterbirds metadata.csv: the recipe compiles against the folder's
+real columns (steerlang/commands/dataset_columns.py)."""
 
 from __future__ import annotations
 
@@ -132,6 +134,8 @@ def test_misspelt_column_stops_before_the_model(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """`steer run` compiles against the table's header: E105 with the did-you-mean, before
+    anything loads."""
     monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
     import steerlang.model.clip as clip
 
@@ -144,8 +148,104 @@ def test_misspelt_column_stops_before_the_model(
     )
     rc, _, err = _run(tmp_path, capsys, recipe, ["--data", f"birds=table:{sources['csv']}"])
     assert rc != 0
+    assert "error[E105]: unknown column `photograher`" in err
+    assert "did you mean `photographer`?" in err
+    assert "columns of `birds`: file, bird, background, subset, photographer" in err
+
+
+def test_runtime_column_check_backs_up_the_compiler(sources: dict[str, Path]) -> None:
+    """Compiled without the dataset's columns (plain `steer check`, the notebook's in-memory
+    tables), a misspelt column is still stopped when the runtime binds the table."""
+    from steerlang.data import load_dataset
+    from steerlang.data.columns import check_recipe_columns
+    from steerlang.errors import DatasetError
+    from steerlang.lang.api import compile_text
+
+    recipe = RECIPE.format(
+        name="typo", dataset="birds", label="bird", extra='photograher != "nobody"'
+    )
+    res = compile_text(recipe, "typo.steer")
+    assert res.ok and res.ir is not None  # `birds` is no built-in name: nothing to check
+    table = load_dataset("table", sources["csv"], name="birds")
+    with pytest.raises(DatasetError) as e:
+        check_recipe_columns(res.ir, table)
     assert (
         "concept `water` reads the column 'photograher', which dataset 'birds' (table, "
-        f"{sources['csv']}) does not have" in err
+        f"{sources['csv']}) does not have" in e.value.message
     )
-    assert "did you mean 'photographer'?" in err
+    assert "did you mean 'photographer'?" in (e.value.help or "")
+
+
+WATERBIRDS_RECIPE = """steer 1
+recipe {name} "{name}"
+model default
+dataset waterbirds
+task classify y as ["landbird", "waterbird"] prompt "a photo of a {{}}."
+groups y, place
+concept water = {column} == 1
+set batch_size = 32
+rule bg: at layer 3 suppress features where corr(water) > 0.05
+"""
+
+
+@pytest.fixture(scope="module")
+def wb_extra(sources: dict[str, Path]) -> Path:
+    """The Waterbirds fixture with one extra metadata.csv column, `background_type`."""
+    import shutil
+
+    root = sources["csv"].parent / "wb_extra"
+    if not root.is_dir():
+        shutil.copytree(sources["csv"].parent / "wb", root)
+        lines = (root / "metadata.csv").read_text().splitlines()
+        out = [lines[0] + ",background_type"]
+        out += [line + "," + line.split(",")[4] for line in lines[1:]]  # = place
+        (root / "metadata.csv").write_text("\n".join(out) + "\n")
+    return root
+
+
+def test_waterbirds_extra_column_runs(
+    wb_extra: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`dataset waterbirds` bound to a folder whose metadata.csv has an extra column: a concept
+    on it compiles against the folder's header and runs, and selects what the same concept on
+    `place` (the column it copies) selects."""
+    monkeypatch.setenv("STEER_CACHE", str(tmp_path / "cache"))
+    profile = tmp_path / "steer.yaml"
+    profile.write_text(f"datasets:\n  waterbirds: {{format: waterbirds, root: {wb_extra}}}\n")
+    args = ["--profile", str(profile)]
+    recipe = WATERBIRDS_RECIPE.format(name="wb_extra", column="background_type")
+    rc, extra, err = _run(tmp_path, capsys, recipe, args)
+    assert rc == 0, err
+    assert extra is not None and extra["dataset"]["format"] == "waterbirds"
+    assert extra["metrics"]["baseline"]["n"] == 28
+    recipe = WATERBIRDS_RECIPE.format(name="wb_place", column="place")
+    rc, place, err = _run(tmp_path, capsys, recipe, args)
+    assert rc == 0, err
+    assert place is not None
+    assert extra["plan"]["sites"] == place["plan"]["sites"]
+    assert extra["metrics"] == place["metrics"]
+
+
+def test_waterbirds_misspelt_extra_column(
+    wb_extra: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt extra column: E105 with the did-you-mean among the folder's real columns,
+    from `steer check --data` as from `steer run`; with no dataset bound, `steer check` knows
+    only the built-in columns, as before."""
+    path = tmp_path / "r.steer"
+    path.write_text(WATERBIRDS_RECIPE.format(name="typo", column="backgroud_type"))
+    assert main(["check", str(path), "--data", f"waterbirds={wb_extra}"]) == 1
+    out = capsys.readouterr().out
+    assert "error[E105]: unknown column `backgroud_type`" in out
+    assert "did you mean `background_type`?" in out
+    assert "place_filename, background_type" in out
+
+    path.write_text(WATERBIRDS_RECIPE.format(name="ok", column="background_type"))
+    assert main(["check", str(path), "--data", f"waterbirds={wb_extra}"]) == 0
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "error[E105]: unknown column `background_type`" in out
+    assert "columns of `waterbirds`: img_id, img_filename, y, split, place, place_filename, " in out

@@ -31,6 +31,27 @@ def test_patch_grid() -> None:
     assert (
         patch_grid(50) == 7 and patch_grid(17) == 4 and patch_grid(11) == 0 and patch_grid(10) == 3
     )
+    # CLS-less towers (SigLIP): every token is a patch
+    assert patch_grid(196, 0) == 14 and patch_grid(16, 0) == 4 and patch_grid(16) == 0
+
+
+def test_cls_less_maps_read_every_token_and_survive_the_store() -> None:
+    rng = np.random.default_rng(4)
+    acts = torch.from_numpy(rng.random((6, 4, 5)).astype(np.float32))
+    pooled = acts.double().mean(dim=1)
+    top = RunningTopK(5, 2, n_patches=4, prefix_tokens=0)
+    top.update(pooled, acts, np.arange(6))
+    rows, _ = _brute(pooled.numpy(), 2)
+    assert top.maps is not None
+    for f in range(5):
+        for j in range(2):
+            assert torch.equal(top.maps[f, j], acts[rows[f, j], :, f])
+    back = RunningTopK.from_columns(top.to_columns(), top.meta())
+    assert back.prefix_tokens == 0
+    with pytest.raises(TopKError, match="expects 4 patch tokens, the batch has 3"):
+        RunningTopK(5, 2, n_patches=4).update(pooled, acts, np.arange(6))
+    with pytest.raises(TopKError, match="cannot merge"):
+        top.merge(RunningTopK(5, 2, n_patches=4))
 
 
 @settings(max_examples=60, deadline=None)

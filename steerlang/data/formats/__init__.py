@@ -30,20 +30,30 @@ from steerlang.data.formats import (
 from steerlang.data.formats.common import require_root
 from steerlang.data.table import ImageTable
 from steerlang.errors import DatasetError, did_you_mean
+from steerlang.facts import DATASET_COLUMNS
 
 
 @dataclass(frozen=True)
 class DatasetFormat:
-    """One on-disk layout: its loader and the probe that finds its root under a folder."""
+    """One on-disk layout: its loader, the probe that finds its root under a folder and, for
+    layouts whose columns depend on the files, the reader of those columns from the metadata
+    file's header alone (None: the layout's columns are fixed, `facts.DATASET_COLUMNS`)."""
 
     load: Callable[..., ImageTable]  # load(root, *, name, **options)
     find_root: Callable[[Path], Any]  # raises DatasetError when the folder is not this layout
     options: frozenset[str] = frozenset()
+    header_columns: Callable[..., tuple[str, ...] | None] | None = None  # (root, **options)
 
 
 FORMATS: dict[str, DatasetFormat] = {
-    "waterbirds": DatasetFormat(waterbirds.load_waterbirds, waterbirds.find_root),
-    "celeba": DatasetFormat(celeba.load_celeba, celeba.find_root),
+    "waterbirds": DatasetFormat(
+        waterbirds.load_waterbirds,
+        waterbirds.find_root,
+        header_columns=waterbirds.header_columns,
+    ),
+    "celeba": DatasetFormat(
+        celeba.load_celeba, celeba.find_root, header_columns=celeba.header_columns
+    ),
     **{
         fmt: DatasetFormat(partial(typographic.load_typographic, format=fmt), typographic.find_root)
         for fmt in typographic.TYPOGRAPHIC_FORMATS
@@ -52,9 +62,17 @@ FORMATS: dict[str, DatasetFormat] = {
         disentangling.load_disentangling, disentangling.find_root, frozenset({"protocol"})
     ),
     "imagefolder": DatasetFormat(imagefolder.load_imagefolder, imagefolder.find_root),
-    "table": DatasetFormat(tabular.load_table, tabular.find_root, tabular.TABLE_OPTIONS),
+    "table": DatasetFormat(
+        tabular.load_table,
+        tabular.find_root,
+        tabular.TABLE_OPTIONS,
+        header_columns=tabular.header_columns,
+    ),
     "hf_datasets": DatasetFormat(
-        hf_datasets.load_hf_dataset, hf_datasets.find_root, hf_datasets.HF_OPTIONS
+        hf_datasets.load_hf_dataset,
+        hf_datasets.find_root,
+        hf_datasets.HF_OPTIONS,
+        header_columns=hf_datasets.header_columns,
     ),
 }
 
@@ -124,3 +142,24 @@ def load_dataset(
         )
     table = spec.load(root, name=name or fmt, **options)
     return table.split(split) if split is not None else table
+
+
+def dataset_columns(format: str, root: Path | str, **options: Any) -> tuple[str, ...] | None:
+    """The columns `load_dataset(format, root, **options)` would give, read cheaply: from the
+    metadata file's header (Waterbirds, CelebA, `table`, a saved `hf_datasets` folder) or the
+    layout's fixed list (`facts.DATASET_COLUMNS`); no rows and no images are read. None when
+    only loading can tell (`hf:NAME` in the Hugging Face cache). A root that is missing or not
+    the layout raises the loader's DatasetError.
+
+    The runtime commands hand these to the compiler (steerlang/commands/dataset_columns.py),
+    so a recipe's `concept`, `task` and `groups` columns are checked against the real table,
+    extra columns included, with the compiler's did-you-means.
+    """
+    fmt = str(format).strip().lower()
+    spec = FORMATS.get(fmt)
+    if spec is None:
+        return None
+    if spec.header_columns is None:
+        require_root(root, fmt)
+        return DATASET_COLUMNS.get(fmt)
+    return spec.header_columns(root, **options)

@@ -17,8 +17,10 @@ import numpy as np
 
 from steerlang.data.formats.common import (
     csv_text,
+    first_lines,
     int_field,
     read_csv,
+    read_csv_header,
     record_field,
     require_header,
     require_root,
@@ -282,3 +284,15 @@ def load_celeba(root: Path | str, *, name: str = "celeba") -> ImageTable:
         source=[(str(attr_file), ln) for ln in line_nos],
         sources=source_digests(attr_file, part_file),
     )
+
+
+def header_columns(root: Path | str) -> tuple[str, ...]:
+    """The columns `load_celeba` gives this root (image_id, the attribute file's attributes,
+    split), from the attribute file's header only: the compiler checks recipes against them."""
+    base, variant = find_root(require_root(root, "celeba"))
+    if variant == "txt":
+        lines = first_lines(base / "list_attr_celeba.txt", 2)
+        names = lines[1].split() if len(lines) == 2 else []
+    else:
+        names = [h for h in read_csv_header(base / "list_attr_celeba.csv") if h != "image_id"]
+    return ("image_id", *names, "split")

@@ -145,6 +145,38 @@ def read_csv(file: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
+def first_lines(file: Path, n: int) -> list[str]:
+    """The first `n` lines of a text file (BOM dropped), read without reading the rest: header
+    readers (`header_columns` of each format) must stay cheap on a 200k-row metadata file."""
+    if not file.is_file():
+        raise DatasetError(
+            f"metadata file not found: {file}",
+            help="the dataset root must contain the metadata file shipped with the dataset",
+        )
+    out: list[str] = []
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as f:
+            for line in f:
+                out.append(line.rstrip("\r\n"))
+                if len(out) == n:
+                    break
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {file}: {e}") from e
+    return out
+
+
+def read_csv_header(file: Path) -> list[str]:
+    """A CSV file's header, stripped as `read_csv` strips it, from its first line only."""
+    lines = first_lines(file, 1)
+    if not lines:
+        raise DatasetError(f"{file} is empty", help="re-extract the dataset archive")
+    try:
+        header = next(csv.reader([lines[0]]))
+    except (csv.Error, StopIteration) as e:
+        raise DatasetError(f"{file}:1: malformed CSV header: {e}") from e
+    return [h.strip() for h in header]
+
+
 def require_header(file: Path, header: Sequence[str], needed: Sequence[str]) -> dict[str, int]:
     """Column positions by name; a missing needed column names the file and a close match."""
     pos = {h: i for i, h in enumerate(header)}

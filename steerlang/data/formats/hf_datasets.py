@@ -300,3 +300,57 @@ def _typed(values: list[Any]) -> Any:
     if values and all(isinstance(v, bool | int) for v in values):
         return np.asarray([int(v) for v in values], dtype=np.int64)
     return ["" if v is None else v for v in values]
+
+
+_VALUE_DTYPES = ("int", "uint", "bool", "float", "string", "large_string")
+
+
+def header_columns(
+    root: Path | str,
+    *,
+    image_column: str | None = None,
+    split_column: str | None = None,
+    **_options: Any,
+) -> tuple[str, ...] | None:
+    """The columns `load_hf_dataset` gives a folder `save_to_disk` wrote, from its
+    `dataset_info.json` features only (`datasets` is not imported, no rows or images are read);
+    None for `hf:NAME` (only `datasets` can find it in its cache: the columns are checked when
+    the runtime loads it). The same columns as the loader: scalar values, a ClassLabel column
+    and its `<column>_name`, less the image column, plus `split` for a DatasetDict."""
+    if str(root).startswith("hf:"):
+        return None
+    base = find_root(Path(root).expanduser())
+    dict_file = base / "dataset_dict.json"
+    folders = [base]
+    if dict_file.is_file():
+        splits = _json_file(dict_file).get("splits") or []
+        folders = [base / str(split) for split in splits]
+    cols: list[str] = []
+    for folder in folders:
+        features = _json_file(folder / "dataset_info.json").get("features") or {}
+        img_col = image_column or next(
+            (c for c, f in features.items() if isinstance(f, dict) and f.get("_type") == "Image"),
+            None,
+        )
+        for col, feat in features.items():
+            kind = feat.get("_type") if isinstance(feat, dict) else None
+            if col == img_col or col in cols:
+                continue
+            if kind == "ClassLabel":
+                cols += [col, f"{col}_name"]
+            elif kind == "Value" and str(feat.get("dtype", "")).startswith(_VALUE_DTYPES):
+                cols.append(col)
+    if dict_file.is_file() or split_column:
+        cols.append("split")
+    return tuple(cols)
+
+
+def _json_file(file: Path) -> dict[str, Any]:
+    try:
+        out = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(
+            f"cannot read {file}: {e}",
+            help="the folder may be incomplete; save it again with save_to_disk",
+        ) from e
+    return out if isinstance(out, dict) else {}

@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from steerlang.data.formats.common import read_csv, source_digests, split_code, typed_column
+from steerlang.data.formats.common import (
+    read_csv,
+    read_csv_header,
+    source_digests,
+    split_code,
+    typed_column,
+)
 from steerlang.data.table import ImageTable
 from steerlang.errors import DatasetError, did_you_mean
 
@@ -206,16 +212,48 @@ def _read_parquet_columns(file: Path) -> tuple[list[str], dict[str, list[Any]]]:
     header: list[str] = []
     columns: dict[str, list[Any]] = {}
     for fld, col in zip(tab.schema, tab.columns, strict=True):
-        t = fld.type
-        if not (
-            pa.types.is_integer(t)
-            or pa.types.is_floating(t)
-            or pa.types.is_boolean(t)
-            or pa.types.is_string(t)
-            or pa.types.is_large_string(t)
-            or pa.types.is_dictionary(t)
-        ):
+        if not _comparable(pa, fld.type):
             continue  # lists, structs, binary: not a column a concept can compare
         header.append(fld.name)
         columns[fld.name] = col.to_pylist()
     return header, columns
+
+
+def _comparable(pa: Any, t: Any) -> bool:
+    """Whether a Parquet column's type is one a concept can compare (the columns loaded)."""
+    return bool(
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_dictionary(t)
+    )
+
+
+def header_columns(
+    root: Path | str, *, split_column: str | None = None, **_options: Any
+) -> tuple[str, ...]:
+    """The columns `load_table` gives this table, from the CSV header or the Parquet schema
+    only (no rows, no images): every column, plus `split` when `split_column` names another
+    column. The compiler checks recipes' columns against them."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"table dataset root not found: {root}")
+    file = find_root(root)
+    if file.suffix.lower() == ".csv":
+        header = read_csv_header(file)
+    else:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DatasetError(f"reading {file} needs pyarrow, which is not installed") from None
+        try:
+            schema = pq.read_schema(file)
+        except (OSError, pa.ArrowException) as e:
+            raise DatasetError(f"cannot read {file}: {e}") from e
+        header = [f.name for f in schema if _comparable(pa, f.type)]
+    if split_column and "split" not in header:
+        header.append("split")
+    return tuple(header)

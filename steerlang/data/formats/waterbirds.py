@@ -9,7 +9,7 @@ groups are (y, place). Any further columns of `metadata.csv` are kept, typed lik
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from steerlang.data.formats.common import (
     csv_text,
     int_field,
     read_csv,
+    read_csv_header,
     record_field,
     require_header,
     require_root,
@@ -35,6 +36,17 @@ WATERBIRDS_HEADER: tuple[str, ...] = (
     "y",
     "split",
     "place",
+    "place_filename",
+)
+# The columns every loaded Waterbirds table has, in order; metadata.csv's further columns
+# follow them (`load_waterbirds`, `header_columns`).
+LOADED_COLUMNS: tuple[str, ...] = (
+    "img_id",
+    "img_filename",
+    "y",
+    "place",
+    "split",
+    "species",
     "place_filename",
 )
 
@@ -102,15 +114,7 @@ def load_waterbirds(root: Path | str, *, name: str = "waterbirds") -> ImageTable
     header, rows = read_csv(meta_file)
     pos = require_header(meta_file, header, ("img_filename", "y", "split", "place"))
     paths: list[str] = []
-    cols: dict[str, Any] = {
-        "img_id": [],
-        "img_filename": [],
-        "y": [],
-        "place": [],
-        "split": [],
-        "species": [],
-        "place_filename": [],
-    }
+    cols: dict[str, Any] = {c: [] for c in LOADED_COLUMNS}
     source: list[tuple[str, int]] = []
     for line, f in rows:
         fn = f[pos["img_filename"]].strip()
@@ -139,9 +143,8 @@ def load_waterbirds(root: Path | str, *, name: str = "waterbirds") -> ImageTable
         source.append((str(meta_file), line))
     # Columns beyond the standard ones (WILDS' and others' additions) are kept as they are,
     # typed like a table's, so recipes can use them in concepts.
-    for col in header:
-        if col not in cols and col not in ("split",):
-            cols[col] = typed_column([f[pos[col]] for _line, f in rows])
+    for col in _extra_columns(header):
+        cols[col] = typed_column([f[pos[col]] for _line, f in rows])
     return ImageTable(
         name=name,
         format="waterbirds",
@@ -159,3 +162,14 @@ def load_waterbirds(root: Path | str, *, name: str = "waterbirds") -> ImageTable
         source=source,
         sources=source_digests(meta_file),
     )
+
+
+def _extra_columns(header: Sequence[str]) -> list[str]:
+    return [c for c in header if c not in LOADED_COLUMNS]
+
+
+def header_columns(root: Path | str) -> tuple[str, ...]:
+    """The columns `load_waterbirds` gives this root, from metadata.csv's first line only (no
+    rows, no images): the compiler checks recipes' columns against them."""
+    base = find_root(require_root(root, "waterbirds"))
+    return (*LOADED_COLUMNS, *_extra_columns(read_csv_header(base / "metadata.csv")))

@@ -97,7 +97,8 @@ def declare(st: CompileState) -> None:
 
 def resolve_context(st: CompileState) -> None:
     """The model's depth and the dataset's columns (attacked-copy columns too when statistics
-    see attacked images)."""
+    see attacked images): the bound dataset's own columns when the caller passes them
+    (`CompileOptions.dataset_columns`), else the built-in ones of the dataset's name."""
     model_stmt = st.singles.get("model")
     if isinstance(model_stmt, ast.ModelDecl) and not model_stmt.broken:
         st.model_ref = model_stmt.ref.value
@@ -106,7 +107,9 @@ def resolve_context(st: CompileState) -> None:
     ds_stmt = st.singles.get("dataset")
     if isinstance(ds_stmt, ast.DatasetDecl) and not ds_stmt.broken:
         st.dataset = ds_stmt.ref.value
-    st.columns = dataset_columns(st.dataset)
+    bound = st.options.dataset_columns
+    found = bound(st.dataset) if bound is not None and st.dataset is not None else None
+    st.columns = tuple(found) if found is not None else dataset_columns(st.dataset)
     if st.columns is not None and st.settings.get("stats_images", "clean") != "clean":
         st.columns = (*st.columns, *ATTACK_COLUMNS)
 

@@ -16,6 +16,9 @@ from steerlang.lang.compiler.sources import read_recipe_file
 from steerlang.lang.incremental import ParseCache
 
 ReadFile = Callable[[str], str]
+# A recipe's dataset name -> the columns the bound dataset really has, or None to use the
+# built-in columns of the known dataset names (steerlang/facts.py).
+DatasetColumns = Callable[[str], "tuple[str, ...] | None"]
 
 # Reads included files: regular files only, never a FIFO, device or directory (see sources.py).
 default_read_file: ReadFile = read_recipe_file
@@ -33,6 +36,11 @@ class CompileOptions:
     # server passes the workspace folder), and whether includes may leave it anyway.
     include_root: str | None = None
     allow_include_outside: bool = False
+    # The runtime commands pass the columns of the dataset the recipe is bound to (read from
+    # its metadata header, steerlang/commands/dataset_columns.py), so extra columns of a known
+    # format, and `table`/`hf_datasets` columns, are checked like the built-in ones. None (plain
+    # `steer check`, the language server): the built-in columns of the dataset's name.
+    dataset_columns: DatasetColumns | None = None
 
 
 @dataclass
