@@ -63,7 +63,7 @@ SELECTIONS: tuple[Selection, ...] = (
     Selection(
         "celeba",
         "recipes/celeba.steer",
-        ("thr=0.05,0.1,0.2,0.3",),
+        ("thr=0.01,0.02,0.05,0.1,0.2",),
         "steered_worst_group",
         "steered_average_plain",
         "worst-group accuracy after steering (layer 7: where the CelebA-domain SAE is)",
@@ -71,7 +71,7 @@ SELECTIONS: tuple[Selection, ...] = (
     Selection(
         "typographic",
         "recipes/typographic.steer",
-        ("L=0..11", "thr=0.2,0.3,0.4"),
+        ("L=0..11", "thr=0.1,0.2,0.3,0.4"),
         "steered_attack_attacked",
         "steered_attack_clean",
         "accuracy on attacked images after steering",

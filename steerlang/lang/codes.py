@@ -423,8 +423,10 @@ Fixed: split the recipe into several recipes, or check the right file.
     "E116": (
         "list of values too long",
         """A list of layers, token indices or feature ids names more than 1,048,576 values
-(ranges counted by their width). Every value would be listed in memory and in the compiled
-recipe, so `features 0..100000000` alone would take gigabytes.
+(ranges counted by their width), or all such lists of a recipe together name more than
+2,097,152. Every value would
+be listed in memory and in the compiled recipe, so `features 0..100000000` alone would take
+gigabytes, and a few lines of `features 0..1000000` would cost seconds each.
 
 Erroneous:
 

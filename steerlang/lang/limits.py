@@ -14,7 +14,9 @@ of 10,000 levels). Each limit is far above what a real recipe writes, and each h
   bounds it: `benchmarks/fuzz_recipes.py --at-limit` checks the slowest shapes we know at
   exactly 1 MiB against the fuzz bound (2 s + 20 µs per character, 23 s there; measured
   14.6 s on the shared 2-core machine at load about 3);
-- E116 `MAX_RANGE_VALUES`: values one list of layers, tokens or feature ids selects;
+- E116 `MAX_RANGE_VALUES` / `MAX_LISTED_VALUES`: values one list of layers, tokens or feature
+  ids selects, and all such lists of a recipe together (a 40-character line may name a
+  million, so without the total 1 MiB of such lines would list tens of billions);
 - E117 `MAX_RULES`: rules in one recipe, includes counted;
 - E118 `MAX_CONCEPT_DEPTH` / `MAX_CONCEPT_NODES`: how deeply concepts refer to concepts, and
   the size of a concept's condition once the concepts it uses are written out;
@@ -27,6 +29,7 @@ MAX_BRACKETS = 100
 MAX_NUMBER_CHARS = 40
 MAX_TEXT_CHARS = 1024 * 1024
 MAX_RANGE_VALUES = 1 << 20
+MAX_LISTED_VALUES = 2 * MAX_RANGE_VALUES  # all lists of one recipe together
 MAX_RULES = 100_000
 MAX_CONCEPT_DEPTH = 32
 MAX_CONCEPT_NODES = 10_000

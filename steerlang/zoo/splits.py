@@ -115,6 +115,22 @@ def _celeba(seed: int) -> tuple[dict[str, Any], ...]:
     return tuple(recs)
 
 
+def celeba_like_faces(world: SynthWorld, n: int) -> list[Any]:
+    """`n` faces drawn like the CelebA training split (the same share of men, and of blond hair
+    among women and among men, as `CELEBA_COUNTS["train"]`) from a stream of their own, so
+    they share no image with any split: the training images of the CelebA-domain SAE."""
+    nb_w, nb_m, b_w, b_m = CELEBA_COUNTS["train"]
+    p_man = (nb_m + b_m) / (nb_w + nb_m + b_w + b_m)
+    p_blond = (b_w / (nb_w + b_w), b_m / (nb_m + b_m))  # given woman, given man
+    faces = []
+    for i in range(n):
+        rng = world.rng("celeba_sae", i)
+        male = int(rng.random() < p_man)
+        blond = int(rng.random() < p_blond[male])
+        faces.append(render_face(rng, blond, male))
+    return faces
+
+
 SHAPES_COUNTS: dict[str, int] = {"train": 40, "val": 20, "test": 40}  # per class
 
 

@@ -92,7 +92,15 @@ _SKIN: tuple[tuple[int, int, int], ...] = (
 _BLOND: tuple[tuple[int, int, int], ...] = ((240, 215, 110), (225, 190, 80), (250, 230, 150))
 _DARK: tuple[tuple[int, int, int], ...] = ((35, 25, 20), (70, 45, 25), (20, 20, 20), (95, 60, 35))
 
-_STREAMS = {"train": 0, "waterbirds": 1, "celeba": 2, "typographic": 3, "shapes": 4, "test": 5}
+_STREAMS = {
+    "train": 0,
+    "waterbirds": 1,
+    "celeba": 2,
+    "typographic": 3,
+    "shapes": 4,
+    "test": 5,
+    "celeba_sae": 6,  # faces for the CelebA-domain SAE (splits.celeba_like_faces)
+}
 
 
 @dataclass(frozen=True)

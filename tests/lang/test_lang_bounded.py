@@ -234,6 +234,18 @@ def test_huge_ranges_are_refused(line: str, what: str) -> None:
     assert res.diagnostics[0].message.startswith(f"this {what} list names ")
 
 
+def test_lists_together_are_capped_so_work_stays_linear_in_the_text() -> None:
+    """A 40-character line may name a million ids; a recipe's lines together may not, or
+    1 MiB of such lines would list tens of billions (hours of work)."""
+    line = "at layer 1 suppress features 0..600000\n"  # 600,001 ids and one layer
+    res = compile_text("steer 1\n" + line * 5, "x.steer")
+    codes = [d.code for d in res.diagnostics]
+    assert codes.count("E116") == 2, res.render()  # three lists fit, the others do not
+    d = next(d for d in res.diagnostics if d.code == "E116")
+    assert d.message == "this feature list takes the recipe's lists to 2,400,008 values"
+    assert d.span is not None and d.span.line == 5
+
+
 def test_a_million_features_are_still_accepted() -> None:
     res = compile_text("steer 1\nat layer 1 suppress features 0..1048575\n", "x.steer")
     assert res.ok, res.render()

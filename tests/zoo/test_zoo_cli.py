@@ -113,7 +113,7 @@ def test_reuse_clip_retrains_only_the_saes(built: Path, tmp_path: Path) -> None:
         7,
         "resid_post",
         "patches",
-        672,
+        64,  # --sae-images: faces drawn like the CelebA training split
     )
     assert dom["config"]["arch"] == "topk" and dom["config"]["k"] == 21
     sae = load_sae(out / sae_subdir(7, "resid_post", "celeba"))

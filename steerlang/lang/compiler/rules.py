@@ -95,16 +95,25 @@ def count_values(items: list[ast.IntItem]) -> int:
 
 def too_many_values(st: CompileState, items: list[ast.IntItem], what: str) -> bool:
     """E116: a list of layers, token indices or feature ids naming more than
-    `limits.MAX_RANGE_VALUES` values (each would be listed in memory, and in the IR)."""
+    `limits.MAX_RANGE_VALUES` values, or taking the recipe's lists together past that many
+    (each value is listed in memory and in the IR, so a 40-character line may ask for a
+    million; the total keeps the work linear in the recipe's length)."""
     n = count_values(items)
-    if n <= limits.MAX_RANGE_VALUES:
+    total = st.listed_values + n
+    if n <= limits.MAX_RANGE_VALUES and total <= limits.MAX_LISTED_VALUES:
+        st.listed_values = total
         return False
     span = join(items[0].span, items[-1].span) if items else None
+    alone = n > limits.MAX_RANGE_VALUES
     st.emit(
         "E116",
-        f"this {what} list names {n:,} values",
+        f"this {what} list names {n:,} values"
+        if alone
+        else f"this {what} list takes the recipe's lists to {total:,} values",
         span,
-        label=f"more than {limits.MAX_RANGE_VALUES:,}",
+        label=f"more than {limits.MAX_RANGE_VALUES:,}"
+        if alone
+        else f"more than {limits.MAX_LISTED_VALUES:,} for all lists together",
         help="select features with `features where …` or `top K features by …`"
         if what == "feature"
         else f"list at most {limits.MAX_RANGE_VALUES:,} values",

@@ -114,6 +114,7 @@ class CompileState:
     ir_sizes: dict[int, tuple[Any, int, int]] = field(default_factory=dict)  # id -> (node, n, d)
     settings: dict[str, Any] = field(default_factory=dict)
     rules: list[tuple[int, ast.RuleDecl]] = field(default_factory=list)  # (index, rule)
+    listed_values: int = 0  # values all accepted lists of layers, tokens and ids name (E116)
     # -- context: the model and dataset the names and layers are checked against
     model_ref: str = "default"
     n_layers: int | None = None

@@ -40,9 +40,12 @@ SAE_DEFAULTS: dict[str, Any] = {
 SAE_IMAGES = 3000  # world images whose tokens (17 per image) train the SAEs
 
 # The domain SAEs of steerlang.zoo.ZOO_DOMAIN_SAES: trained with the same trainer as
-# `steer train-sae` on one zoo dataset's training images. CelebA as its SAE was trained for the
-# paper's disentanglement experiment: TopK on patch tokens only. k scales the paper-suite's
-# k = 128 on ViT-B's 768 dimensions to the tiny CLIP's width: round(128 * 128 / 768) = 21.
+# `steer train-sae` on one zoo domain's images. CelebA as its SAE was trained for the paper's
+# disentanglement experiment: TopK on patch tokens only. k scales the paper-suite's k = 128 on
+# ViT-B's 768 dimensions to the tiny CLIP's width: round(128 * 128 / 768) = 21. The images are
+# `SAE_IMAGES` faces drawn like the CelebA training split (steerlang.zoo.splits
+# .celeba_like_faces), the general SAEs' image budget: the 672 training faces alone are ten
+# tokens per latent.
 DOMAIN_SAE_TRAINING: dict[str, dict[str, Any]] = {
     "celeba": {
         "tokens": "patches",
@@ -148,6 +151,7 @@ def build_zoo(
             device=device,
             world=w,
             overrides=sae_overrides,
+            n_images=sae_images,
             layers=layers,
             progress=progress,
             log=say,
@@ -385,14 +389,14 @@ def build_domain_saes(
     device: str,
     world: Any,
     overrides: dict[str, Any] | None = None,
+    n_images: int = SAE_IMAGES,
     layers: list[int] | None = None,
     progress: bool = False,
     log: Log | None = None,
 ) -> dict[str, Any]:
     """Train the domain SAEs (`DOMAIN_SAE_TRAINING`) whose layer is among `layers` (all when
-    None) on their dataset's training split, measure them on its validation split, and save
-    them under out/sae/{domain}/L{l}/{site}. The same as `steer train-sae --dataset DOMAIN
-    --split train --tokens patches --arch topk --k 21 --input-norm per_token_ln` with the zoo."""
+    None) on their domain's images, measure them on the domain dataset's validation split, and
+    save them under out/sae/{domain}/L{l}/{site}."""
     from steerlang.model.sae.load import save_sae
     from steerlang.training.trainer import TrainConfig as SAETrainConfig
     from steerlang.training.trainer import train_site_saes
@@ -400,6 +404,7 @@ def build_domain_saes(
     from steerlang.zoo import ZOO_DOMAIN_SAES, sae_subdir, splits
 
     records = {"celeba": splits.celeba_records}
+    train_images = {"celeba": splits.celeba_like_faces}
     doc: dict[str, Any] = {}
     handle = _zoo_handle(model, device)
     for domain, (layer, site) in ZOO_DOMAIN_SAES.items():
@@ -407,15 +412,14 @@ def build_domain_saes(
             continue
         how = DOMAIN_SAE_TRAINING[domain]
         cfg = SAETrainConfig(**{**how["sae"], **(overrides or {}), "device": device})
-        recs = records[domain](world)
-        train = [r for r in recs if r["split"] == "train"]
-        val = [r for r in recs if r["split"] == "val"]
+        train = train_images[domain](world, n_images)
+        val = [r for r in records[domain](world) if r["split"] == "val"]
         hook = f"blocks.{layer}.hook_{site}"
         t = time.time()
         res = train_site_saes(
             handle,
             [hook],
-            to_model_input(splits.images_array([r["image"] for r in train])),
+            to_model_input(splits.images_array(train)),
             cfg,
             tokens=how["tokens"],
             eval_source=to_model_input(splits.images_array([r["image"] for r in val])),
