@@ -97,8 +97,10 @@ REAL_COMMANDS: dict[str, str] = {
     "--sample 1/20 --dataset imagenet --split val --strengths 5,10,20,50,150 --matched "
     "(with `imagenet: {format: imagefolder, root: /data/imagenet}` in steer.yaml)",
     "celeba": f"steer run recipes/celeba.steer --model {REAL_MODEL} --data celeba=/data/celeba "
-    "(with a CelebA-domain SAE at layer 7: the authors' is not released; train one with "
-    "`steer train-sae`, docs/training.md)",
+    "--sae 7=DIR (DIR: a CelebA-domain SAE for that model, which `--sae` puts in place of the "
+    "recipe's zoo one; the authors' is not released: train one with `steer train-sae --model "
+    f"{REAL_MODEL} --layer 7 --tokens patches --dataset celeba --split train --arch topk "
+    "--input-norm per_token_ln --out DIR`, docs/training.md)",
     "waterbirds": f"steer run recipes/waterbirds.steer --model {REAL_MODEL} "
     "--data waterbirds=/data/waterbird_complete95_forest2water2",
     "typographic": f"steer run recipes/typographic_rta.steer --model {REAL_MODEL} "

@@ -45,8 +45,8 @@ class Selection:
     metric: str  # a grid column (steerlang/report/grid_summary.py): the higher the better
     tie_break: str  # a second column, for ties
     why: str  # what the metric measures, for the doc
-    # Recipes without a validation split of their own that take some of the winner's values:
-    # (recipe, param names).
+    # Recipes that take some of the winner's values (recipe, param names): a control that must
+    # act where the experiment acts, or a set without a validation split of its own.
     followers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
@@ -171,7 +171,7 @@ def render(results: list[dict[str, Any]]) -> str:
             + ", ".join(f"`{k} = {r['recipe_values'].get(k)}`" for k in r["winner"])
             + (" (agrees)." if r["agrees"] else " (**disagrees**)."),
             *(
-                f"`{f}` has no validation split of its own and takes "
+                f"`{f}` takes "
                 + ", ".join(f"`{k} = {r['winner'][k]}`" for k in names)
                 + f" from this grid ({'agrees' if ok else '**disagrees**'})."
                 for f, names, ok in r["followers"]

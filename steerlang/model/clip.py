@@ -343,13 +343,16 @@ def _load_checkpoint(
     return _finish(model, preprocess, name, ref, device, path)
 
 
-def _cached_pretrained(name: str, tag: str, cache_dir: str | None) -> tuple[Path | None, str]:
-    """Look for the weights of an open_clip tag in the local caches; returns (file, where)."""
+def _cached_pretrained(
+    name: str, tag: str, cache_dir: str | None
+) -> tuple[Path | None, str, tuple[str, str] | None]:
+    """Look for the weights of an open_clip tag in the local caches; returns (file, where, and
+    the Hugging Face (repo, file) to fetch when the tag has one)."""
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(name, tag)
     if cfg.get("file"):
-        return Path(cfg["file"]), cfg["file"]
+        return Path(cfg["file"]), cfg["file"], None
     hub = cfg.get("hf_hub", "")
     if hub:
         from huggingface_hub import hf_hub_download
@@ -364,16 +367,16 @@ def _cached_pretrained(name: str, tag: str, cache_dir: str | None) -> tuple[Path
         for fname in names:
             try:
                 p = hf_hub_download(repo, fname, cache_dir=cache_dir, local_files_only=True)
-                return Path(p), f"hf://{repo}/{fname}"
+                return Path(p), f"hf://{repo}/{fname}", (repo, fname)
             except Exception:  # noqa: BLE001 - a miss in the local cache, try the next name
                 continue
-        return None, f"Hugging Face repo {repo} (file {names[-1]})"
+        return None, f"Hugging Face repo {repo} (file {names[-1]})", (repo, names[-1])
     url = cfg.get("url", "")
     if url:
         root = Path(cache_dir or os.path.expanduser("~/.cache/clip"))
         p = root / os.path.basename(url)
-        return (p if p.is_file() else None), url
-    return None, f"{name}@{tag}"
+        return (p if p.is_file() else None), url, None
+    return None, f"{name}@{tag}", None
 
 
 def _load_pretrained(
@@ -395,19 +398,16 @@ def _load_pretrained(
             + f"known tags: {', '.join(tags) or 'none'}; or pass a checkpoint path after '@'",
         )
     pcfg = open_clip.get_pretrained_cfg(name, tag)
-    local, where = _cached_pretrained(name, tag, cache_dir)
-    fetch_cmd = (
-        f"python -c \"import open_clip; open_clip.create_model_and_transforms('{name}', "
-        f"pretrained='{tag}')\""
-    )
+    from steerlang.model.refs import pretrained_fetch_help
+
+    local, where, hub = _cached_pretrained(name, tag, cache_dir)
+    fetch = pretrained_fetch_help(name, tag, *(hub or (None, None)))
     if local is None:
         if allow_download is False or (allow_download is None and _offline_mode()):
             raise OfflineError(
                 f"model {ref}: the weights ({where}) are not in the local cache and downloads "
                 "are off",
-                help=f"on a networked machine run {fetch_cmd} (it fills the Hugging Face cache; "
-                f"copy ~/.cache/huggingface to this machine), or pass a local checkpoint: "
-                f"openclip:{name}@/path/to/weights.safetensors",
+                help=fetch,
             )
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
@@ -422,10 +422,9 @@ def _load_pretrained(
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise OfflineError(
                 f"model {ref}: cannot download the weights ({where}): {msg[:200]}",
-                help=f"on a networked machine run {fetch_cmd} and copy ~/.cache/huggingface "
-                f"here, or pass a local checkpoint: openclip:{name}@/path/to/weights.safetensors",
+                help=fetch,
             ) from None
-        local, _ = _cached_pretrained(name, tag, cache_dir)
+        local, _, _ = _cached_pretrained(name, tag, cache_dir)
         return _finish(model, preprocess, name, ref, device, local)
     handle = _load_checkpoint(name, local, ref, device, quick_gelu=uses_quick_gelu(name, tag))
     # The tag's own normalisation constants (e.g. SigLIP/OpenAI differ) drive preprocessing.

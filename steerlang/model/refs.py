@@ -54,3 +54,20 @@ def resolve_alias(ref: str) -> str:
         )
     name, tag = hit
     return f"openclip:{name}@{tag}"
+
+
+def pretrained_fetch_help(name: str, tag: str, repo: str | None, file: str | None) -> str:
+    """How to put an open_clip pretrained tag's weights on an offline machine (one text for
+    the loader and preflight): `hf download` of its Hugging Face file when it has one, else
+    open_clip itself, which fills its caches."""
+    get = (
+        f"`hf download {repo} {file}`"
+        if repo and file
+        else f"python -c \"import open_clip; open_clip.create_model_and_transforms('{name}', "
+        f"pretrained='{tag}')\""
+    )
+    return (
+        f"on a networked machine run {get} (it fills the Hugging Face cache; copy "
+        f"~/.cache/huggingface to this machine), or pass a local checkpoint: "
+        f"openclip:{name}@/path/to/weights.safetensors"
+    )

@@ -245,15 +245,9 @@ def check_pretrained_reachable(ref: str) -> None:
     if _in_hf_cache(repo, files):
         return
     where = f"Hugging Face repo {repo} (file {files[-1]})"
-    fetch_cmd = (
-        f"python -c \"import open_clip; open_clip.create_model_and_transforms('{name}', "
-        f"pretrained='{tag}')\""
-    )
-    help_text = (
-        f"on a networked machine run {fetch_cmd} (it fills the Hugging Face cache; "
-        f"copy ~/.cache/huggingface to this machine), or pass a local checkpoint: "
-        f"openclip:{name}@/path/to/weights.safetensors"
-    )
+    from steerlang.model.refs import pretrained_fetch_help
+
+    help_text = pretrained_fetch_help(name, tag, repo, files[-1])
     if _offline_mode():
         raise OfflineError(
             f"model {ref}: the weights ({where}) are not in the local cache and downloads are off",

@@ -42,6 +42,23 @@ def test_an_sae_per_layer_loads() -> None:
     for layer in range(N_LAYERS):
         sae = load_sae(zoo_sae_dir(layer, "resid_post"))
         assert sae.d_in == 128 and sae.cfg.hook.layer == layer
+        # per-token standardised, as the ViT-Prisma suite (docs/zoo.md)
+        assert sae.cfg.input_norm == "per_token_ln"
+
+
+def test_the_celeba_domain_sae_loads_by_its_reference(card: dict) -> None:
+    from steerlang.model.sae.load import load_sae
+
+    sae = load_sae("zoo:sae/celeba/L7/resid_post")
+    assert (sae.cfg.activation, sae.cfg.k, sae.d_sae) == ("topk", 21, 1024)
+    assert (sae.cfg.hook.layer, sae.cfg.hook.site, sae.cfg.hook.tokens) == (
+        7,
+        "resid_post",
+        "patches",
+    )
+    assert sae.cfg.input_norm == "per_token_ln"
+    dom = card["domain_saes"]["celeba"]
+    assert dom["images"] == 3000 and dom["metrics"]["l0_patches"] == 21.0
 
 
 def test_waterbirds_numbers_match_the_card(zoo: tuple, card: dict) -> None:

@@ -145,6 +145,10 @@ def lint_overlaps(st: CompileState) -> None:
     facts = [_selector_facts(st, s) for _i, s, _r in rules]
     memo: dict[tuple, bool] = {}
     sites: dict[tuple[int, str], _Site] = {}
+    last: dict[tuple[int, str], int] = {}  # the last rule acting on each (layer, site)
+    for pos, (_i, _s, r) in enumerate(rules):
+        for layer in r["scope"]["layers"]:
+            last[(layer, r["scope"].get("site", "resid_post"))] = pos
     for pos, (_i, _s, r) in enumerate(rules):
         site = r["scope"].get("site", "resid_post")
         edit = _edit_key(r)
@@ -173,7 +177,8 @@ def lint_overlaps(st: CompileState) -> None:
             )
             break
         for layer in r["scope"]["layers"]:
-            sites.setdefault((layer, site), _Site()).add(facts[pos], pos, edit)
+            if last[(layer, site)] > pos:  # only a later rule at this site looks it up
+                sites.setdefault((layer, site), _Site()).add(facts[pos], pos, edit)
 
 
 def _selector_facts(
