@@ -59,3 +59,26 @@ def test_compiler_uses_the_bound_columns(tmp_path: Path) -> None:
     assert bad.errors[0].help == "did you mean `photographer`?"
     # without the reader, `birds` is no built-in name: its columns are unknown, nothing checked
     assert compile_text(RECIPE.format(column="photografer"), "r.steer").ok
+
+
+def test_an_hf_datasets_column_misspelt_in_a_recipe_gets_the_did_you_mean(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets", reason="the hf_datasets format needs `datasets`")
+    from PIL import Image
+
+    ds = datasets.Dataset.from_dict(
+        {"image": [Image.new("RGB", (4, 4))] * 2, "bird": [0, 1], "photographer": ["p0", "p1"]},
+        features=datasets.Features(
+            {
+                "image": datasets.Image(),
+                "bird": datasets.Value("int64"),
+                "photographer": datasets.Value("string"),
+            }
+        ),
+    )
+    ds.save_to_disk(str(tmp_path / "birds"))
+    read = columns_reader(None, [f"birds=hf_datasets:{tmp_path / 'birds'}"])
+    ok = compile_text(RECIPE.format(column="photographer"), "r.steer", dataset_columns=read)
+    assert ok.ok, ok.render(color=False)
+    bad = compile_text(RECIPE.format(column="photografer"), "r.steer", dataset_columns=read)
+    assert [d.code for d in bad.errors] == ["E105"]
+    assert bad.errors[0].help == "did you mean `photographer`?"
