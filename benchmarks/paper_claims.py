@@ -36,6 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 PAPER_MD = REPO / "docs" / "paper.md"
 ZOO_MD = REPO / "docs" / "zoo.md"
+ZOO_CARD = REPO / "steerlang" / "zoo" / "weights" / "zoo_card.json"  # `steer zoo build` writes it
 
 STRENGTHS = (5.0, 10.0, 20.0, 50.0, 150.0)
 SWEEP_LAYER = 11
@@ -567,7 +568,40 @@ def render_zoo_tables(m: dict) -> dict[str, str]:
             f"| {s:g}{default} | {_cell(a)} | {a['distinct_top_concepts']} | {_cell(n)} | "
             f"{_cell(mt)} | {ratio} |"
         )
-    return {"sae_table": "\n".join(sae), "steer_table": "\n".join(steer)}
+    card = json.loads(ZOO_CARD.read_text(encoding="utf-8"))
+    return {
+        "sae_table": "\n".join(sae),
+        "steer_table": "\n".join(steer),
+        "phenomena_table": render_phenomena(card.get("phenomena") or {}),
+    }
+
+
+def render_phenomena(ph: dict) -> str:
+    """The model card's steering checks (`steerlang.training.zoo.phenomena`, measured by
+    `steer zoo build` into zoo_card.json): one row per (layer, threshold)."""
+    rows = [
+        "| layer | thr | background features | Waterbirds avg | WGA | text features | "
+        "attacked acc. | clean acc. | drop recovered |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ty = {(t["layer"], t["threshold"]): t for t in ph.get("typographic", [])}
+    for w in ph.get("waterbirds", []):
+        t = ty.get((w["layer"], w["threshold"]))
+        b, s = w["baseline"], w["steered"]
+        text = "n/a | n/a | n/a | n/a"
+        if t is not None:
+            tb, ts = t["baseline"], t["steered"]
+            text = (
+                f"{t['n_features']} | {100 * tb['attacked_accuracy']:.1f} → "
+                f"{100 * ts['attacked_accuracy']:.1f} | {100 * tb['clean_accuracy']:.1f} → "
+                f"{100 * ts['clean_accuracy']:.1f} | {_pct(t.get('recovered'))}"
+            )
+        rows.append(
+            f"| {w['layer']} | {w['threshold']:g} | {w['n_features']} ({w['n_water']} water, "
+            f"{w['n_land']} land) | {100 * b['average']:.1f} → {100 * s['average']:.1f} | "
+            f"{100 * b['worst_group']:.0f} → {100 * s['worst_group']:.0f} | {text} |"
+        )
+    return "\n".join(rows)
 
 
 def _cell(r: dict | None) -> str:

@@ -150,7 +150,13 @@ def _print_card(card: dict[str, Any], out: Path) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from steerlang.zoo import ZOO_DATASETS, ZOO_MODEL_NAME, zoo_weights_dir
+    from steerlang.zoo import (
+        ZOO_DATASETS,
+        ZOO_DOMAIN_SAES,
+        ZOO_MODEL_NAME,
+        sae_subdir,
+        zoo_weights_dir,
+    )
     from steerlang.zoo.model import CARD_FILE, CLIP_WEIGHTS_FILE
 
     root = Path(args.dir) if args.dir else zoo_weights_dir()
@@ -169,6 +175,11 @@ def _info(args: argparse.Namespace) -> int:
         "weights_dir": str(root),
         "clip_weights": str(clip) if clip.is_file() else None,
         "saes": [str(p.relative_to(root)) for p in sae_dirs],
+        "domain_saes": [
+            f"zoo:sae/{d}/L{n}/{site}"
+            for d, (n, site) in ZOO_DOMAIN_SAES.items()
+            if (root / sae_subdir(n, site, d)).is_dir()
+        ],
         "weights_bytes": total,
         "datasets": ZOO_DATASETS,
         "card": card,
@@ -185,6 +196,8 @@ def _info(args: argparse.Namespace) -> int:
     console.print(
         f"  SAEs: {len(sae_dirs)} ({', '.join(doc['saes'][:3])}{'…' if len(sae_dirs) > 3 else ''})"
     )
+    if doc["domain_saes"]:
+        console.print(f"  domain SAEs: {', '.join(doc['domain_saes'])}")
     console.print(f"  shipped weights: {total / 1e6:.1f} MB")
     console.print(f"  datasets (materialised on first use): {', '.join(ZOO_DATASETS)}")
     if card:

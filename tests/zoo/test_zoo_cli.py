@@ -68,6 +68,7 @@ def test_info_json(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["model"] == "steer-tiny-clip"
     assert doc["saes"] == ["sae/L5/resid_post", "sae/L11/resid_post"]  # in layer order
+    assert doc["domain_saes"] == []  # the CelebA SAE is at layer 7, not built here
     assert doc["card"]["seed"] == 0
     assert 0 < doc["weights_bytes"] <= 25_000_000
 

@@ -46,7 +46,9 @@ def test_an_sae_per_layer_loads() -> None:
         assert sae.cfg.input_norm == "per_token_ln"
 
 
-def test_the_celeba_domain_sae_loads_by_its_reference(card: dict) -> None:
+def test_the_celeba_domain_sae_loads_by_its_reference(
+    card: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     from steerlang.model.sae.load import load_sae
 
     sae = load_sae("zoo:sae/celeba/L7/resid_post")
@@ -57,6 +59,10 @@ def test_the_celeba_domain_sae_loads_by_its_reference(card: dict) -> None:
         "patches",
     )
     assert sae.cfg.input_norm == "per_token_ln"
+    from steerlang.cli import main
+
+    assert main(["zoo", "info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["domain_saes"] == ["zoo:sae/celeba/L7/resid_post"]
     dom = card["domain_saes"]["celeba"]
     assert dom["images"] == 3000 and dom["metrics"]["l0_patches"] == 21.0
 
