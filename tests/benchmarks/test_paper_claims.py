@@ -157,23 +157,51 @@ def test_zoo_tables_splice_between_markers_only() -> None:
         in (tables["steer_table"])
     )
     assert "| 11 | 0.091 | 61.0 | 53.0 | 50.0 | 1.0% | 60% | 0.700 (85%) |" in tables["sae_table"]
+    assert tables["phenomena_table"].startswith("| layer | thr | background features |")
     doc = (
         "intro\n<!-- paper_claims:sae_table -->\nold\n<!-- /paper_claims:sae_table -->\nmid\n"
-        "<!-- paper_claims:steer_table -->\nold\n<!-- /paper_claims:steer_table -->\nend\n"
+        "<!-- paper_claims:steer_table -->\nold\n<!-- /paper_claims:steer_table -->\n"
+        "<!-- paper_claims:phenomena_table -->\n<!-- /paper_claims:phenomena_table -->\nend\n"
     )
     out = pc.splice_tables(doc, tables)
     assert out.startswith("intro\n<!-- paper_claims:sae_table -->\n| layer |")
-    assert "\nmid\n" in out and out.endswith("<!-- /paper_claims:steer_table -->\nend\n")
+    assert "\nmid\n" in out and out.endswith("<!-- /paper_claims:phenomena_table -->\nend\n")
     assert pc.splice_tables(out, tables) == out
     with pytest.raises(SystemExit, match="no <!-- paper_claims:sae_table"):
         pc.splice_tables("nothing", tables)
+
+
+def test_phenomena_table_from_the_model_card() -> None:
+    wb = {
+        "layer": 7,
+        "threshold": 0.3,
+        "n_features": 259,
+        "n_water": 98,
+        "n_land": 161,
+        "baseline": {"average": 0.8, "worst_group": 0.49},
+        "steered": {"average": 0.9025, "worst_group": 0.81},
+    }
+    ty = {
+        "layer": 7,
+        "threshold": 0.3,
+        "n_features": 94,
+        "baseline": {"clean_accuracy": 0.746, "attacked_accuracy": 0.0},
+        "steered": {"clean_accuracy": 0.733, "attacked_accuracy": 0.2875},
+        "recovered": 0.385,
+    }
+    rows = pc.render_phenomena({"waterbirds": [wb], "typographic": [ty]}).splitlines()
+    assert rows[2] == (
+        "| 7 | 0.3 | 259 (98 water, 161 land) | 80.0 → 90.2 | 49 → 81 | 94 | 0.0 → 28.7 | "
+        "74.6 → 73.3 | 38.5% |"
+    )
 
 
 def test_check_fails_on_drift_and_write_makes_it_pass(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     zoo = tmp_path / "zoo.md"
     zoo.write_text(
         "<!-- paper_claims:sae_table -->\n<!-- /paper_claims:sae_table -->\n"
-        "<!-- paper_claims:steer_table -->\n<!-- /paper_claims:steer_table -->\n",
+        "<!-- paper_claims:steer_table -->\n<!-- /paper_claims:steer_table -->\n"
+        "<!-- paper_claims:phenomena_table -->\n<!-- /paper_claims:phenomena_table -->\n",
         encoding="utf-8",
     )
     monkeypatch.setattr(pc, "ZOO_MD", zoo)
