@@ -249,11 +249,18 @@ class RunningTopK:
         return int(hits[0, 0])
 
     def top(self, feature: int) -> list[tuple[int, float, np.ndarray | None]]:
-        """(row, pooled activation, patch map or None) of the feature's best rows, best first."""
+        """(row, pooled activation, patch map or None) of the feature's best rows, best first.
+
+        Maps come at the float16 precision the statistics cache keeps (`to_columns`), so a card
+        drawn right after a pass is the same picture as one drawn from the cache."""
         i = self.index_of(feature)
         rows = self.rows[i].cpu().numpy()
         vals = self.values[i].cpu().numpy()
-        maps = self._store[self._slots[i], :, i].cpu().numpy() if self._store is not None else None
+        maps = (
+            self._store[self._slots[i], :, i].cpu().numpy().astype(np.float16).astype(np.float32)
+            if self._store is not None
+            else None
+        )
         return [
             (int(r), float(v), maps[j] if maps is not None else None)
             for j, (r, v) in enumerate(zip(rows, vals, strict=True))

@@ -447,7 +447,7 @@ def test_hf_reference_from_cache_and_offline(tmp_path) -> None:
 
 
 def test_zoo_reference_errors_clearly() -> None:
-    with pytest.raises(SteerError, match="zoo:sae/L<layer>/<site>"):
+    with pytest.raises(SteerError, match="zoo:sae/L<layer>/resid_post"):
         load_sae("zoo:sae/seven")
 
 

@@ -93,7 +93,9 @@ def test_card_images_come_from_the_statistics_pass(runs: list[Any], wb_root: Pat
             assert im.source.endswith(f"(row {im.row})")
         # The strongest patch of any statistics image is at most the table's `max`.
         if card.images:
-            assert max(im.peak for im in card.images) <= table.column("max")[card.feature] + 1e-5
+            # maps are kept at float16 precision (RunningTopK.top): within 2**-11 relative
+            peak = table.column("max")[card.feature]
+            assert max(im.peak for im in card.images) <= peak * (1 + 2**-11) + 1e-5
 
 
 def test_cached_run_shows_the_same_cards(runs: list[Any]) -> None:
