@@ -301,7 +301,8 @@ def test_feature_card_heat_maps_cover_every_patch_without_cls(siglip) -> None:
         got = gallery.top(f)
         assert [r for r, _, _ in got] == rows.tolist()
         for r, _, patch_map in got:
-            np.testing.assert_allclose(patch_map, a[r, :, f].numpy(), rtol=1e-5, atol=1e-6)
+            # maps come at the statistics cache's float16 precision (RunningTopK.top)
+            np.testing.assert_allclose(patch_map, a[r, :, f].numpy(), rtol=2**-11, atol=1e-6)
 
     class Views:
         def source(self, row: int) -> str:
@@ -321,4 +322,4 @@ def test_feature_card_heat_maps_cover_every_patch_without_cls(siglip) -> None:
     tokens = a[best.row, :, f].numpy()
     for i in range(4):
         for j in range(4):
-            assert best.patch_map[i, j] == pytest.approx(tokens[4 * i + j], rel=1e-5, abs=1e-6)
+            assert best.patch_map[i, j] == pytest.approx(tokens[4 * i + j], rel=2**-11, abs=1e-6)
