@@ -165,7 +165,7 @@ def zoo_sae_problem(ref: str, layer: int | None = None) -> tuple[str, str] | Non
         domains = ", ".join(domain_zoo_sae_refs())
         what = f"the zoo has no SAE '{ref}': its domain SAEs are {domains}"
         if parsed[0] in ZOO_DOMAIN_SAES:
-            guess = shipped[depth + list(ZOO_DOMAIN_SAES).index(parsed[0])]
+            guess = domain_zoo_sae_refs()[list(ZOO_DOMAIN_SAES).index(parsed[0])]
     elif not 0 <= parsed[1] < depth:
         what = f"the zoo has no SAE '{ref}': the zoo CLIP has layers 0..{depth - 1}"
     else:

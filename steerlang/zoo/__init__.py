@@ -47,8 +47,8 @@ def zoo_clip_path() -> Path:
 
 # SAEs trained on one zoo dataset's images, shipped beside the general per-layer ones (which
 # are trained on the whole world): domain -> (layer, site). `zoo:sae/celeba/L7/resid_post` is a
-# TopK SAE on the zoo CelebA training faces' patch tokens; how each was trained is in the model
-# card (docs/zoo.md).
+# TopK SAE on the patch tokens of faces drawn like the zoo CelebA training split; how each was
+# trained is in the model card (docs/zoo.md).
 ZOO_DOMAIN_SAES: dict[str, tuple[int, str]] = {"celeba": (7, "resid_post")}
 
 # `zoo:sae/L{layer}/{site}` or `zoo:sae/{domain}/L{layer}/{site}`; parsed loosely (any site

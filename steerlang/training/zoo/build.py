@@ -113,6 +113,7 @@ def build_zoo(
     change to SAE training does not move the model every recipe's baseline is measured on.
     """
     from steerlang.training.zoo import evaluate
+    from steerlang.zoo import load_zoo_clip
     from steerlang.zoo.model import get_tokenizer
     from steerlang.zoo.world import SynthWorld
 
@@ -130,6 +131,9 @@ def build_zoo(
         world_cfg = world or WorldConfig()
         model, tlog, clip_path = _train_clip(out, train, world_cfg, device, threads, progress, say)
         card = _card(train, world_cfg, device, threads, tlog, clip_path)
+        # Everything below runs on the CLIP as written (fp16 on disk), the model every recipe
+        # loads, so a full build and `--reuse-clip` train the same SAEs from the same weights.
+        model, _, _ = load_zoo_clip(device, weights=clip_path)
     tok = get_tokenizer()
     w = SynthWorld(train.seed, world_cfg)
     card["zero_shot"] = evaluate.all_metrics(model, tok, w)
