@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from steerlang.files import atomic_write_text  # noqa: E402
+from steerlang.lang.api import compile_file  # noqa: E402
 from steerlang.report.grid_summary import metric_value  # noqa: E402
 
 DOC = REPO / "docs" / "selection.md"
@@ -84,12 +84,13 @@ SELECTIONS: tuple[Selection, ...] = (
 VAL_LINE = '\n# appended by benchmarks/select_settings.py: measure on the validation split\nset eval_split = "val"\n'
 
 
-def recipe_params(text: str) -> dict[str, str]:
-    """`param NAME = VALUE` lines of a recipe, as written (comments stripped)."""
-    out = {}
-    for m in re.finditer(r"^param\s+(\w+)\s*=\s*([^#\n]+)", text, flags=re.M):
-        out[m.group(1)] = m.group(2).strip()
-    return out
+def recipe_params(recipe: str) -> dict[str, Any]:
+    """The declared params of a recipe (relative to the repository), as the compiler reads
+    them: the same parser `steer run` uses, not a second reading of the text."""
+    res = compile_file(str(REPO / recipe))
+    if res.ir is None:
+        raise SystemExit(f"{recipe} does not compile:\n{res.render(color=False)}")
+    return {name: p.value for name, p in res.ir.params.items()}
 
 
 def run_grid(sel: Selection, work: Path) -> dict[str, Any]:
@@ -184,15 +185,12 @@ def render(results: list[dict[str, Any]]) -> str:
 
 
 def _follows(recipe: str, names: tuple[str, ...], winner: dict[str, Any]) -> bool:
-    values = recipe_params((REPO / recipe).read_text(encoding="utf-8"))
+    values = recipe_params(recipe)
     return all(_same(values.get(k), winner[k]) for k in names)
 
 
-def _same(a: str | None, b: Any) -> bool:
-    try:
-        return a is not None and float(a) == float(b)
-    except ValueError:
-        return False
+def _same(a: Any, b: Any) -> bool:
+    return isinstance(a, int | float) and float(a) == float(b)
 
 
 def main() -> int:
@@ -209,7 +207,7 @@ def main() -> int:
             t = time.time()
             report = run_grid(sel, Path(tmp))
             winner = choose(sel, report)
-            values = recipe_params((REPO / sel.recipe).read_text(encoding="utf-8"))
+            values = recipe_params(sel.recipe)
             res = {
                 "name": sel.name,
                 "recipe": sel.recipe,

@@ -52,9 +52,8 @@ def test_table_marks_the_winner() -> None:
     assert rows == ["| L | thr = 0.1 | thr = 0.2 |", "|---|---|---|", "| 0 | 50.0 | **75.0** |"]
 
 
-def test_recipe_params_reads_declarations_as_written() -> None:
-    text = 'param thr = 0.4\nparam L = 7  # the layer\n# param x = 1\nparam s = "a"\n'
-    assert ss.recipe_params(text) == {"thr": "0.4", "L": "7", "s": '"a"'}
+def test_recipe_params_are_the_compilers() -> None:
+    assert ss.recipe_params("recipes/controls.steer") == {"arm": "targeted", "k": 64, "L": 7}
 
 
 def test_shipped_recipes_carry_the_values_the_validation_grid_chose() -> None:
@@ -63,11 +62,11 @@ def test_shipped_recipes_carry_the_values_the_validation_grid_chose() -> None:
         section = doc.split(f"## {sel.name} (`{sel.recipe}`)")[1].split("\n## ")[0]
         winner = re.search(r"Winner: (.*?) \(", section)
         assert winner is not None, sel.name
-        values = ss.recipe_params((REPO / sel.recipe).read_text(encoding="utf-8"))
+        values = ss.recipe_params(sel.recipe)
         chosen = dict(re.findall(r"`(\w+) = ([^`]+)`", winner.group(1)))
         for name, value in chosen.items():
             assert float(values[name]) == float(value), (sel.name, name)
         for recipe, names in sel.followers:
-            theirs = ss.recipe_params((REPO / recipe).read_text(encoding="utf-8"))
+            theirs = ss.recipe_params(recipe)
             for name in names:
                 assert float(theirs[name]) == float(chosen[name]), (recipe, name)
